@@ -1,0 +1,272 @@
+"""params.yaml -> typed, validated config objects. The only place that parses params.
+
+Each stage receives the sections it depends on (``cfg.data``, ``cfg.svd`` ...). Unknown keys,
+wrong types and bad enum values fail here with the file and key named, so a typo in a
+``dvc exp run -S`` override never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+REFERENCE_CLASSES = [
+    "n02099601", "n02123394", "n02129165", "n02132136", "n02403003",
+    "n02415577", "n02423022", "n02481823", "n02504458", "n02509815",
+]
+OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+OFFICIAL_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "data/tiny-imagenet-200.zip"
+    md5: Optional[str] = OFFICIAL_MD5
+    classes: list[str] = field(default_factory=lambda: list(REFERENCE_CLASSES))
+    val_fraction: float = 0.1
+    seed: int = 0
+    limit_per_class: Optional[int] = None
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
+        _check(len(self.classes) > 0, "data.classes", "must list at least one wnid")
+        _check(len(set(self.classes)) == len(self.classes), "data.classes", "has duplicates")
+        _check(self.limit_per_class is None or self.limit_per_class > 0,
+               "data.limit_per_class", "must be positive or null")
+        _check(self.image_size > 0, "data.image_size", "must be positive")
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    max_zoom: float = 0.08
+    max_shift: float = 0.06
+    max_rotate: float = 4.0
+
+
+@dataclass(frozen=True)
+class SvdConfig:
+    generator: Literal["svd", "tiny-svd", "repeat", "motion"] = "svd"
+    model: str = "stabilityai/stable-video-diffusion-img2vid"
+    steps: int = 12
+    frames: int = 3
+    height: int = 224
+    width: int = 224
+    motion_bucket_id: int = 127
+    fps: int = 7
+    noise_aug_strength: float = 0.02
+    min_guidance: float = 1.0
+    max_guidance: float = 3.0
+    decode_chunk_size: int = 3
+    dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
+    device: str = "auto"
+    first_frame: Literal["original", "generated"] = "original"
+    batch_size: int = 4
+    chunk_size: int = 64
+    seed: int = 0
+    processes: int = 1
+    preview_fps: int = 6
+    previews_per_class: int = 2
+    motion: MotionConfig = field(default_factory=MotionConfig)
+
+    def validate(self) -> None:
+        for key in ("steps", "frames", "height", "width", "batch_size", "chunk_size",
+                    "processes", "preview_fps", "decode_chunk_size"):
+            _check(getattr(self, key) > 0, f"svd.{key}", "must be positive")
+        _check(self.previews_per_class >= 0, "svd.previews_per_class", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "vgg11_bn"
+    pretrained: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    image_size: int = 224
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    step_size: int = 10
+    gamma: float = 0.1
+    augment: bool = False
+    num_workers: int = 2
+    device: str = "auto"
+    processes: int = 1
+
+    def validate(self) -> None:
+        _check(self.lr > 0, "train.lr", "must be positive")
+        _check(self.image_size > 0, "train.image_size", "must be positive")
+        _check(self.step_size > 0, "train.step_size", "must be positive")
+        _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
+        _check(self.processes > 0, "train.processes", "must be positive")
+
+
+@dataclass(frozen=True)
+class Train2dConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    frames: Literal["first", "all"] = "first"
+
+    def validate(self) -> None:
+        _check(self.epochs > 0, "train2d.epochs", "must be positive")
+        _check(self.batch_size > 0, "train2d.batch_size", "must be positive")
+
+
+@dataclass(frozen=True)
+class Train3dConfig:
+    epochs: int = 20
+    batch_size: int = 8
+
+    def validate(self) -> None:
+        _check(self.epochs > 0, "train3d.epochs", "must be positive")
+        _check(self.batch_size > 0, "train3d.batch_size", "must be positive")
+
+
+@dataclass(frozen=True)
+class InflateConfig:
+    source: Literal["train2d", "imagenet"] = "train2d"
+    time_kernel: int = 3
+    init: Literal["centre", "mean"] = "centre"
+    last_n: Optional[int] = None
+
+    def validate(self) -> None:
+        _check(self.time_kernel > 0 and self.time_kernel % 2 == 1, "inflate.time_kernel",
+               "must be a positive odd number")
+        _check(self.last_n is None or self.last_n >= 0, "inflate.last_n", "must be >= 0 or null")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int = 32
+    seed: int = 0
+    bootstrap: int = 10000
+    latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    latency_repeats: int = 20
+    latency_warmup: int = 3
+    extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    svd: SvdConfig = field(default_factory=SvdConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train2d: Train2dConfig = field(default_factory=Train2dConfig)
+    inflate: InflateConfig = field(default_factory=InflateConfig)
+    train3d: Train3dConfig = field(default_factory=Train3dConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data.classes)
+
+
+def _check(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {problem}")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where YAML is loose (int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug in this module
+
+
+def _build(cls: type, raw: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def config_from_dict(raw: dict | None) -> Config:
+    """Build a :class:`Config` from a parsed params mapping (missing keys take defaults)."""
+    return _build(Config, raw or {}, "")
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate a params file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def to_dict(section: Any) -> dict:
+    """A config object (or section) as plain data, e.g. to record beside an output."""
+    return dataclasses.asdict(section)

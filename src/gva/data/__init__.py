@@ -1,0 +1,1 @@
+"""Datasets and the on-disk stores of curated images and generated clips."""

@@ -1,0 +1,135 @@
+"""The uint8 stores: ``images.npy`` [N,H,W,3] / ``clips.npy`` [N,T,H,W,3] plus ``index.csv``.
+
+A store is a directory holding the array and its index, rows in the same order. Arrays are
+read memory-mapped (training touches one sample at a time) and written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gva.io import atomic_path
+
+INDEX_COLUMNS = ["id", "split", "wnid", "class_name", "label", "source"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    id: int
+    split: str
+    wnid: str
+    class_name: str
+    label: int
+    source: str
+
+
+class StoreError(ValueError):
+    """A store on disk that does not satisfy the contract; the message names the file."""
+
+
+def write_index(path: str | Path, rows: list[IndexRow]) -> None:
+    """Write ``index.csv`` (columns ``INDEX_COLUMNS``) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(INDEX_COLUMNS)
+            for r in rows:
+                w.writerow([r.id, r.split, r.wnid, r.class_name, r.label, r.source])
+
+
+def read_index(path: str | Path) -> list[IndexRow]:
+    """Read ``index.csv``; a missing column or a malformed row is a :class:`StoreError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: index file not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or list(reader.fieldnames) != INDEX_COLUMNS:
+            raise StoreError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, "
+                             f"got {','.join(reader.fieldnames or [])}")
+        rows = []
+        for line, rec in enumerate(reader, start=2):
+            try:
+                rows.append(IndexRow(int(rec["id"]), rec["split"], rec["wnid"], rec["class_name"],
+                                     int(rec["label"]), rec["source"]))
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{path}:{line}: malformed row ({exc})") from None
+            if rows[-1].split not in SPLITS:
+                raise StoreError(f"{path}:{line}: unknown split {rows[-1].split!r}")
+    return rows
+
+
+def write_array(path: str | Path, array: np.ndarray) -> None:
+    """Save a uint8 array as ``.npy`` atomically."""
+    if array.dtype != np.uint8:
+        raise StoreError(f"{path}: refusing to write dtype {array.dtype}, stores are uint8")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def read_array(path: str | Path, ndim: int, mmap: bool = True) -> np.ndarray:
+    """Open a uint8 store memory-mapped and check its rank and channel count."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: array file not found")
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None)
+    except ValueError as exc:
+        raise StoreError(f"{path}: not a readable .npy file ({exc})") from None
+    if arr.dtype != np.uint8 or arr.ndim != ndim or arr.shape[-1] != 3:
+        raise StoreError(f"{path}: expected uint8 array of rank {ndim} with 3 channels last, "
+                         f"got {arr.dtype} {arr.shape}")
+    return arr
+
+
+@dataclass
+class Store:
+    """An array and its index, read together and checked against each other."""
+
+    array: np.ndarray
+    rows: list[IndexRow]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.rows], dtype=np.int64)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.array([r.id for r in self.rows], dtype=np.int64)
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row positions of ``split``, in store order."""
+        return np.array([i for i, r in enumerate(self.rows) if r.split == split], dtype=np.int64)
+
+    def class_names(self) -> list[str]:
+        """Class names ordered by label."""
+        names: dict[int, str] = {}
+        for r in self.rows:
+            names.setdefault(r.label, r.class_name)
+        return [names[k] for k in sorted(names)]
+
+
+def open_store(directory: str | Path, array_name: str, ndim: int) -> Store:
+    """Open ``directory/array_name`` with ``directory/index.csv``; row counts must agree."""
+    directory = Path(directory)
+    arr = read_array(directory / array_name, ndim)
+    rows = read_index(directory / "index.csv")
+    if len(rows) != arr.shape[0]:
+        raise StoreError(f"{directory}: {array_name} has {arr.shape[0]} rows but index.csv has {len(rows)}")
+    return Store(arr, rows)
+
+
+def open_images(directory: str | Path = "data/curated") -> Store:
+    """The curated images: uint8 [N,H,W,3]."""
+    return open_store(directory, "images.npy", 4)
+
+
+def open_clips(directory: str | Path = "data/clips") -> Store:
+    """The generated clips: uint8 [N,T,H,W,3]."""
+    return open_store(directory, "clips.npy", 5)
