@@ -158,6 +158,21 @@ class EvaluateConfig:
     latency_repeats: int = 20
     latency_warmup: int = 3
     extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _check(self.batch_size > 0, "evaluate.batch_size", "must be positive")
+        _check(self.bootstrap > 0, "evaluate.bootstrap", "must be positive")
+        _check(all(b > 0 for b in self.latency_batch_sizes), "evaluate.latency_batch_sizes",
+               "must all be positive")
+        _check(len(set(self.latency_batch_sizes)) == len(self.latency_batch_sizes),
+               "evaluate.latency_batch_sizes", "has duplicates")
+        _check(self.latency_repeats > 0, "evaluate.latency_repeats", "must be positive")
+        _check(self.latency_warmup >= 0, "evaluate.latency_warmup", "must be >= 0")
+        _check(len(set(self.extra_protocols)) == len(self.extra_protocols),
+               "evaluate.extra_protocols", "has duplicates")
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
+               "evaluate.device", "must be auto, cpu or cuda[:N]")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,90 @@
+"""What a model costs: parameters, MACs per sample, and per-sample latency.
+
+MACs come from ``torch.utils.flop_counter.FlopCounterMode`` (a maintained counter of the aten ops
+actually dispatched: convolutions, matmuls, attention), halved because it counts a multiply-add
+as two FLOPs. Element-wise ops (BN, ReLU, pooling) are not counted, the usual convention.
+
+Latency times the model's forward only (inputs already preprocessed and on the device), after
+``warmup`` untimed calls, with ``torch.cuda.synchronize`` around every timed call on CUDA: kernel
+launches are asynchronous, so timing without it measures the launch, not the work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers such as BN statistics excluded)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+@torch.inference_mode()
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass per sample of ``example`` ([B, ...], B >= 1)."""
+    if example.ndim < 1 or example.shape[0] < 1:
+        raise ValueError(f"example must be a non-empty batch, got shape {tuple(example.shape)}")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(example)
+    flops = counter.get_total_flops()
+    return int(round(flops / 2 / example.shape[0]))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class Latency:
+    batch_size: int
+    median_ms: float        # per sample: (time of one batch forward) / batch_size
+    p90_ms: float
+    repeats: int
+    warmup: int
+
+    def summary(self) -> dict[str, float]:
+        return {"median_ms": self.median_ms, "p90_ms": self.p90_ms}
+
+
+def make_batch(samples: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A batch of exactly ``batch_size`` built by cycling through ``samples`` [N, ...]."""
+    if samples.shape[0] == 0:
+        raise ValueError("no samples to build a timing batch from")
+    idx = torch.arange(batch_size) % samples.shape[0]
+    return samples[idx].contiguous()
+
+
+@torch.inference_mode()
+def measure_latency(model: nn.Module, samples: torch.Tensor, batch_size: int, warmup: int,
+                    repeats: int, device: torch.device | str) -> Latency:
+    """Median and 90th-percentile per-sample latency (ms) of ``model`` at ``batch_size``.
+
+    ``samples`` are preprocessed model inputs [N, ...]; a batch of ``batch_size`` is built from
+    them (cycling if N is smaller) and moved to ``device`` before timing.
+    """
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; "
+                         f"got {batch_size}, {repeats}, {warmup}")
+    device = torch.device(device)
+    batch = make_batch(samples, batch_size).to(device)
+    for _ in range(warmup):
+        model(batch)
+    _sync(device)
+    times = np.empty(repeats, dtype=np.float64)
+    for i in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        model(batch)
+        _sync(device)
+        times[i] = time.perf_counter() - start
+    per_sample_ms = times * 1000.0 / batch_size
+    return Latency(batch_size=batch_size, median_ms=float(np.median(per_sample_ms)),
+                   p90_ms=float(np.percentile(per_sample_ms, 90)), repeats=repeats, warmup=warmup)

@@ -1,0 +1,87 @@
+"""Is the 3-D vs 2-D difference real? Paired bootstrap interval and McNemar's exact test.
+
+Both models are scored on the same test images in the same order, so the comparison is paired:
+sample i contributes (correct_a[i], correct_b[i]). The bootstrap resamples *pairs*, which keeps
+the correlation between the two models (an unpaired interval would be too wide). McNemar's test
+uses only the discordant pairs: under H0 (equal accuracy) each discordant pair is equally likely
+to favour either model, so their split is Binomial(b + c, 1/2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import binomtest
+
+
+@dataclass(frozen=True)
+class BootstrapInterval:
+    delta: float        # observed accuracy(b) - accuracy(a)
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+    seed: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    only_a: int         # pairs where a is right and b wrong
+    only_b: int         # pairs where b is right and a wrong
+    p_value: float      # two-sided exact (binomial) p-value
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired outcomes must be 1-D and equally long, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError("no paired outcomes")
+    return a, b
+
+
+def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10000,
+                          seed: int = 0, confidence: float = 0.95,
+                          chunk: int = 1000) -> BootstrapInterval:
+    """Percentile interval of accuracy(b) - accuracy(a) over ``resamples`` paired resamples.
+
+    Deterministic for a given ``seed`` (``numpy.random.default_rng``); resamples are drawn in
+    chunks so memory stays O(chunk * N) whatever ``resamples`` is.
+    """
+    a, b = _paired(correct_a, correct_b)
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    diff = b.astype(np.float64) - a.astype(np.float64)  # per-pair difference in {-1, 0, 1}
+    n = diff.size
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples, dtype=np.float64)
+    for start in range(0, resamples, chunk):
+        m = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(m, n))
+        stats[start:start + m] = diff[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
+    return BootstrapInterval(delta=float(diff.mean()), low=float(low), high=float(high),
+                             confidence=confidence, resamples=resamples, seed=seed)
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
+    """McNemar's exact test: two-sided binomial test of the discordant pairs against p = 1/2."""
+    a, b = _paired(correct_a, correct_b)
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(~a & b))
+    discordant = only_a + only_b
+    # No discordant pairs: the data carry no evidence of a difference at all.
+    p = 1.0 if discordant == 0 else float(binomtest(only_b, discordant, 0.5,
+                                                    alternative="two-sided").pvalue)
+    return McNemarResult(only_a=only_a, only_b=only_b, p_value=min(1.0, p))

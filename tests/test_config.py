@@ -1,0 +1,51 @@
+"""params.yaml parsing: defaults, the shipped file, and errors that name the file and key."""
+
+import pytest
+
+from gva.config import REFERENCE_CLASSES, Config, ConfigError, config_from_dict, load_config
+
+
+def test_shipped_params_are_the_reference_experiment():
+    cfg = load_config("params.yaml")
+    assert cfg.data.classes == REFERENCE_CLASSES and cfg.num_classes == 10
+    assert (cfg.svd.steps, cfg.svd.frames, cfg.svd.first_frame) == (12, 3, "original")
+    assert cfg.model.arch == "vgg11_bn" and cfg.model.pretrained
+    assert (cfg.train.lr, cfg.train.momentum, cfg.train.weight_decay) == (1e-3, 0.9, 1e-4)
+    assert (cfg.train2d.batch_size, cfg.train3d.batch_size) == (32, 8)
+
+
+def test_defaults_equal_shipped_file():
+    # the dataclass defaults and params.yaml must not drift apart
+    assert config_from_dict({}) == load_config("params.yaml") == Config()
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"svd": {"stepz": 3}}, r"unknown key\(s\) svd.stepz"),
+    ({"nonsense": {}}, r"unknown key\(s\) nonsense"),
+    ({"svd": {"steps": "many"}}, r"svd.steps: expected an integer"),
+    ({"svd": {"generator": "sora"}}, r"svd.generator: 'sora' is not one of"),
+    ({"model": {"pretrained": "yes"}}, r"model.pretrained: expected true/false"),
+    ({"data": {"val_fraction": 1.5}}, r"data.val_fraction must be in"),
+    ({"data": {"classes": "n01"}}, r"data.classes: expected a list"),
+    ({"inflate": {"time_kernel": 2}}, r"inflate.time_kernel must be a positive odd"),
+])
+def test_bad_values_are_named(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(raw)
+
+
+def test_numbers_are_coerced_and_null_allowed():
+    cfg = config_from_dict({"train": {"lr": 1}, "data": {"limit_per_class": None}})
+    assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float) and cfg.data.limit_per_class is None
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: params file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("svd: {steps: [}\n")
+    with pytest.raises(ConfigError, match="p.yaml: not valid YAML"):
+        load_config(bad)
+    bad.write_text("svd:\n  steps: 0\n")
+    with pytest.raises(ConfigError, match="p.yaml: svd.steps must be positive"):
+        load_config(bad)
