@@ -4,7 +4,7 @@
 #   bash scripts/repro.sh --offline DATA_DIR   # whole DAG on a local Tiny ImageNet copy, CPU, minutes
 #   bash scripts/repro.sh -S svd.steps=25      # any `dvc exp run` arguments: an experiment
 set -euo pipefail
-source "$(dirname "$0")/setup-venv.sh"
+source "$(dirname "$0")/setup-venv.sh" ""
 
 # A fresh copy without git metadata (e.g. an unpacked archive) still gets a DVC repo.
 git rev-parse --git-dir >/dev/null 2>&1 || { git init -q && git add -A && git commit -qm "gva snapshot"; }
