@@ -1,0 +1,171 @@
+"""Training input pipeline: memory-mapped uint8 stores -> batches -> normalised float tensors.
+
+Datasets read ``images.npy`` / ``clips.npy`` directly (memory-mapped, one sample at a time) and
+yield uint8 tensors; :func:`to_model_input` turns a uint8 batch into the model's input on the
+device it lives on (resize + normalise there, so workers only ship uint8, 4x less than float).
+Augmentation (``train.augment``) is a random horizontal flip and a random translation
+(reflect-pad by 1/8 of the side, crop back), drawn once per sample and applied identically to
+every frame of a clip.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from gva.data.arrays import Store, StoreError, read_array
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_model_input(batch: torch.Tensor, size: int, mean: Sequence[float],
+                   std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``[B,H,W,3]`` / ``[B,T,H,W,3]`` -> float ``[B,3,S,S]`` / ``[B,3,T,S,S]``.
+
+    Bilinear resize with antialiasing to ``size`` x ``size``, scale to [0,1], then
+    ``(x - mean) / std`` per channel. Runs on ``batch``'s device.
+    """
+    if batch.dtype != torch.uint8 or batch.dim() not in (4, 5) or batch.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 batch [B,H,W,3] or [B,T,H,W,3], got "
+                         f"{batch.dtype} {tuple(batch.shape)}")
+    lead = batch.shape[:-3]
+    h, w = batch.shape[-3], batch.shape[-2]
+    x = batch.reshape(-1, h, w, 3).permute(0, 3, 1, 2).float().div_(255.0)
+    if (h, w) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    x = ((x - m) / s).reshape(*lead, 3, size, size)
+    if batch.dim() == 5:
+        x = x.permute(0, 2, 1, 3, 4)  # [B,T,3,S,S] -> [B,3,T,S,S]
+    return x.contiguous()
+
+
+def augment_sample(sample: np.ndarray, generator: Optional[torch.Generator] = None) -> np.ndarray:
+    """Random flip + translation of ``[...,H,W,3]`` uint8; one draw for all leading (frame) axes."""
+    h, w = sample.shape[-3], sample.shape[-2]
+    flip = bool(torch.rand((), generator=generator) < 0.5)
+    pad = max(1, min(h, w) // 8)
+    dy, dx = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=generator))
+    lead = [(0, 0)] * (sample.ndim - 3)
+    padded = np.pad(sample, lead + [(pad, pad), (pad, pad), (0, 0)], mode="reflect")
+    out = padded[..., dy:dy + h, dx:dx + w, :]
+    if flip:
+        out = out[..., :, ::-1, :]
+    return np.ascontiguousarray(out)
+
+
+class StoreSamples(Dataset):
+    """Samples of a uint8 store: whole rows (images, or clips) or single frames of clips.
+
+    The array is opened memory-mapped lazily in each process (not pickled into workers).
+    ``frames``: None -> row ``rows[i]`` as stored; else frame ``frames[i]`` of clip ``rows[i]``.
+    """
+
+    def __init__(self, path: str | Path, ndim: int, rows: np.ndarray, labels: np.ndarray,
+                 frames: Optional[np.ndarray] = None, augment: bool = False) -> None:
+        self.path, self.ndim = Path(path), ndim
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.frames = None if frames is None else np.asarray(frames, dtype=np.int64)
+        if len(self.labels) != len(self.rows) or (self.frames is not None and len(self.frames) != len(self.rows)):
+            raise ValueError("rows, labels and frames must have the same length")
+        self.augment = augment
+        self._array: Optional[np.ndarray] = None
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = read_array(self.path, self.ndim)
+        return self._array
+
+    def sample_shape(self) -> tuple[int, ...]:
+        shape = self.array.shape[1:]
+        return shape[1:] if self.frames is not None else shape
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_array"] = None  # a pickled memmap would be copied into memory
+        return state
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        row = self.rows[i]
+        sample = self.array[row] if self.frames is None else self.array[row, self.frames[i]]
+        sample = augment_sample(sample) if self.augment else np.array(sample)  # copy off the mmap
+        return torch.from_numpy(sample), int(self.labels[i])
+
+
+def split_samples(store: Store, path: str | Path, ndim: int, split: str,
+                  augment: bool = False) -> Optional[StoreSamples]:
+    """All rows of ``split`` (None if the split is empty)."""
+    idx = store.split_indices(split)
+    if len(idx) == 0:
+        return None
+    return StoreSamples(path, ndim, idx, store.labels[idx], augment=augment)
+
+
+def extra_frame_samples(images: Store, clips: Store, clips_path: str | Path, split: str = "train",
+                        augment: bool = False) -> Optional[StoreSamples]:
+    """Every frame of every ``split`` clip as a 2-D sample labelled like its clip.
+
+    Frames byte-identical to the clip's original image (e.g. frame 0 when the generator keeps the
+    original as the first frame) are skipped: the original image is already a sample.
+    """
+    if [r.id for r in images.rows] != [r.id for r in clips.rows]:
+        raise StoreError(f"{clips_path}: clip index rows do not match the curated images (ids/order)")
+    if images.array.shape[1:] != clips.array.shape[2:]:
+        raise StoreError(f"{clips_path}: frames are {clips.array.shape[2:4]}, images "
+                         f"{images.array.shape[1:3]}; train2d.frames=all needs the same size")
+    idx = clips.split_indices(split)
+    rows, frames = [], []
+    for i in idx:
+        differs = (clips.array[i] != images.array[i][None]).reshape(clips.array.shape[1], -1).any(1)
+        for t in np.flatnonzero(differs):
+            rows.append(i)
+            frames.append(int(t))
+    if not rows:
+        return None
+    rows_a = np.array(rows, dtype=np.int64)
+    return StoreSamples(clips_path, 5, rows_a, clips.labels[rows_a], frames=np.array(frames),
+                        augment=augment)
+
+
+def concat(parts: Sequence[Optional[Dataset]]) -> Optional[Dataset]:
+    """Concatenate the non-empty datasets (None if there are none)."""
+    parts = [p for p in parts if p is not None and len(p) > 0]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: derive numpy/random seeds from the worker's torch seed
+    (itself drawn from the loader's seeded generator), so every RNG in a worker is reproducible."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over uint8 samples; shuffling drawn from a generator seeded with ``seed``.
+
+    Training drops the last incomplete batch when there is more than one batch: a final batch of
+    one sample would break BatchNorm's batch statistics.
+    """
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=gen, worker_init_fn=seed_worker, pin_memory=pin_memory,
+                      drop_last=shuffle and len(dataset) > batch_size,
+                      persistent_workers=False)

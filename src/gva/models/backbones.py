@@ -1,0 +1,95 @@
+"""2-D classification backbones by name: torchvision models, or timm models as ``timm:<name>``.
+
+``build_backbone`` returns an image classifier (input ``[B,3,H,W]``) whose ImageNet head has been
+replaced by a randomly initialised ``num_classes``-way layer. ImageNet weights come through each
+library's own mechanism (torchvision's weight enums / torch hub cache, timm's Hugging Face hub
+cache); offline, that fails with a message saying what to do instead.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+TIMM_PREFIX = "timm:"
+
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights were asked for but could not be obtained (typically: offline)."""
+
+
+def _is_timm(arch: str) -> bool:
+    return arch.startswith(TIMM_PREFIX)
+
+
+def _replace_torchvision_head(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
+    """Swap the last ``nn.Linear`` (every torchvision classifier's ImageNet head) for a fresh one."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    if last is None:
+        raise ValueError(f"model.arch {arch!r}: no nn.Linear classifier head found; "
+                         "only torchvision models with a linear head are supported")
+    name, old = last
+    if old.out_features != 1000:
+        raise ValueError(f"model.arch {arch!r}: the last linear layer {name!r} has "
+                         f"{old.out_features} outputs, not ImageNet's 1000; cannot tell where the head is")
+    new = nn.Linear(old.in_features, num_classes, bias=True)
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    parent._modules[child] = new  # works for attributes and Sequential/ModuleList entries alike
+    return model
+
+
+def _build_torchvision(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+    import torchvision
+
+    available = set(torchvision.models.list_models(module=torchvision.models))
+    if name not in available:
+        raise ValueError(f"model.arch {name!r} is not a torchvision classification model "
+                         f"(e.g. vgg11_bn, vgg11, resnet18); timm models are written 'timm:<name>'")
+    weights = None
+    if pretrained:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        model = torchvision.models.get_model(name, weights=weights)
+    except OSError as exc:  # URLError / socket errors from the torch hub download
+        url = getattr(weights, "url", "?")
+        raise PretrainedWeightsError(
+            f"model.pretrained is true but torchvision's ImageNet weights for {name!r} could not be "
+            f"downloaded from {url} ({exc}). Run once with network access, or copy the file into the "
+            f"torch hub cache (~/.cache/torch/hub/checkpoints, or $TORCH_HOME), or set "
+            f"model.pretrained: false") from exc
+    return _replace_torchvision_head(model, name, num_classes)
+
+
+def _build_timm(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"model.arch 'timm:{name}': timm has no model {name!r}")
+    try:
+        # timm drops the pretrained classifier when num_classes differs and initialises a new one.
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
+    except Exception as exc:
+        if not pretrained:
+            raise
+        raise PretrainedWeightsError(
+            f"model.pretrained is true but timm could not load ImageNet weights for {name!r} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Run once with "
+            f"network access to fill the Hugging Face cache ($HF_HOME), set HF_HUB_OFFLINE=1 to fail "
+            f"fast, or set model.pretrained: false") from exc
+
+
+def build_backbone(arch: str, num_classes: int, pretrained: bool) -> nn.Module:
+    """A 2-D classifier ``[B,3,H,W] -> [B,num_classes]`` named by ``arch``.
+
+    ``arch`` is a torchvision classification model name (``vgg11_bn``, ``resnet18`` ...) or
+    ``timm:<name>``. The head is always a freshly initialised ``num_classes``-way layer, so seed
+    the global torch RNG before calling for a reproducible head.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if _is_timm(arch):
+        return _build_timm(arch[len(TIMM_PREFIX):], num_classes, pretrained)
+    return _build_torchvision(arch, num_classes, pretrained)

@@ -1,0 +1,285 @@
+"""One training loop for the 2-D and the 3-D classifier, and the ``train2d`` / ``train3d`` stages.
+
+``fit`` is shared: seeded shuffling, SGD/AdamW + StepLR, per-epoch train/val loss, top-1, top-3
+and epoch time logged with dvclive, model selection on the ``val`` split (best top-1; the last
+epoch when there is no val split -- ``test`` is never looked at), and a hard stop on a non-finite
+loss. The stages differ only in data (images vs clips) and their batch size / epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from gva.config import Config, TrainConfig
+from gva.data.arrays import StoreError, open_clips, open_images
+from gva.data.loader import (concat, extra_frame_samples, make_loader, split_samples,
+                             to_model_input)
+from gva.models.backbones import build_backbone
+from gva.models.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+CURATED_DIR = Path("data/curated")
+CLIPS_DIR = Path("data/clips")
+MODEL2D = Path("models/model2d.pt")
+MODEL3D_INIT = Path("models/model3d_init.pt")
+MODEL3D = Path("models/model3d.pt")
+LIVE2D = Path("dvclive/train2d")
+LIVE3D = Path("dvclive/train3d")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stops rather than save a broken model."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device is {name!r} but CUDA is not available")
+    return device
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    top1: float
+    top3: float
+    n: int
+
+
+@dataclass
+class FitResult:
+    best_epoch: int            # 1-based
+    selected_on: str           # "val" | "last_epoch"
+    train_time_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class _Meter:
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.c1 = 0
+        self.c3 = 0
+        self.n = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        k = min(3, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hit = top == y[:, None]
+        self.loss += float(loss) * len(y)
+        self.c1 += int(hit[:, 0].sum())
+        self.c3 += int(hit.any(1).sum())
+        self.n += len(y)
+
+    def stats(self) -> EpochStats:
+        n = max(self.n, 1)
+        return EpochStats(self.loss / n, self.c1 / n, self.c3 / n, self.n)
+
+
+def _check_finite(loss: torch.Tensor, where: str) -> None:
+    loss = loss.detach()
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"{where}: loss is {loss.item()}; stopping (lower train.lr, "
+                                 "or check the inputs / pretrained weights)")
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    device: torch.device, size: int, mean: Sequence[float], std: Sequence[float],
+                    epoch: int = 1, desc: str = "train") -> EpochStats:
+    """One pass over ``loader`` in train mode; raises :class:`NonFiniteLossError` on NaN/inf."""
+    model.train()
+    meter = _Meter()
+    for step, (x, y) in enumerate(tqdm(loader, desc=f"{desc} epoch {epoch}", leave=False,
+                                       disable=None)):
+        x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
+        y = y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        _check_finite(loss, f"{desc} epoch {epoch} batch {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        meter.add(loss.detach(), logits.detach(), y)
+    return meter.stats()
+
+
+@torch.no_grad()
+def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, size: int,
+                    mean: Sequence[float], std: Sequence[float], desc: str = "val") -> EpochStats:
+    """Loss / top-1 / top-3 over ``loader`` in eval mode."""
+    model.eval()
+    meter = _Meter()
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=None):
+        x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
+        y = y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        _check_finite(loss, desc)
+        meter.add(loss, logits, y)
+    return meter.stats()
+
+
+def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+        epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train") -> FitResult:
+    """Train ``model`` in place and leave it holding the selected epoch's weights.
+
+    Selection: best val top-1 (earliest epoch on ties) when ``val_set`` is given, else the last
+    epoch. Per-epoch metrics go to a dvclive directory ``live_dir`` (no dvc.yaml written).
+    """
+    from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
+
+    device = resolve_device(cfg.device)
+    model.to(device)
+    pin = device.type == "cuda"
+    train_loader = make_loader(train_set, batch_size, True, cfg.num_workers, cfg.seed, pin)
+    val_loader = (make_loader(val_set, batch_size, False, cfg.num_workers, cfg.seed, pin)
+                  if val_set is not None else None)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    size, mean, std = cfg.image_size, cfg.mean, cfg.std
+
+    best_top1, best_epoch, best_state = -math.inf, epochs, None
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=None):
+            t0 = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            tr = train_one_epoch(model, train_loader, optimizer, device, size, mean, std, epoch, desc)
+            scheduler.step()
+            va = (evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} val")
+                  if val_loader is not None else None)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            epoch_time = time.perf_counter() - t0
+            row = {"epoch": epoch, "lr": lr, "train/loss": tr.loss, "train/top1": tr.top1,
+                   "train/top3": tr.top3, "epoch_time_s": epoch_time}
+            if va is not None:
+                row.update({"val/loss": va.loss, "val/top1": va.top1, "val/top3": va.top3})
+                if va.top1 > best_top1:  # strictly better: ties keep the earlier epoch
+                    best_top1, best_epoch = va.top1, epoch
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            history.append(row)
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
+            log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        train_time = time.perf_counter() - start
+        selected_on = "val" if val_loader is not None else "last_epoch"
+        live.summary["best_epoch"] = best_epoch
+        live.summary["selected_on"] = selected_on
+        if val_loader is not None:
+            live.summary["best_val_top1"] = best_top1
+        live.summary["train_time_s"] = train_time
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(best_epoch, selected_on, train_time, history)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+
+
+def _class_names(labels: np.ndarray, names: list[str], where: str) -> list[str]:
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise StoreError(f"{where}: labels must be 0..{len(names) - 1}")
+    return names
+
+
+def _train_meta(cfg: Config, kind: str, arch: str, class_names: list[str], result: FitResult,
+                epochs: int, frames: Optional[int], inflate: Optional[dict], **extra: Any) -> dict:
+    return {"kind": kind, "arch": arch, "num_classes": len(class_names),
+            "class_names": list(class_names), "input_size": cfg.train.image_size,
+            "frames": frames, "inflate": inflate, "mean": list(cfg.train.mean),
+            "std": list(cfg.train.std), "train_time_s": float(result.train_time_s),
+            "best_epoch": int(result.best_epoch), "epochs": int(epochs),
+            "selected_on": result.selected_on, "seed": cfg.train.seed,
+            "history": result.history, **extra}
+
+
+def run_train2d(cfg: Config) -> None:
+    """Stage ``train2d``: data/curated (+ data/clips when train2d.frames=all) -> models/model2d.pt."""
+    t = cfg.train
+    images = open_images(CURATED_DIR)
+    path = CURATED_DIR / "images.npy"
+    train_parts = [split_samples(images, path, 4, "train", augment=t.augment)]
+    if cfg.train2d.frames == "all":
+        clips = open_clips(CLIPS_DIR)
+        train_parts.append(extra_frame_samples(images, clips, CLIPS_DIR / "clips.npy", "train",
+                                               augment=t.augment))
+    train_set = concat(train_parts)
+    if train_set is None:
+        raise StoreError(f"{CURATED_DIR}: no train split")
+    val_set = split_samples(images, path, 4, "val")
+    names = _class_names(images.labels, images.class_names(), str(CURATED_DIR))
+    log.info("train2d: %d train samples (%s), %d val images, %d classes, arch %s",
+             len(train_set), cfg.train2d.frames, 0 if val_set is None else len(val_set), len(names),
+             cfg.model.arch)
+
+    torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
+    model = build_backbone(cfg.model.arch, len(names), cfg.model.pretrained)
+    result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
+                 LIVE2D, "train2d")
+    meta = _train_meta(cfg, "2d", cfg.model.arch, names, result, cfg.train2d.epochs, None, None,
+                       pretrained=cfg.model.pretrained, train2d_frames=cfg.train2d.frames,
+                       train_samples=len(train_set))
+    save_checkpoint(MODEL2D, model, meta)
+    log.info("train2d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL2D, result.best_epoch,
+             result.selected_on, result.train_time_s)
+
+
+def run_train3d(cfg: Config) -> None:
+    """Stage ``train3d``: models/model3d_init.pt + data/clips -> models/model3d.pt."""
+    t = cfg.train
+    model, init_meta = load_checkpoint(MODEL3D_INIT)
+    if init_meta["kind"] != "3d":
+        raise ValueError(f"{MODEL3D_INIT}: expected a 3d checkpoint, got {init_meta['kind']}")
+    clips = open_clips(CLIPS_DIR)
+    path = CLIPS_DIR / "clips.npy"
+    names = _class_names(clips.labels, clips.class_names(), str(CLIPS_DIR))
+    if names != list(init_meta["class_names"]):
+        raise StoreError(f"{CLIPS_DIR}: classes {names} differ from {MODEL3D_INIT}'s "
+                         f"{init_meta['class_names']}")
+    train_set = split_samples(clips, path, 5, "train", augment=t.augment)
+    if train_set is None:
+        raise StoreError(f"{CLIPS_DIR}: no train split")
+    val_set = split_samples(clips, path, 5, "val")
+    frames = int(clips.array.shape[1])
+    log.info("train3d: %d train clips of %d frames, %d val clips, arch %s inflated %s",
+             len(train_set), frames, 0 if val_set is None else len(val_set), init_meta["arch"],
+             init_meta["inflate"])
+
+    torch.manual_seed(t.seed)
+    result = fit(model, train_set, val_set, t, cfg.train3d.epochs, cfg.train3d.batch_size,
+                 LIVE3D, "train3d")
+    keep = {k: init_meta[k] for k in ("inflate_source", "inflation_report", "pretrained")
+            if k in init_meta}
+    meta = _train_meta(cfg, "3d", init_meta["arch"], names, result, cfg.train3d.epochs, frames,
+                       dict(init_meta["inflate"]), train_samples=len(train_set), **keep)
+    save_checkpoint(MODEL3D, model, meta)
+    log.info("train3d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL3D, result.best_epoch,
+             result.selected_on, result.train_time_s)
