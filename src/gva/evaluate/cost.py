@@ -47,11 +47,11 @@ class Latency:
     batch_size: int
     median_ms: float        # per sample: (time of one batch forward) / batch_size
     p90_ms: float
-    repeats: int
-    warmup: int
+    repeats: int            # timed calls actually made (fewer than asked if the budget ran out)
+    warmup: int             # untimed calls actually made
 
     def summary(self) -> dict[str, float]:
-        return {"median_ms": self.median_ms, "p90_ms": self.p90_ms}
+        return {"median": self.median_ms, "p90": self.p90_ms}
 
 
 def make_batch(samples: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -62,29 +62,41 @@ def make_batch(samples: torch.Tensor, batch_size: int) -> torch.Tensor:
     return samples[idx].contiguous()
 
 
+MIN_TIMED = 3  # a budget never cuts the timed calls below this (a median of 1 is no statistic)
+
+
 @torch.inference_mode()
 def measure_latency(model: nn.Module, samples: torch.Tensor, batch_size: int, warmup: int,
-                    repeats: int, device: torch.device | str) -> Latency:
+                    repeats: int, device: torch.device | str,
+                    budget_s: float | None = None) -> Latency:
     """Median and 90th-percentile per-sample latency (ms) of ``model`` at ``batch_size``.
 
     ``samples`` are preprocessed model inputs [N, ...]; a batch of ``batch_size`` is built from
-    them (cycling if N is smaller) and moved to ``device`` before timing.
+    them (cycling if N is smaller) and moved to ``device`` before timing. ``budget_s`` bounds the
+    wall time (a full-size 3-D model on a CPU can take a minute per batch): warm-up stops after
+    one call once half of it is spent, timing after ``MIN_TIMED`` calls once all of it is.
     """
     if batch_size < 1 or repeats < 1 or warmup < 0:
         raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; "
                          f"got {batch_size}, {repeats}, {warmup}")
     device = torch.device(device)
     batch = make_batch(samples, batch_size).to(device)
-    for _ in range(warmup):
+    budget = float("inf") if budget_s is None else budget_s
+    began = time.perf_counter()
+    warmed = 0
+    while warmed < warmup and (warmed == 0 or time.perf_counter() - began < budget / 2):
         model(batch)
+        warmed += 1
     _sync(device)
-    times = np.empty(repeats, dtype=np.float64)
-    for i in range(repeats):
+    times: list[float] = []
+    while len(times) < repeats and (len(times) < MIN_TIMED
+                                    or time.perf_counter() - began < budget):
         _sync(device)
         start = time.perf_counter()
         model(batch)
         _sync(device)
-        times[i] = time.perf_counter() - start
-    per_sample_ms = times * 1000.0 / batch_size
+        times.append(time.perf_counter() - start)
+    per_sample_ms = np.asarray(times) * 1000.0 / batch_size
     return Latency(batch_size=batch_size, median_ms=float(np.median(per_sample_ms)),
-                   p90_ms=float(np.percentile(per_sample_ms, 90)), repeats=repeats, warmup=warmup)
+                   p90_ms=float(np.percentile(per_sample_ms, 90)), repeats=len(times),
+                   warmup=warmed)

@@ -1,19 +1,21 @@
 """Plot data for ``dvc plots`` and PNG figures for the README.
 
 ``dvc plots`` files are lists of records: one ``{"actual", "predicted"}`` record per test sample
-for DVC's ``confusion`` template, and one record per class (precision/recall/F1 of each model side
-by side) for the per-class comparison. PNGs are drawn with matplotlib's object API
+for DVC's ``confusion`` template, and one record per (class, model, metric) for the per-class
+comparison, drawn by the custom template ``templates/per_class.json`` (DVC's built-in bar
+templates take one value field and cannot group two models' bars per class). PNGs are drawn with matplotlib's object API
 (``matplotlib.figure.Figure``, rendered by Agg) so no global pyplot state or display is needed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from gva.evaluate.metrics import ClassificationReport
 from gva.io import atomic_path
 
 METRICS = ("precision", "recall", "f1")
@@ -27,21 +29,34 @@ def confusion_records(labels: np.ndarray, preds: np.ndarray,
 
 
 def per_class_records(class_names: Sequence[str], wnids: Sequence[str],
-                      reports: dict[str, object]) -> list[dict]:
-    """One record per class: ``class``, ``wnid``, ``support`` and ``<metric>_<model>`` columns.
+                      reports: Mapping[str, ClassificationReport]) -> list[dict]:
+    """Long-format records for ``dvc plots``: one per (class, model, metric).
 
-    ``reports`` maps a short model tag (``"2d"``, ``"3d"``) to a
-    :class:`gva.evaluate.metrics.ClassificationReport`.
+    Fields ``class``, ``wnid``, ``model`` (a key of ``reports``, e.g. ``"2-D on images"``),
+    ``metric`` (precision | recall | f1), ``value`` and ``support``; drawn by
+    ``templates/per_class.json`` as grouped bars (x: value, y: class), one panel per metric.
     """
-    first = next(iter(reports.values()))
     records = []
     for k, name in enumerate(class_names):
-        rec: dict = {"class": name, "wnid": wnids[k], "support": int(first.support[k])}
-        for metric in METRICS:
-            for tag, rep in reports.items():
-                rec[f"{metric}_{tag}"] = float(getattr(rep, metric)[k])
-        records.append(rec)
+        for model, rep in reports.items():
+            for metric in METRICS:
+                records.append({"class": name, "wnid": wnids[k], "model": model, "metric": metric,
+                                "value": float(getattr(rep, metric)[k]),
+                                "support": int(rep.support[k])})
     return records
+
+
+def per_class_table(class_names: Sequence[str], wnids: Sequence[str],
+                    reports: Mapping[str, ClassificationReport]) -> dict[str, dict]:
+    """``{class name: {"wnid", "support", <model key>: {"precision", "recall", "f1"}}}``."""
+    first = next(iter(reports.values()))
+    table = {}
+    for k, name in enumerate(class_names):
+        entry: dict = {"wnid": wnids[k], "support": int(first.support[k])}
+        for key, rep in reports.items():
+            entry[key] = {m: float(getattr(rep, m)[k]) for m in METRICS}
+        table[name] = entry
+    return table
 
 
 def _save(fig: Figure, path: str | Path) -> None:
@@ -75,24 +90,22 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str
     _save(fig, path)
 
 
-def plot_per_class(records: list[dict], tags: Sequence[str], labels: dict[str, str],
+def plot_per_class(class_names: Sequence[str], reports: Mapping[str, ClassificationReport],
                    path: str | Path) -> None:
     """Grouped horizontal bars: precision, recall and F1 per class, one bar per model."""
-    names = [r["class"] for r in records]
-    n = len(names)
+    n = len(class_names)
     fig = Figure(figsize=(12.0, max(3.0, 0.45 * n + 1.5)))
-    axes = fig.subplots(1, len(METRICS), sharey=True)
+    axes = np.atleast_1d(fig.subplots(1, len(METRICS), sharey=True))
     y = np.arange(n)
-    height = 0.8 / max(1, len(tags))
-    for ax, metric in zip(np.atleast_1d(axes), METRICS):
-        for i, tag in enumerate(tags):
-            values = [r[f"{metric}_{tag}"] for r in records]
-            ax.barh(y + (i - (len(tags) - 1) / 2) * height, values, height=height, label=labels[tag])
+    height = 0.8 / max(1, len(reports))
+    for ax, metric in zip(axes, METRICS):
+        for i, (label, rep) in enumerate(reports.items()):
+            ax.barh(y + (i - (len(reports) - 1) / 2) * height, getattr(rep, metric), height=height,
+                    label=label)
         ax.set_xlim(0.0, 1.0)
         ax.set_title(metric)
         ax.grid(axis="x", alpha=0.3)
-    first = np.atleast_1d(axes)[0]
-    first.set_yticks(y, labels=names, fontsize=8)
-    first.invert_yaxis()
-    first.legend(loc="lower left", fontsize=8)
+    axes[0].set_yticks(y, labels=list(class_names), fontsize=8)
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower left", fontsize=8)
     _save(fig, path)

@@ -1,0 +1,328 @@
+"""``gva evaluate``: score the 2-D and the 3-D model on the paired test set and compare them.
+
+The 2-D model sees the original ``test`` images (data/curated), the 3-D model the generated
+``test`` clips (data/clips) of the same images in the same order, so every test image gives one
+paired outcome. Optional extra protocols (``evaluate.extra_protocols``) score the 2-D model on
+frame 0 of the generated clip (``frame0``, the reference code's protocol) or on every frame with
+the logits averaged (``frames_mean``); each is compared with the 3-D model the same way.
+
+Writes (all atomically):
+  metrics/metrics.json      scalar metrics per model and the paired comparison (a dvc metric)
+  metrics/per_class.json    per-class precision/recall/F1/support of every protocol, by class name
+  metrics/report.json       confusion matrices, the largest confusion changes, run details
+  metrics/predictions.csv   per-sample predictions of every protocol, for paired re-analysis
+  plots/confusion_2d.json, plots/confusion_3d.json   {"actual","predicted"} records (dvc plots)
+  plots/per_class.json      per-class precision/recall/F1 of both models, long format (dvc plots,
+                            template src/gva/evaluate/templates/per_class.json)
+  plots/confusion_2d.png, plots/confusion_3d.png, plots/per_class.png   README figures
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gva.config import Config, EvaluateConfig, to_dict
+from gva.data.arrays import Store, open_clips, open_images
+from gva.evaluate import plots
+from gva.evaluate.cost import count_macs, count_parameters, measure_latency
+from gva.evaluate.metrics import ClassificationReport, classification_report
+from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+CURATED_DIR = Path("data/curated")
+CLIPS_DIR = Path("data/clips")
+MODEL2D = Path("models/model2d.pt")
+MODEL3D = Path("models/model3d.pt")
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+
+MODEL_LABELS = {"2d": "2-D on images", "3d": "3-D on generated clips"}
+PROTOCOLS = {
+    "image": "2-D model on the original test images",
+    "clip": "3-D model on the generated test clips",
+    "frame0": "2-D model on frame 0 of the generated test clips (reference code's protocol)",
+    "frames_mean": "2-D model on every generated frame, logits averaged over frames",
+}
+
+
+@dataclass
+class TestSet:
+    """The paired test split: row ``i`` of ``images`` and of ``clips`` is the same source image."""
+
+    images: np.ndarray        # uint8 [N,H,W,3] (memory-mapped store, indexed by ``rows``)
+    clips: np.ndarray         # uint8 [N,T,H,W,3]
+    rows: np.ndarray          # positions of the test rows in both stores
+    labels: np.ndarray        # [n_test]
+    ids: np.ndarray           # [n_test]
+    wnids: dict[int, str]     # label -> wnid
+    names: dict[int, str]     # label -> class name (from the store)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else as given (checked to exist)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"evaluate.device={name} but CUDA is not available")
+    return device
+
+
+def load_test_set(images: Store, clips: Store) -> TestSet:
+    """Select the ``test`` rows and check the two stores pair up row for row."""
+    rows = images.split_indices("test")
+    if rows.size == 0:
+        raise ValueError("data/curated has no test rows")
+    if len(images.rows) != len(clips.rows):
+        raise ValueError(f"data/clips has {len(clips.rows)} rows but data/curated has "
+                         f"{len(images.rows)}; the clips must be regenerated")
+    for i in rows:
+        a, b = images.rows[i], clips.rows[i]
+        if (a.id, a.split, a.label) != (b.id, b.split, b.label):
+            raise ValueError(f"row {i}: image (id={a.id}, split={a.split}, label={a.label}) and clip "
+                             f"(id={b.id}, split={b.split}, label={b.label}) do not pair up")
+    return TestSet(
+        images=images.array, clips=clips.array, rows=rows,
+        labels=images.labels[rows], ids=images.ids[rows],
+        wnids={r.label: r.wnid for r in images.rows},
+        names={r.label: r.class_name for r in images.rows},
+    )
+
+
+def _check_meta(meta2d: dict, meta3d: dict, test: TestSet) -> list[str]:
+    """Both checkpoints must agree with each other and with the data; returns class names."""
+    if meta2d.get("kind") != "2d" or meta3d.get("kind") != "3d":
+        raise ValueError(f"expected a 2d and a 3d checkpoint, got kinds "
+                         f"{meta2d.get('kind')!r} and {meta3d.get('kind')!r}")
+    names2d, names3d = list(meta2d["class_names"]), list(meta3d["class_names"])
+    if names2d != names3d:
+        raise ValueError("model2d and model3d were trained on different class lists")
+    for label, name in test.names.items():
+        if label >= len(names2d) or names2d[label] != name:
+            raise ValueError(f"label {label} is {name!r} in the data but the models know "
+                             f"{names2d[label] if label < len(names2d) else 'no such label'}")
+    frames = meta3d.get("frames")
+    if frames is not None and frames != test.clips.shape[1]:
+        raise ValueError(f"model3d was trained on {frames}-frame clips, data/clips has "
+                         f"{test.clips.shape[1]} frames")
+    return names2d
+
+
+def unique_names(names: list[str], wnids: dict[int, str]) -> list[str]:
+    """Class names as plot labels; duplicates get their wnid appended so no two classes merge."""
+    out = []
+    for k, name in enumerate(names):
+        out.append(f"{name} ({wnids.get(k, k)})" if names.count(name) > 1 else name)
+    return out
+
+
+def _inputs(batch: np.ndarray, meta: dict) -> torch.Tensor:
+    from gva.data.loader import to_model_input
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(batch)), int(meta["input_size"]),
+                          meta["mean"], meta["std"])
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarray, protocol: str,
+            batch_size: int, device: torch.device) -> np.ndarray:
+    """Logits [n, C] of ``model`` on ``source[rows]`` under ``protocol`` (see ``PROTOCOLS``)."""
+    out = []
+    for start in tqdm(range(0, len(rows), batch_size), desc=f"evaluate {protocol}", unit="batch",
+                      leave=False):
+        batch = source[rows[start:start + batch_size]]   # fancy indexing copies out of the mmap
+        if protocol in ("image", "clip"):
+            logits = model(_inputs(batch, meta).to(device))
+        elif protocol == "frame0":
+            logits = model(_inputs(batch[:, 0], meta).to(device))
+        elif protocol == "frames_mean":
+            b, t = batch.shape[:2]
+            flat = batch.reshape(b * t, *batch.shape[2:])
+            logits = model(_inputs(flat, meta).to(device)).reshape(b, t, -1).mean(dim=1)
+        else:
+            raise ValueError(f"unknown protocol {protocol!r}")
+        out.append(logits.float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def model_cost(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarray,
+               cfg: EvaluateConfig, device: torch.device) -> tuple[dict, dict]:
+    """Parameters, MACs per sample, per-sample latency per batch size, training time.
+
+    Returns the metrics and, for the report, how many warm-up and timed calls each latency took.
+    """
+    need = max(cfg.latency_batch_sizes, default=1)
+    samples = _inputs(source[rows[:need]], meta)       # real test inputs, cycled if fewer
+    cost: dict = {"params": count_parameters(model),
+                  "macs": count_macs(model, samples[:1].to(device))}
+    latency, calls = {}, {}
+    for bs in cfg.latency_batch_sizes:
+        lat = measure_latency(model, samples, bs, cfg.latency_warmup, cfg.latency_repeats, device,
+                              budget_s=cfg.latency_budget_s)
+        latency[f"batch{bs}"] = lat.summary()
+        calls[f"batch{bs}"] = {"warmup": lat.warmup, "repeats": lat.repeats}
+        if lat.repeats < cfg.latency_repeats:
+            log.warning("latency at batch %d: %d of %d repeats within evaluate.latency_budget_s=%s",
+                        bs, lat.repeats, cfg.latency_repeats, cfg.latency_budget_s)
+    if latency:
+        cost["latency_ms"] = latency
+    cost["train_time_s"] = float(meta.get("train_time_s") or 0.0)
+    return cost, calls
+
+
+def compare(base: ClassificationReport, base_correct: np.ndarray, other: ClassificationReport,
+            other_correct: np.ndarray, cfg: EvaluateConfig) -> dict:
+    """``other`` minus ``base``: top-1 with a paired bootstrap interval, McNemar, confusion mass."""
+    boot = paired_bootstrap_diff(base_correct, other_correct, resamples=cfg.bootstrap,
+                                 seed=cfg.seed, confidence=0.95)
+    mc = mcnemar_exact(base_correct, other_correct)
+    return {
+        "top1": boot.delta,
+        "top1_ci95_low": boot.low,
+        "top1_ci95_high": boot.high,
+        "mcnemar_p": mc.p_value,
+        "only_2d_correct": mc.only_a,
+        "only_3d_correct": mc.only_b,
+        "top3": other.top3 - base.top3,
+        "f1_macro": other.f1_macro - base.f1_macro,
+        # Change in the mean per-class misclassified share (row-normalised off-diagonal mass);
+        # negative = the 3-D model confuses classes less.
+        "offdiag_mass": other.balanced_error - base.balanced_error,
+    }
+
+
+def largest_confusion_changes(cm2d: np.ndarray, cm3d: np.ndarray, names: list[str],
+                              top: int = 10) -> list[dict]:
+    """Off-diagonal cells whose count changed most between the models (3-D minus 2-D)."""
+    diff = cm3d - cm2d
+    np.fill_diagonal(diff, 0)
+    order = np.argsort(-np.abs(diff), axis=None, kind="stable")[:top]
+    out = []
+    for flat in order:
+        i, j = np.unravel_index(flat, diff.shape)
+        if diff[i, j] == 0:
+            break
+        out.append({"actual": names[i], "predicted": names[j], "model2d": int(cm2d[i, j]),
+                    "model3d": int(cm3d[i, j]), "change": int(diff[i, j])})
+    return out
+
+
+def _write_predictions(path: Path, test: TestSet, names: list[str],
+                       preds: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "label", "class_name", *[f"pred_{k}" for k in preds]])
+            for i in range(len(test.labels)):
+                w.writerow([int(test.ids[i]), int(test.labels[i]), names[int(test.labels[i])],
+                            *[int(p[i]) for p in preds.values()]])
+
+
+def run(cfg: Config) -> dict:
+    """Evaluate models/model{2d,3d}.pt on the paired test split; returns metrics.json's content."""
+    from gva.models import load_checkpoint
+
+    ecfg = cfg.evaluate
+    device = resolve_device(ecfg.device)
+    torch.manual_seed(ecfg.seed)  # evaluation is deterministic; seeded in case a model is not
+    for path in (MODEL2D, MODEL3D):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found (run train2d/train3d first)")
+    test = load_test_set(open_images(CURATED_DIR), open_clips(CLIPS_DIR))
+    model2d, meta2d = load_checkpoint(MODEL2D, map_location="cpu")
+    model3d, meta3d = load_checkpoint(MODEL3D, map_location="cpu")
+    names = unique_names(_check_meta(meta2d, meta3d, test), test.wnids)
+    model2d.to(device).eval()
+    model3d.to(device).eval()
+    log.info("evaluating %d paired test samples on %s", len(test.rows), device)
+
+    logits = {
+        "2d": predict(model2d, meta2d, test.images, test.rows, "image", ecfg.batch_size, device),
+        "3d": predict(model3d, meta3d, test.clips, test.rows, "clip", ecfg.batch_size, device),
+    }
+    for proto in ecfg.extra_protocols:
+        logits[f"2d_{proto}"] = predict(model2d, meta2d, test.clips, test.rows, proto,
+                                        ecfg.batch_size, device)
+    reports = {k: classification_report(v, test.labels) for k, v in logits.items()}
+    preds = {k: v.argmax(axis=1) for k, v in logits.items()}
+    correct = {k: p == test.labels for k, p in preds.items()}
+
+    metrics: dict = {"n_test": int(len(test.rows))}
+    costs, latency_calls = {}, {}
+    for tag, model, meta, source in (("2d", model2d, meta2d, test.images),
+                                     ("3d", model3d, meta3d, test.clips)):
+        costs[tag], latency_calls[f"model{tag}"] = model_cost(model, meta, source, test.rows,
+                                                              ecfg, device)
+    for tag in ("2d", "3d"):
+        metrics[f"model{tag}"] = {**reports[tag].summary(),
+                                  "offdiag_mass": reports[tag].balanced_error, **costs[tag]}
+    metrics["delta"] = compare(reports["2d"], correct["2d"], reports["3d"], correct["3d"], ecfg)
+    for proto in ecfg.extra_protocols:
+        key = f"2d_{proto}"
+        metrics[f"model{key}"] = {**reports[key].summary(),
+                                  "offdiag_mass": reports[key].balanced_error}
+        metrics[f"delta_{proto}"] = compare(reports[key], correct[key], reports["3d"],
+                                            correct["3d"], ecfg)
+
+    # dvc plots data and README figures.
+    wnids = [test.wnids.get(k, "") for k in range(len(names))]
+    labelled = {MODEL_LABELS[tag]: reports[tag] for tag in ("2d", "3d")}
+    write_json(PLOTS_DIR / "per_class.json", plots.per_class_records(names, wnids, labelled))
+    write_json(METRICS_DIR / "per_class.json", plots.per_class_table(
+        names, wnids, {f"model{k}": r for k, r in reports.items()}))
+    for tag in ("2d", "3d"):
+        write_json(PLOTS_DIR / f"confusion_{tag}.json",
+                   plots.confusion_records(test.labels, preds[tag], names))
+        plots.plot_confusion(reports[tag].confusion, names,
+                             f"{PROTOCOLS['image' if tag == '2d' else 'clip']}\n"
+                             f"top-1 {reports[tag].top1:.3f}", PLOTS_DIR / f"confusion_{tag}.png")
+    plots.plot_per_class(names, labelled, PLOTS_DIR / "per_class.png")
+
+    report = {
+        "protocols": {k: PROTOCOLS["image" if k == "2d" else "clip" if k == "3d" else k[3:]]
+                      for k in logits},
+        "class_names": names,
+        "wnids": wnids,
+        "confusion": {k: r.confusion.tolist() for k, r in reports.items()},
+        "confusion_change_3d_minus_2d": (reports["3d"].confusion - reports["2d"].confusion).tolist(),
+        "largest_confusion_changes": largest_confusion_changes(
+            reports["2d"].confusion, reports["3d"].confusion, names),
+        "bootstrap": {"resamples": ecfg.bootstrap, "seed": ecfg.seed, "confidence": 0.95,
+                      "method": "paired percentile bootstrap of top-1(3-D) - top-1(2-D)"},
+        "mcnemar": "two-sided exact binomial test on the discordant pairs (scipy.stats.binomtest)",
+        "latency": {"method": "model forward only on preprocessed inputs already on the device; "
+                              "per sample = batch time / batch size; median and p90 over the timed "
+                              "calls after warm-up; torch.cuda.synchronize around each timed call "
+                              "on CUDA",
+                    "calls": latency_calls},
+        "macs": "torch.utils.flop_counter FLOPs / 2 for one sample",
+        "environment": {
+            "device": str(device),
+            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                            else platform.processor() or platform.machine()),
+            "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads(),
+        },
+        "checkpoints": {tag: {k: meta.get(k) for k in ("arch", "input_size", "frames", "inflate",
+                                                        "epochs", "best_epoch", "selected_on")}
+                        for tag, meta in (("model2d", meta2d), ("model3d", meta3d))},
+        "params": to_dict(ecfg),
+    }
+    write_json(METRICS_DIR / "report.json", report)
+    _write_predictions(METRICS_DIR / "predictions.csv", test, names, preds)
+    write_json(METRICS_DIR / "metrics.json", metrics)
+    d = metrics["delta"]
+    log.info("top-1 2-D %.4f, 3-D %.4f, delta %+.4f [%.4f, %.4f], McNemar p=%.3g",
+             metrics["model2d"]["top1"], metrics["model3d"]["top1"], d["top1"],
+             d["top1_ci95_low"], d["top1_ci95_high"], d["mcnemar_p"])
+    return metrics
