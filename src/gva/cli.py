@@ -31,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
+    _add_predict_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "predict":
+        return _predict(args)
     try:
         cfg = load_config(args.params)
         module, func = STAGES[args.command].split(":")
@@ -43,6 +46,51 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gva {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify image files end to end (image -> clip -> 3-D model)",
+                       description="Generate each image's clip with the run's own generator settings and "
+                                   "classify it; prints the top-k classes and a per-stage latency breakdown.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--run", default=".", metavar="DIR",
+                       help="a pipeline run: DIR/params.yaml and DIR/models/ (default: .)")
+    where.add_argument("--checkpoint", metavar="PATH", help="a model file; settings from --params")
+    p.add_argument("--model", choices=["3d", "2d"], default="3d", help="3d (default) or the 2-D model alone")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Exit 0 if every file was classified, 1 if any failed, 2 if the model could not be loaded."""
+    import json
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from gva.predict import Predictor, expand_inputs
+
+    run = Path(args.run)
+    params = Path(args.params) if args.checkpoint or args.params != "params.yaml" else run / "params.yaml"
+    checkpoint = Path(args.checkpoint) if args.checkpoint else run / "models" / f"model{args.model}.pt"
+    try:
+        predictor = Predictor(load_config(params), checkpoint, args.model, args.device)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"gva predict: error: {exc}", file=sys.stderr)
+        return 2
+    files = expand_inputs(args.inputs)
+    failed = 0
+    bar = lambda it: tqdm(it, desc="predict", unit="img", disable=len(files) < 2, file=sys.stderr)
+    for pred in predictor.predict_files(files, args.top_k, args.batch_size, progress=bar):
+        failed += not pred.ok
+        if args.json:
+            print(json.dumps(pred.to_json()), flush=True)
+        else:
+            print(pred.to_text(), file=sys.stdout if pred.ok else sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

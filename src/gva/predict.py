@@ -1,0 +1,198 @@
+"""End-to-end inference: image file -> generated clip -> 3-D prediction, with a latency breakdown.
+
+The clip is made the way the training clips were: the generator is built from the run's own
+``svd`` params section and each image's seed derives from ``svd.seed`` and the image's bytes, so
+the same file always gets the same clip. ``--model 2d`` classifies the image alone for comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from gva.config import Config
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
+
+
+class PredictError(ValueError):
+    """A checkpoint or run that cannot be used for prediction."""
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to the image files in them (sorted, recursive)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """Decode any common image to uint8 RGB [size,size,3], as curate does for the dataset.
+
+    Greyscale, palette and CMYK images are converted; transparency is composited on white;
+    16-bit images are scaled to 8 bits (PIL's plain convert would clip them); non-square images
+    are centre-cropped to a square before resizing, since the model saw square images.
+    """
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (size * 2, size * 2))  # JPEG: decode big photos at reduced scale
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                im = Image.new("RGB", rgba.size, (255, 255, 255))
+                im.paste(rgba, mask=rgba.getchannel("A"))
+            rgb = im.convert("RGB")
+    except FileNotFoundError:
+        raise ValueError("file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image too large ({exc})") from None
+    except Exception as exc:  # PIL raises many types for non-images and broken files
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def file_seed(svd_seed: int, data: bytes) -> int:
+    """A per-file seed from ``svd.seed`` and the file's content (same file, same clip)."""
+    digest = hashlib.blake2b(data, digest_size=8, key=str(svd_seed).encode()).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Prediction:
+    file: str
+    ok: bool
+    top: list[dict] = field(default_factory=list)
+    latency_ms: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        d = {"file": self.file, "ok": self.ok}
+        if self.ok:
+            d["predictions"] = self.top
+            d["latency_ms"] = self.latency_ms
+        else:
+            d["error"] = self.error
+        return d
+
+    def to_text(self) -> str:
+        if not self.ok:
+            return f"{self.file}: error: {self.error}"
+        preds = ", ".join(f"{p['class_name']} {p['probability']:.3f}" for p in self.top)
+        lat = ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items())
+        return f"{self.file}: {preds}  [{lat}]"
+
+
+class Predictor:
+    """A trained model (2-D or 3-D) plus, for 3-D, the generator its training clips came from."""
+
+    def __init__(self, cfg: Config, checkpoint: Path, model_kind: str = "3d", device: str = "auto"):
+        from gva.generate.base import resolve_device
+        from gva.models import load_checkpoint
+
+        self.cfg = cfg
+        self.device = torch.device(resolve_device(device))
+        if not checkpoint.is_file():
+            raise PredictError(f"{checkpoint}: checkpoint not found (train the run first: dvc repro)")
+        self.model, self.meta = load_checkpoint(checkpoint, map_location="cpu")
+        self.model.to(self.device).eval()
+        self._check(checkpoint, model_kind)
+        self.kind = model_kind
+        self.generator = None
+        if model_kind == "3d":
+            from gva.generate import build_generator
+
+            self.generator = build_generator(cfg.svd, device=str(self.device))
+
+    def _check(self, path: Path, kind: str) -> None:
+        meta, cfg = self.meta, self.cfg
+        if meta.get("kind") != kind:
+            raise PredictError(f"{path}: is a {meta.get('kind')} checkpoint, --model {kind} was asked for")
+        if meta.get("num_classes") != cfg.num_classes:
+            raise PredictError(f"{path}: has {meta.get('num_classes')} classes but the run's params list "
+                               f"{cfg.num_classes} (data.classes)")
+        if meta.get("arch") != cfg.model.arch:
+            raise PredictError(f"{path}: architecture {meta.get('arch')!r} does not match the run's "
+                               f"model.arch {cfg.model.arch!r}")
+        if kind == "3d" and meta.get("frames") not in (None, cfg.svd.frames):
+            raise PredictError(f"{path}: trained on {meta.get('frames')}-frame clips but svd.frames is "
+                               f"{cfg.svd.frames}")
+
+    @torch.no_grad()
+    def predict_batch(self, images: np.ndarray, seeds: Sequence[int], top_k: int) -> tuple[list[list[dict]], dict]:
+        """uint8 [B,S,S,3] -> top-k per image, and the per-image generate/classify time in ms."""
+        from gva.data.loader import to_model_input
+
+        t0 = time.perf_counter()
+        if self.generator is not None:
+            batch = torch.from_numpy(self.generator.generate(images, list(seeds)))
+        else:
+            batch = torch.from_numpy(images)
+        _sync(self.device)
+        t1 = time.perf_counter()
+        x = to_model_input(batch.to(self.device), self.meta["input_size"], self.meta["mean"], self.meta["std"])
+        probs = torch.softmax(self.model(x).float(), dim=1)
+        _sync(self.device)
+        t2 = time.perf_counter()
+        k = min(top_k, probs.shape[1])
+        p, idx = probs.topk(k, dim=1)
+        names, wnids = self.meta["class_names"], self.cfg.data.classes
+        tops = [[{"class_name": names[j], "wnid": wnids[j], "label": int(j), "probability": float(q)}
+                 for q, j in zip(pr.tolist(), ix.tolist())] for pr, ix in zip(p, idx)]
+        n = len(images)
+        timing = {"generate": (t1 - t0) * 1e3 / n if self.generator else 0.0, "classify": (t2 - t1) * 1e3 / n}
+        return tops, timing
+
+    def predict_files(self, files: Sequence[Path], top_k: int = 3, batch_size: int = 8,
+                      progress: Callable[[Iterable], Iterable] = lambda x: x) -> Iterator[Prediction]:
+        """Stream files through in batches; a bad file yields an error result and the rest go on."""
+        size = self.cfg.data.image_size
+        pending: list[tuple[Path, np.ndarray, int, float]] = []
+
+        def flush() -> Iterator[Prediction]:
+            if not pending:
+                return
+            images = np.stack([p[1] for p in pending])
+            tops, timing = self.predict_batch(images, [p[2] for p in pending], top_k)
+            for (path, _, _, decode_ms), top in zip(pending, tops):
+                lat = {"decode": decode_ms, **timing}
+                lat["total"] = sum(lat.values())
+                yield Prediction(str(path), True, top, {k: round(v, 3) for k, v in lat.items()})
+            pending.clear()
+
+        for path in progress(files):
+            t0 = time.perf_counter()
+            try:
+                data = path.read_bytes() if path.is_file() else None
+                if data is None:
+                    raise ValueError("file not found" if not path.exists() else "not a file")
+                image = load_image(io.BytesIO(data), size)
+            except ValueError as exc:
+                yield Prediction(str(path), False, error=str(exc))
+                continue
+            pending.append((path, image, file_seed(self.cfg.svd.seed, data), (time.perf_counter() - t0) * 1e3))
+            if len(pending) >= batch_size:
+                yield from flush()
+        yield from flush()
