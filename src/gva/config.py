@@ -106,9 +106,14 @@ class TrainConfig:
     num_workers: int = 2
     device: str = "auto"
     processes: int = 1
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])   # ImageNet
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
+        _check(len(self.mean) == 3, "train.mean", "must list 3 channel means")
+        _check(len(self.std) == 3 and all(s > 0 for s in self.std), "train.std",
+               "must list 3 positive channel stds")
         _check(self.image_size > 0, "train.image_size", "must be positive")
         _check(self.step_size > 0, "train.step_size", "must be positive")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
@@ -159,6 +164,7 @@ class EvaluateConfig:
     latency_warmup: int = 3
     extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
     device: str = "auto"
+    latency_budget_s: Optional[float] = 120.0
 
     def validate(self) -> None:
         _check(self.batch_size > 0, "evaluate.batch_size", "must be positive")
@@ -169,6 +175,8 @@ class EvaluateConfig:
                "evaluate.latency_batch_sizes", "has duplicates")
         _check(self.latency_repeats > 0, "evaluate.latency_repeats", "must be positive")
         _check(self.latency_warmup >= 0, "evaluate.latency_warmup", "must be >= 0")
+        _check(self.latency_budget_s is None or self.latency_budget_s > 0,
+               "evaluate.latency_budget_s", "must be positive or null")
         _check(len(set(self.extra_protocols)) == len(self.extra_protocols),
                "evaluate.extra_protocols", "has duplicates")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),

@@ -52,6 +52,8 @@ class Generator(ABC):
 
     #: frames per clip (T)
     frames: int
+    #: frame 0 is the input image itself (set exactly after quantisation)
+    first_frame_original: bool = False
 
     @abstractmethod
     def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
@@ -66,8 +68,6 @@ class Generator(ABC):
         if self.first_frame_original:
             clips[:, 0] = images  # exact, whatever the float path did
         return clips
-
-    first_frame_original: bool = False
 
     def describe(self) -> dict:
         """Settings as resolved (device, dtype ...), recorded in generation.json."""
@@ -133,7 +133,7 @@ def build_generator(svd_cfg: SvdConfig, device: str = "auto", cache_root: str = 
     if svd_cfg.generator == "motion":
         from gva.generate.controls import MotionGenerator
 
-        return MotionGenerator(svd_cfg.frames, svd_cfg.motion, svd_cfg.seed)
+        return MotionGenerator(svd_cfg.frames, svd_cfg.motion)
     if svd_cfg.generator in ("svd", "tiny-svd"):
         from gva.generate.svd import SvdGenerator
 
