@@ -17,6 +17,18 @@ if [ "${1:-}" = "--offline" ]; then
   # data.dvc (the official download), which nothing depends on once data.source is local.
   offline=(
     -S "data.source=$data_dir"
+    -S data.limit_per_class=40
+    -S svd.generator=motion
+    -S model.arch=resnet18
+    -S model.pretrained=false
+    -S train.image_size=32
+    -S train.lr=0.01
+    -S train2d.epochs=3
+    -S train3d.epochs=2
+    -S inflate.last_n=2
+    -S evaluate.bootstrap=2000
+    -S "evaluate.latency_batch_sizes=[1,8]"
+    -S evaluate.latency_repeats=5
   )
   exec dvc exp run "${offline[@]}" "$@" dvc.yaml
 elif [ $# -gt 0 ]; then
