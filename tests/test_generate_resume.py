@@ -1,7 +1,11 @@
-"""svd_generate survives SIGKILL (real subprocess) and gives the same bytes resumed, and across processes."""
+"""svd_generate survives SIGKILL (real subprocess) and gives the same bytes resumed, and under torchrun.
+
+More torchrun cases (a killed rank, per-node caches, the dvc.yaml command) are in test_distributed.py.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -68,14 +72,14 @@ def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path
     got = (tmp_path / "data" / "clips" / "clips.npy").read_bytes()
     assert got == (tmp_path / "ref" / "clips.npy").read_bytes()
 
-    # 4. Two worker processes, another batch size, and a store holding only the first 3 images
-    #    (same ids -> same seeds): the same clips. Float results agree to ~1e-6, so at most a rare
-    #    one-level rounding difference after quantisation.
+    # 4. Another batch size and a store holding only the first 3 images (same ids -> same seeds):
+    #    the same clips. Float results agree to ~1e-6, so at most a rare one-level rounding
+    #    difference after quantisation. (svd.processes > 1 without a launcher runs one process.)
     images = np.load(tmp_path / "data" / "curated" / "images.npy")
     rows = read_index(tmp_path / "data" / "curated" / "index.csv")
     write_array(tmp_path / "sub" / "images.npy", images[:3])
     write_index(tmp_path / "sub" / "index.csv", rows[:3])
-    cfg2 = config_from_dict({"svd": {**TINY, "processes": 2, "batch_size": 2}})
+    cfg2 = config_from_dict({"svd": {**TINY, "batch_size": 2}})
     run(cfg2, curated_dir=tmp_path / "sub", out_dir=tmp_path / "p2", cache_root=tmp_path / "p2_cache",
         progress=False)
     a = np.load(tmp_path / "ref" / "clips.npy")[:3].astype(int)
@@ -84,15 +88,22 @@ def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path
     assert len(list((tmp_path / "p2_cache").glob("svd/*/clips_*.npy"))) == 3
 
 
-def test_motion_multiprocess_is_bit_identical(tmp_path):
+def test_motion_under_torchrun_is_bit_identical(tmp_path):
+    """`torchrun --nproc-per-node 2 -m gva.cli svd_generate` (another chunk size): the same bytes."""
     from gva.generate.stage import run
 
-    make_curated(tmp_path / "curated", n=9)
-    kw = dict(curated_dir=tmp_path / "curated", progress=False)
+    make_curated(tmp_path / "data" / "curated", n=9)
     one = config_from_dict({"svd": {"generator": "motion", "chunk_size": 2, "previews_per_class": 0}})
-    two = config_from_dict({"svd": {"generator": "motion", "chunk_size": 3, "processes": 2,
-                                    "previews_per_class": 0}})
-    run(one, out_dir=tmp_path / "a", cache_root=tmp_path / "ca", **kw)
-    rec = run(two, out_dir=tmp_path / "b", cache_root=tmp_path / "cb", **kw)
-    assert rec["generated_images"] == 9
-    assert (tmp_path / "a" / "clips.npy").read_bytes() == (tmp_path / "b" / "clips.npy").read_bytes()
+    run(one, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "a", cache_root=tmp_path / "ca",
+        progress=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
+        {"svd": {"generator": "motion", "chunk_size": 3, "processes": 2, "previews_per_class": 0}}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rec = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
+    assert rec["generated_images"] == 9 and rec["processes"] == 2
+    for name in ("clips.npy", "index.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "data" / "clips" / name).read_bytes(), name

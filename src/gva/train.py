@@ -4,6 +4,17 @@
 and epoch time logged with dvclive, model selection on the ``val`` split (best top-1; the last
 epoch when there is no val split -- ``test`` is never looked at), and a hard stop on a non-finite
 loss. The stages differ only in data (images vs clips) and their batch size / epochs.
+
+Several processes: ``torchrun --standalone --nproc-per-node N -m gva.cli train2d`` with
+``train.processes: N`` (dvc.yaml launches it so). The model is wrapped in
+``DistributedDataParallel`` (gloo on CPU, nccl with one GPU per rank); ``train2d/3d.batch_size``
+stays the *global* batch, each rank taking ``batch_size / N`` of the same seeded permutation
+(:func:`gva.data.loader.make_train_loader`), and DDP averages the gradients, so a step sees the
+same samples and, without BatchNorm, the same gradient as a one-process step (up to float
+summation order). What differs: BatchNorm batch statistics are per rank (no SyncBatchNorm; its
+running statistics are rank 0's, broadcast before each validation), and augmentation / dropout
+draw per-rank random streams. Train and val metrics are summed over the ranks; the model
+selection is rank 0's decision, broadcast; only rank 0 writes dvclive logs and the checkpoint.
 """
 
 from __future__ import annotations
@@ -22,10 +33,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from gva import distributed
 from gva.config import Config, TrainConfig
 from gva.data.arrays import StoreError, open_clips, open_images
-from gva.data.loader import (concat, extra_frame_samples, make_loader, split_samples,
-                             to_model_input)
+from gva.data.loader import (concat, extra_frame_samples, make_eval_loader, make_train_loader,
+                             per_rank_batch, split_samples, to_model_input)
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -98,6 +110,48 @@ class _Meter:
         return EpochStats(self.loss / n, self.c1 / n, self.c3 / n, self.n)
 
 
+def _bars_off() -> Optional[bool]:
+    """tqdm's ``disable``: automatic (off without a terminal) on rank 0, always off on the others."""
+    return None if distributed.env_rank_world()[0] == 0 else True
+
+
+def _reduce(stats: EpochStats, dist: distributed.Dist, what: str) -> EpochStats:
+    """Sum a rank's loss / hit counts over the ranks: the metrics of the whole set, on every rank."""
+    if not dist.active:
+        return stats
+    loss, c1, c3, n = dist.all_reduce_sum([stats.loss * stats.n, stats.top1 * stats.n,
+                                           stats.top3 * stats.n, float(stats.n)], what)
+    n = max(int(round(n)), 1)
+    return EpochStats(loss / n, round(c1) / n, round(c3) / n, n)
+
+
+class _NoLive:
+    """Stands in for dvclive's ``Live`` on ranks other than 0 (they log nothing)."""
+
+    def __init__(self) -> None:
+        self.summary: dict[str, Any] = {}
+
+    def __enter__(self) -> "_NoLive":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def log_metric(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def next_step(self) -> None:
+        return None
+
+
+def _broadcast_buffers(model: nn.Module, dist: distributed.Dist) -> None:
+    """Rank 0's BatchNorm running statistics on every rank (DDP only syncs them at train forwards)."""
+    import torch.distributed as tdist
+
+    for buf in model.buffers():
+        dist._call("syncing the model buffers", tdist.broadcast, buf, src=0)
+
+
 def _check_finite(loss: torch.Tensor, where: str) -> None:
     loss = loss.detach()
     if not torch.isfinite(loss):
@@ -112,7 +166,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     model.train()
     meter = _Meter()
     for step, (x, y) in enumerate(tqdm(loader, desc=f"{desc} epoch {epoch}", leave=False,
-                                       disable=None)):
+                                       disable=_bars_off())):
         x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
         y = y.to(device, non_blocking=True)
         logits = model(x)
@@ -131,7 +185,7 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, 
     """Loss / top-1 / top-3 over ``loader`` in eval mode."""
     model.eval()
     meter = _Meter()
-    for x, y in tqdm(loader, desc=desc, leave=False, disable=None):
+    for x, y in tqdm(loader, desc=desc, leave=False, disable=_bars_off()):
         x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
         y = y.to(device, non_blocking=True)
         logits = model(x)
@@ -142,20 +196,33 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, 
 
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
-        epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train") -> FitResult:
+        epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train",
+        dist: Optional[distributed.Dist] = None) -> FitResult:
     """Train ``model`` in place and leave it holding the selected epoch's weights.
 
     Selection: best val top-1 (earliest epoch on ties) when ``val_set`` is given, else the last
     epoch. Per-epoch metrics go to a dvclive directory ``live_dir`` (no dvc.yaml written).
+    ``batch_size`` is the global batch; ``dist`` is the process group (default: the one this
+    process joined, see :mod:`gva.distributed`); with several ranks the model trains under DDP.
     """
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
-    device = resolve_device(cfg.device)
+    dist = dist or distributed.current()
+    device = torch.device(dist.device) if dist.device else resolve_device(cfg.device)
+    if dist.active and device.type == "cuda" and dist.backend != "nccl":
+        raise RuntimeError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
+    per_rank_batch(batch_size, dist.world, f"{desc}.batch_size")
     model.to(device)
+    net: nn.Module = model
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)  # broadcasts rank 0's weights
+        torch.manual_seed(cfg.seed + 7919 * dist.rank)  # per-rank augmentation / dropout streams
     pin = device.type == "cuda"
-    train_loader = make_loader(train_set, batch_size, True, cfg.num_workers, cfg.seed, pin)
-    val_loader = (make_loader(val_set, batch_size, False, cfg.num_workers, cfg.seed, pin)
-                  if val_set is not None else None)
+    train_loader = make_train_loader(train_set, batch_size, cfg.num_workers, cfg.seed, dist.rank, dist.world, pin)
+    val_loader = (make_eval_loader(val_set, per_rank_batch(batch_size, dist.world), cfg.num_workers, dist.rank,
+                                   dist.world, pin) if val_set is not None else None)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     size, mean, std = cfg.image_size, cfg.mean, cfg.std
@@ -163,14 +230,22 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     best_top1, best_epoch, best_state = -math.inf, epochs, None
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=None):
+    live = (Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) if dist.is_main
+            else _NoLive())
+    with live:
+        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=_bars_off()):
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            tr = train_one_epoch(model, train_loader, optimizer, device, size, mean, std, epoch, desc)
+            train_loader.sampler.set_epoch(epoch)
+            tr = train_one_epoch(net, train_loader, optimizer, device, size, mean, std, epoch, desc)
+            tr = _reduce(tr, dist, f"{desc} epoch {epoch}: summing the train metrics")
             scheduler.step()
-            va = (evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} val")
-                  if val_loader is not None else None)
+            va = None
+            if val_loader is not None:
+                if dist.active:
+                    _broadcast_buffers(model, dist)  # every rank evaluates rank 0's model
+                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} val"),
+                             dist, f"{desc} epoch {epoch}: summing the val metrics")
             if device.type == "cuda":
                 torch.cuda.synchronize()
             epoch_time = time.perf_counter() - t0
@@ -178,7 +253,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
                    "train/top3": tr.top3, "epoch_time_s": epoch_time}
             if va is not None:
                 row.update({"val/loss": va.loss, "val/top1": va.top1, "val/top3": va.top3})
-                if va.top1 > best_top1:  # strictly better: ties keep the earlier epoch
+                # strictly better: ties keep the earlier epoch; rank 0 decides for all ranks
+                better = dist.broadcast_object(va.top1 > best_top1, f"{desc} epoch {epoch}: model selection")
+                if better:
                     best_top1, best_epoch = va.top1, epoch
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             history.append(row)
@@ -186,8 +263,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
                 if key != "epoch":
                     live.log_metric(key, value)
             live.next_step()
-            log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
-                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            if dist.is_main:
+                log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
+                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         train_time = time.perf_counter() - start
         selected_on = "val" if val_loader is not None else "last_epoch"
         live.summary["best_epoch"] = best_epoch
@@ -195,8 +273,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
         if val_loader is not None:
             live.summary["best_val_top1"] = best_top1
         live.summary["train_time_s"] = train_time
+        live.summary["processes"] = dist.world
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif dist.active:
+        _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
     return FitResult(best_epoch, selected_on, train_time, history)
 
 
@@ -221,7 +302,33 @@ def _train_meta(cfg: Config, kind: str, arch: str, class_names: list[str], resul
             "history": result.history, **extra}
 
 
+def check_processes(processes: int, world: int, stage: str) -> None:
+    """``train.processes`` must be the launched world size: the per-rank batch and BN depend on it."""
+    if world == processes:
+        return
+    if world == 1:
+        raise ValueError(f"train.processes is {processes} but gva {stage} was started as one process: run "
+                         f"`torchrun --standalone --nproc-per-node {processes} -m gva.cli {stage}` "
+                         "(dvc.yaml does) or set train.processes: 1")
+    raise ValueError(f"train.processes is {processes} but the launcher started {world} processes; they must "
+                     "agree (with --nnodes M --nproc-per-node N, train.processes is M*N)")
+
+
 def run_train2d(cfg: Config) -> None:
+    """Stage ``train2d`` (one rank of it under torchrun): see :func:`_train2d`."""
+    with distributed.session(resolve_device(cfg.train.device).type) as dist:
+        check_processes(cfg.train.processes, dist.world, "train2d")
+        _train2d(cfg, dist)
+
+
+def run_train3d(cfg: Config) -> None:
+    """Stage ``train3d`` (one rank of it under torchrun): see :func:`_train3d`."""
+    with distributed.session(resolve_device(cfg.train.device).type) as dist:
+        check_processes(cfg.train.processes, dist.world, "train3d")
+        _train3d(cfg, dist)
+
+
+def _train2d(cfg: Config, dist: distributed.Dist) -> None:
     """Stage ``train2d``: data/curated (+ data/clips when train2d.frames=all) -> models/model2d.pt."""
     t = cfg.train
     images = open_images(CURATED_DIR)
@@ -243,16 +350,18 @@ def run_train2d(cfg: Config) -> None:
     torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
     model = build_backbone(cfg.model.arch, len(names), cfg.model.pretrained)
     result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
-                 LIVE2D, "train2d")
+                 LIVE2D, "train2d", dist)
     meta = _train_meta(cfg, "2d", cfg.model.arch, names, result, cfg.train2d.epochs, None, None,
                        pretrained=cfg.model.pretrained, train2d_frames=cfg.train2d.frames,
-                       train_samples=len(train_set))
-    save_checkpoint(MODEL2D, model, meta)
+                       train_samples=len(train_set), processes=dist.world)
+    if dist.is_main:
+        save_checkpoint(MODEL2D, model, meta)
+    dist.barrier("train2d: waiting for rank 0 to write the checkpoint")
     log.info("train2d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL2D, result.best_epoch,
              result.selected_on, result.train_time_s)
 
 
-def run_train3d(cfg: Config) -> None:
+def _train3d(cfg: Config, dist: distributed.Dist) -> None:
     """Stage ``train3d``: models/model3d_init.pt + data/clips -> models/model3d.pt."""
     t = cfg.train
     model, init_meta = load_checkpoint(MODEL3D_INIT)
@@ -275,11 +384,13 @@ def run_train3d(cfg: Config) -> None:
 
     torch.manual_seed(t.seed)
     result = fit(model, train_set, val_set, t, cfg.train3d.epochs, cfg.train3d.batch_size,
-                 LIVE3D, "train3d")
+                 LIVE3D, "train3d", dist)
     keep = {k: init_meta[k] for k in ("inflate_source", "inflation_report", "pretrained")
             if k in init_meta}
     meta = _train_meta(cfg, "3d", init_meta["arch"], names, result, cfg.train3d.epochs, frames,
-                       dict(init_meta["inflate"]), train_samples=len(train_set), **keep)
-    save_checkpoint(MODEL3D, model, meta)
+                       dict(init_meta["inflate"]), train_samples=len(train_set), processes=dist.world, **keep)
+    if dist.is_main:
+        save_checkpoint(MODEL3D, model, meta)
+    dist.barrier("train3d: waiting for rank 0 to write the checkpoint")
     log.info("train3d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL3D, result.best_epoch,
              result.selected_on, result.train_time_s)

@@ -6,6 +6,12 @@ device it lives on (resize + normalise there, so workers only ship uint8, 4x les
 Augmentation (``train.augment``) is a random horizontal flip and a random translation
 (reflect-pad by 1/8 of the side, crop back), drawn once per sample and applied identically to
 every frame of a clip.
+
+Training loaders are sharded like ``torch.utils.data.DistributedSampler`` for any process count
+(:func:`make_train_loader`): one seeded permutation per epoch, rank ``r`` of ``W`` takes every
+``W``-th index and batches of ``batch_size / W``, so the global batch of step ``j`` is positions
+``[j*B, (j+1)*B)`` of the permutation whatever ``W`` is. Validation shards are disjoint strides
+with no padding (:func:`make_eval_loader`), so summed metrics cover every sample exactly once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from gva.data.arrays import Store, StoreError, read_array
 
@@ -169,3 +176,39 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
                       generator=gen, worker_init_fn=seed_worker, pin_memory=pin_memory,
                       drop_last=shuffle and len(dataset) > batch_size,
                       persistent_workers=False)
+
+
+def per_rank_batch(batch_size: int, world: int, key: str = "batch_size") -> int:
+    """``batch_size`` is the global batch: each of ``world`` ranks takes ``batch_size / world``."""
+    if batch_size % world:
+        raise ValueError(f"{key} {batch_size} is not divisible by the {world} processes; the global batch is "
+                         f"split evenly over the ranks (use a multiple of {world})")
+    return batch_size // world
+
+
+def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,
+                      world: int = 1, pin_memory: bool = False) -> DataLoader:
+    """Shuffled loader over this rank's shard; ``batch_size`` is the global batch (see the module doc).
+
+    The epoch's permutation comes from ``seed + epoch``: call ``loader.sampler.set_epoch(epoch)``
+    before each epoch. The tail that does not fill ``world`` ranks evenly is dropped (every rank
+    takes the same number of steps, as DDP needs), and so is the last incomplete batch when there
+    is more than one (a one-sample batch would break BatchNorm's batch statistics).
+    """
+    if len(dataset) < world:
+        raise ValueError(f"{len(dataset)} training samples cannot be shared by {world} processes")
+    per_rank = per_rank_batch(batch_size, world)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    gen = torch.Generator()
+    gen.manual_seed(seed + rank)  # DataLoader workers' base seeds (augmentation): distinct per rank
+    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=num_workers, generator=gen,
+                      worker_init_fn=seed_worker, pin_memory=pin_memory, drop_last=len(sampler) > per_rank,
+                      persistent_workers=False)
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int = 0, world: int = 1,
+                     pin_memory: bool = False) -> DataLoader:
+    """In-order loader over samples ``rank, rank + world, ...`` (all of them for one process)."""
+    shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      worker_init_fn=seed_worker, pin_memory=pin_memory, persistent_workers=False)

@@ -1,4 +1,4 @@
-"""Chunked, resumable, optionally multi-process generation into a content-keyed cache.
+"""Chunked, resumable generation into a content-keyed cache, sharded over ``torchrun`` ranks.
 
 Clips are committed in chunks ``clips_<start>_<stop>.npy`` (rows [start, stop) of the store),
 each written atomically (temp + rename), under a directory keyed by the settings that change
@@ -7,17 +7,22 @@ cache, so a run killed at any point (SIGKILL included) resumes with only the mis
 Chunk boundaries come from the *missing* row ranges, so changing ``chunk_size`` between runs
 still reuses every committed chunk. A clip depends only on its image, seed and settings, so the
 resumed result has the same bytes as an uninterrupted run.
+
+Under a launcher (``torchrun --nproc-per-node N [--nnodes M]``, see :mod:`gva.distributed`) the
+ranks agree on the missing chunks (the union of what every rank's cache holds), rank ``r`` takes
+chunks ``r, r+W, r+2W ...`` and commits them to its own cache, and rank 0 then receives the
+chunks its cache lacks (none when the cache is on a shared filesystem) so it can assemble the
+store. Chunk boundaries and batches are those of a one-process run, so the bytes are identical;
+a killed rank loses only its chunk in flight, and the next run resumes every shard.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue as queue_mod
 import re
 import shutil
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -25,12 +30,29 @@ from typing import Optional, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
+from gva.distributed import Dist
 from gva.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^clips_(\d+)_(\d+)\.npy$")
 _STALE_TMP_S = 600  # atomic_path temporaries older than this are left-overs of a killed run
+
+
+def missing_ranges(covered: np.ndarray, chunk_size: int) -> list[tuple[int, int]]:
+    """The False runs of ``covered`` as [start, stop) ranges of at most ``chunk_size`` rows."""
+    n = len(covered)
+    chunks, i = [], 0
+    while i < n:
+        if covered[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not covered[j] and j - i < chunk_size:
+            j += 1
+        chunks.append((i, j))
+        i = j
+    return chunks
 
 
 class ChunkCache:
@@ -74,18 +96,7 @@ class ChunkCache:
 
     def missing(self, chunk_size: int) -> list[tuple[int, int]]:
         """Rows not yet committed, as [start, stop) ranges of at most ``chunk_size`` rows."""
-        mask = self.covered()
-        chunks, i = [], 0
-        while i < self.n:
-            if mask[i]:
-                i += 1
-                continue
-            j = i
-            while j < self.n and not mask[j] and j - i < chunk_size:
-                j += 1
-            chunks.append((i, j))
-            i = j
-        return chunks
+        return missing_ranges(self.covered(), chunk_size)
 
     def commit(self, start: int, stop: int, clips: np.ndarray) -> None:
         if clips.dtype != np.uint8 or clips.shape != (stop - start,) + self.clip_shape:
@@ -129,28 +140,27 @@ class ChunkCache:
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """How to build the generator: picklable, so worker processes build their own."""
+    """How to build the generator; every rank builds its own."""
 
     svd: SvdConfig
     device: str
     cache_root: str = "data/.cache"
 
     def prepare(self) -> None:
-        """One-time work before workers start (building the tiny-svd directory)."""
+        """One-time work before the ranks load the generator (building the tiny-svd directory)."""
         if self.svd.generator == "tiny-svd":
             from gva.generate.svd import is_model_dir, tiny_model_dir
 
             if not is_model_dir(self.svd.model):
                 tiny_model_dir(self.cache_root)
 
-    def build(self, rank: int = 0, world: int = 1):
+    def build(self, local_rank: int = 0, world: int = 1):
+        """The generator; with several ranks on CUDA, rank -> ``cuda:<local rank>``."""
         from gva.generate.base import build_generator
 
         device = self.device
         if world > 1 and device == "cuda":
-            import torch
-
-            device = f"cuda:{rank % max(torch.cuda.device_count(), 1)}"  # spread workers over GPUs
+            device = f"cuda:{local_rank}"
         return build_generator(self.svd, device=device, cache_root=self.cache_root)
 
 
@@ -163,6 +173,8 @@ class RunStats:
     generator: Optional[dict] = None
     chunks: list = field(default_factory=list)
     started: float = 0.0  # perf_counter when generation (not model loading) began
+    processes: int = 1
+    received: int = 0      # rows rank 0 received from other ranks' caches (not on a shared filesystem)
 
     @property
     def images_per_s(self) -> float:
@@ -183,114 +195,78 @@ def _rate(bar, done: int, started: float) -> None:
         bar.set_postfix_str(f"{done / elapsed:.3g} images/s", refresh=False)
 
 
-def _worker(rank: int, world: int, spec: GeneratorSpec, images_path: Optional[str], images: Optional[np.ndarray],
-            seeds: list[int], chunks: list[tuple[int, int]], cache_dir: str, n: int, clip_shape: tuple,
-            threads: int, q) -> None:
-    """Worker process: build a generator, generate and commit its share of the chunks."""
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-        if images is None:
-            images = np.load(images_path, mmap_mode="r")
-        gen = spec.build(rank, world)
-        q.put(("ready", rank, gen.describe()))
-        cache = ChunkCache(cache_dir, n, clip_shape)
-        for start, stop in chunks:
-            cache.commit(start, stop, gen.generate(np.ascontiguousarray(images[start:stop]), seeds[start:stop]))
-            q.put(("done", rank, stop - start))
-        q.put(("exit", rank, None))
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:  # bad input: the message is enough
-        q.put(("error", rank, f"{type(exc).__name__}: {exc}"))
-    except BaseException:  # anything else (a bug, KeyboardInterrupt): the parent gets the traceback
-        q.put(("error", rank, traceback.format_exc()))
-
-
 def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], cache: ChunkCache,
-               chunk_size: int, processes: int = 1, progress: bool = True, generator=None,
-               desc: str = "svd_generate") -> RunStats:
-    """Generate every clip missing from ``cache``; return counts and timing.
+               chunk_size: int, progress: bool = True, generator=None, desc: str = "svd_generate",
+               dist: Optional[Dist] = None) -> RunStats:
+    """Generate every clip missing from ``cache`` (this rank's shard of them); return counts and timing.
 
-    ``generator`` (optional) is an already built generator to use in-process (tests, benchmark).
+    ``generator`` (optional) is an already built generator to use (tests, benchmark). ``dist`` is
+    the process group (None: one process). On return rank 0's cache holds every row; the counts
+    in the returned stats are totals over the ranks (on rank 0).
     """
+    dist = dist or Dist()
     n = images.shape[0]
     if len(seeds) != n:
         raise ValueError(f"got {n} images but {len(seeds)} seeds")
-    cache.remove_stale_temporaries()
-    todo = cache.missing(chunk_size)
-    n_todo = sum(b - a for a, b in todo)
-    stats = RunStats(n=n, resumed=n - n_todo, chunks=todo)
-    if not todo:
-        return stats
+    if dist.is_local_main:
+        cache.remove_stale_temporaries()
+    # Agree on the work: the union of every rank's committed rows (per-node caches resume too).
+    held = [(a, b) for a, b, _ in cache.committed()]
+    covered = np.zeros(n, dtype=bool)
+    for ranges in dist.all_gather_object(held, "agreeing on the committed chunks"):
+        for a, b in ranges:
+            covered[a:b] = True
+    todo = missing_ranges(covered, chunk_size)
+    mine = todo[dist.rank::dist.world]
+    stats = RunStats(n=n, resumed=int(covered.sum()), chunks=todo, processes=dist.world)
     seeds = [int(s) for s in seeds]
-    world = min(processes, len(todo)) if generator is None else 1
     stats.started = time.perf_counter()
-    gen = None
-    if world == 1:  # load the model before the bar opens: its time is not generation time
-        gen = generator if generator is not None else spec.build()
-        stats.generator = gen.describe()
-    with _progress(n_todo, desc, progress) as bar:
-        if gen is not None:
-            stats.started = time.perf_counter()
-            for start, stop in todo:
+    if todo:
+        if generator is None and dist.is_local_main:
+            spec.prepare()
+        dist.barrier("waiting for the model preparation")
+        gen = generator
+        if mine and gen is None:  # load the model before the bar opens: its time is not generation time
+            gen = spec.build(dist.local_rank, dist.world)
+        stats.generator = gen.describe() if gen is not None else None
+        dist.barrier("waiting for every rank to load the generator")
+        stats.started = time.perf_counter()
+        n_mine = sum(b - a for a, b in mine)
+        with _progress(n_mine, f"{desc} rank {dist.rank}/{dist.world}" if dist.active else desc,
+                       progress and dist.is_main) as bar:
+            for start, stop in mine:
                 cache.commit(start, stop, gen.generate(np.ascontiguousarray(images[start:stop]), seeds[start:stop]))
                 bar.update(stop - start)
                 stats.generated += stop - start
                 _rate(bar, stats.generated, stats.started)
-        else:
-            stats.generated = _run_workers(spec, images, seeds, cache, todo, world, bar, stats)
+    if dist.active:
+        _collect_on_rank0(cache, dist, stats)
     stats.seconds = time.perf_counter() - stats.started
     return stats
 
 
-def _run_workers(spec: GeneratorSpec, images: np.ndarray, seeds: list[int], cache: ChunkCache,
-                 todo: list[tuple[int, int]], world: int, bar, stats: RunStats) -> int:
-    import multiprocessing as mp
-
-    spec.prepare()
-    images_path = None
-    filename = getattr(images, "filename", None)
-    if isinstance(images, np.memmap) and filename and np.load(filename, mmap_mode="r").shape == images.shape:
-        images_path, images_arg = str(filename), None  # workers map the file instead of a pickled copy
-    else:
-        images_arg = np.asarray(images)
-    threads = max(1, (os.cpu_count() or 1) // world)
-    ctx = mp.get_context("spawn")  # fork after torch init is unsafe; spawn works everywhere
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, world, spec, images_path, images_arg, seeds, todo[r::world],
-                                                 str(cache.directory), cache.n, cache.clip_shape, threads, q),
-                         daemon=True) for r in range(world)]
-    for p in procs:
-        p.start()
-    done, exited, ready = 0, set(), 0
-    try:
-        while len(exited) < world:
-            try:
-                kind, rank, payload = q.get(timeout=1.0)
-            except queue_mod.Empty:
-                dead = [r for r, p in enumerate(procs) if not p.is_alive() and r not in exited]
-                if dead and q.empty():
-                    raise RuntimeError(f"generation worker(s) {dead} died (exit codes "
-                                       f"{[procs[r].exitcode for r in dead]}); committed chunks are kept")
-                continue
-            if kind == "ready":
-                ready += 1
-                stats.generator = payload
-                if ready == world:
-                    stats.started = time.perf_counter()
-            elif kind == "done":
-                done += payload
-                bar.update(payload)
-                _rate(bar, done, stats.started)
-            elif kind == "exit":
-                exited.add(rank)
-            elif kind == "error":
-                raise RuntimeError(f"generation worker {rank} failed: {payload}")
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join(timeout=10)
-        q.close()
-        q.join_thread()
-    return done
+def _collect_on_rank0(cache: ChunkCache, dist: Dist, stats: RunStats) -> None:
+    """Rank 0 gets the chunks its cache lacks from the ranks that hold them; totals the counts."""
+    dist.barrier("waiting for every rank to finish its shard")  # so a shared cache is complete now
+    lacking = ~cache.covered() if dist.is_main else None
+    lacking = dist.broadcast_object(lacking, "finishing generation (a rank may have failed)")
+    sent = []
+    if lacking.any() and not dist.is_main:
+        for start, stop, p in cache.committed():
+            if lacking[start:stop].any():
+                sent.append((start, stop, np.load(p)))
+                lacking[start:stop] = False  # one copy of each row is enough
+    got = dist.gather_object((stats.generated, stats.generator, sent), "collecting the chunks on rank 0")
+    if not dist.is_main:
+        return
+    stats.generated = sum(g for g, _, _ in got)
+    stats.generator = stats.generator or next((d for _, d, _ in got if d is not None), None)
+    still = ~cache.covered()
+    for _, _, chunks in got:
+        for start, stop, clips in chunks:
+            if still[start:stop].any():
+                cache.commit(start, stop, clips)
+                stats.received += int(still[start:stop].sum())
+                still[start:stop] = False
+    if still.any():
+        raise RuntimeError(f"{cache.directory}: {int(still.sum())} rows are in no rank's cache after generation")

@@ -5,6 +5,11 @@ Reads only ``cfg.svd`` and the curated store. Work is committed chunk by chunk t
 that change clip bytes and the curated content; the outputs are then assembled from the cache,
 so a killed or ``dvc repro``-restarted run resumes and a run with unchanged settings only
 re-assembles.
+
+Scale-out: run it under a launcher, ``torchrun --standalone --nproc-per-node N -m gva.cli
+svd_generate`` (``svd.processes`` = N; dvc.yaml does this) or across machines with ``--nnodes``.
+Every rank generates its shard of the missing chunks (:func:`gva.generate.runner.run_chunks`);
+rank 0 alone writes ``data/clips``, byte-identical to a one-process run.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gva import distributed
 from gva.config import Config, to_dict
 from gva.data.arrays import SPLITS, IndexRow, StoreError, open_images, write_index
 from gva.generate.base import cache_settings, image_seed, resolve_device
@@ -100,10 +106,29 @@ def check_store_rows(rows: list[IndexRow], where: Path) -> None:
 
 def run(cfg: Config, curated_dir: str | Path = "data/curated", out_dir: str | Path = "data/clips",
         cache_root: str | Path = "data/.cache", progress: bool = True) -> dict:
-    """Generate one clip per curated image; returns the generation.json record."""
+    """Generate one clip per curated image; returns the generation.json record (on every rank)."""
     t_start = time.perf_counter()
     svd = cfg.svd
-    curated_dir, out_dir, cache_root = Path(curated_dir), Path(out_dir), Path(cache_root)
+    device = resolve_device(svd.device)
+    with distributed.session("cuda" if device.startswith("cuda") else "cpu") as dist:
+        _check_processes(svd.processes, dist.world)
+        return _run(cfg, Path(curated_dir), Path(out_dir), Path(cache_root), progress, device, dist, t_start)
+
+
+def _check_processes(wanted: int, world: int) -> None:
+    """The clips do not depend on the process count, so a mismatch is only worth a warning."""
+    if world == 1 and wanted > 1:
+        log.warning("svd.processes is %d but gva was not started by a launcher: generating in one process "
+                    "(use `torchrun --standalone --nproc-per-node %d -m gva.cli svd_generate`, as dvc.yaml does)",
+                    wanted, wanted)
+    elif world != wanted:
+        log.warning("svd.processes is %d but the launcher started %d processes; using %d (the clips are the same)",
+                    wanted, world, world)
+
+
+def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, progress: bool, device: str,
+         dist: distributed.Dist, t_start: float) -> dict:
+    svd = cfg.svd
     try:
         store = open_images(curated_dir)
     except StoreError as exc:
@@ -112,18 +137,36 @@ def run(cfg: Config, curated_dir: str | Path = "data/curated", out_dir: str | Pa
     check_store_rows(rows, curated_dir)
     n, h, w, _ = images.shape
 
-    device = resolve_device(svd.device)
     settings = cache_settings(svd, device)
     data_hash = file_hash(curated_dir / "images.npy", curated_dir / "index.csv")
     key = cache_key(settings, data_hash)
+    keys = dist.all_gather_object(key, "comparing the ranks' settings and data")
+    if len(set(keys)) > 1:  # e.g. another node holds a different data/curated or params.yaml
+        raise ValueError(f"ranks disagree on the settings or the curated data (cache keys by rank: {keys}); "
+                         "every node needs the same params.yaml and data/curated")
     cache = ChunkCache(cache_root / "svd" / key, n, (svd.frames, h, w, 3))
-    write_json(cache.directory / "key.json", {"settings": settings, "curated_hash": data_hash})
+    if dist.is_local_main:
+        write_json(cache.directory / "key.json", {"settings": settings, "curated_hash": data_hash})
     seeds = [image_seed(svd.seed, r.id) for r in rows]
 
-    spec = GeneratorSpec(svd, device, str(cache_root))
-    stats = run_chunks(spec, images, seeds, cache, svd.chunk_size, processes=svd.processes, progress=progress,
-                       desc=f"svd_generate[{svd.generator}]")
+    # several ranks on CUDA: each uses its own GPU, cuda:<local rank> (GeneratorSpec.build)
+    spec = GeneratorSpec(svd, "cuda" if device.startswith("cuda") and dist.active else device, str(cache_root))
+    try:
+        stats = run_chunks(spec, images, seeds, cache, svd.chunk_size, progress=progress,
+                           desc=f"svd_generate[{svd.generator}]", dist=dist)
+    except RuntimeError as exc:  # a failed or stopped rank: say what survives
+        if not dist.active:
+            raise
+        raise RuntimeError(f"{exc}. Committed chunks in {cache.directory} are kept: re-running the stage "
+                           "resumes every rank's shard") from None
+    record = _write_outputs(cfg, out_dir, cache, rows, stats, settings, data_hash, key, device, t_start, n, h, w) \
+        if dist.is_main else None
+    return dist.broadcast_object(record, "waiting for rank 0 to write data/clips")
 
+
+def _write_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats, settings: dict,
+                   data_hash: str, key: str, device: str, t_start: float, n: int, h: int, w: int) -> dict:
+    svd = cfg.svd
     out_dir.mkdir(parents=True, exist_ok=True)
     cache.assemble(out_dir / "clips.npy")
     write_index(out_dir / "index.csv", rows)
@@ -140,8 +183,10 @@ def run(cfg: Config, curated_dir: str | Path = "data/curated", out_dir: str | Pa
         "curated_hash": data_hash,
         "shape": [n, svd.frames, h, w, 3],
         "images": n,
+        "processes": stats.processes,
         "generated_images": stats.generated,
         "resumed_images": stats.resumed,
+        "received_images": stats.received,
         "generation_seconds": round(stats.seconds, 3),
         "images_per_s": round(stats.images_per_s, 4),
         "total_seconds": round(total, 3),
@@ -149,6 +194,7 @@ def run(cfg: Config, curated_dir: str | Path = "data/curated", out_dir: str | Pa
         "versions": library_versions(),
     }
     write_json(out_dir / "generation.json", record)
-    log.info("svd_generate: %d clips [%s] in %.1f s total; %d generated at %.2f images/s, %d resumed from %s",
-             n, svd.generator, total, stats.generated, stats.images_per_s, stats.resumed, cache.directory)
+    log.info("svd_generate: %d clips [%s] in %.1f s total; %d generated by %d process(es) at %.2f images/s, "
+             "%d resumed from %s", n, svd.generator, total, stats.generated, stats.processes, stats.images_per_s,
+             stats.resumed, cache.directory)
     return record
