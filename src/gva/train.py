@@ -40,16 +40,10 @@ from gva.data.loader import (concat, extra_frame_samples, make_eval_loader, make
                              per_rank_batch, split_samples, to_model_input)
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import load_checkpoint, save_checkpoint
+from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D_INIT, MODEL3D, LIVE2D, LIVE3D
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = Path("data/curated")
-CLIPS_DIR = Path("data/clips")
-MODEL2D = Path("models/model2d.pt")
-MODEL3D_INIT = Path("models/model3d_init.pt")
-MODEL3D = Path("models/model3d.pt")
-LIVE2D = Path("dvclive/train2d")
-LIVE3D = Path("dvclive/train3d")
 
 
 class NonFiniteLossError(RuntimeError):

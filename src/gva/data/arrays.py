@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gva.io import atomic_path
+from gva.paths import CLIPS_DIR, CURATED_DIR
 
 INDEX_COLUMNS = ["id", "split", "wnid", "class_name", "label", "source"]
 SPLITS = ("train", "val", "test")
@@ -125,11 +126,11 @@ def open_store(directory: str | Path, array_name: str, ndim: int) -> Store:
     return Store(arr, rows)
 
 
-def open_images(directory: str | Path = "data/curated") -> Store:
+def open_images(directory: str | Path = CURATED_DIR) -> Store:
     """The curated images: uint8 [N,H,W,3]."""
     return open_store(directory, "images.npy", 4)
 
 
-def open_clips(directory: str | Path = "data/clips") -> Store:
+def open_clips(directory: str | Path = CLIPS_DIR) -> Store:
     """The generated clips: uint8 [N,T,H,W,3]."""
     return open_store(directory, "clips.npy", 5)

@@ -18,11 +18,10 @@ from gva.config import Config, DataConfig, to_dict
 from gva.data.arrays import IndexRow, write_array, write_index
 from gva.data.tinyimagenet import Item, TinyImageNet, open_tree
 from gva.io import atomic_path
+from gva.paths import CURATED_DIR, DOWNLOAD_DIR
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = Path("data/curated")
-DOWNLOAD_DIR = Path("data/.cache/downloads")
 
 
 def assign_splits(items: list[Item], val_fraction: float, seed: int, num_classes: int) -> list[str]:

@@ -37,15 +37,10 @@ from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
 from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
 from gva.io import atomic_path, write_json
+from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
 
 log = logging.getLogger(__name__)
 
-CURATED_DIR = Path("data/curated")
-CLIPS_DIR = Path("data/clips")
-MODEL2D = Path("models/model2d.pt")
-MODEL3D = Path("models/model3d.pt")
-METRICS_DIR = Path("metrics")
-PLOTS_DIR = Path("plots")
 
 MODEL_LABELS = {"2d": "2-D on images", "3d": "3-D on generated clips"}
 PROTOCOLS = {

@@ -29,6 +29,7 @@ from gva.data.arrays import SPLITS, IndexRow, StoreError, open_images, write_ind
 from gva.generate.base import cache_settings, image_seed, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, run_chunks
 from gva.io import atomic_path, write_json
+from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def check_store_rows(rows: list[IndexRow], where: Path) -> None:
         raise ValueError(f"{where}: index.csv has duplicate image ids (per-image seeds need unique ids)")
 
 
-def run(cfg: Config, curated_dir: str | Path = "data/curated", out_dir: str | Path = "data/clips",
-        cache_root: str | Path = "data/.cache", progress: bool = True) -> dict:
+def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, out_dir: str | Path = CLIPS_DIR,
+        cache_root: str | Path = CACHE_DIR, progress: bool = True) -> dict:
     """Generate one clip per curated image; returns the generation.json record (on every rank)."""
     t_start = time.perf_counter()
     svd = cfg.svd

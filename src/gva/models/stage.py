@@ -19,12 +19,12 @@ from gva.data.arrays import StoreError, read_array
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import load_checkpoint, save_checkpoint
 from gva.models.inflate import inflate_with_report
+from gva.paths import CLIPS_DIR, MODEL2D, MODEL3D_INIT
+
+CLIPS = CLIPS_DIR / "clips.npy"
 
 log = logging.getLogger(__name__)
 
-MODEL2D = Path("models/model2d.pt")
-MODEL3D_INIT = Path("models/model3d_init.pt")
-CLIPS = Path("data/clips/clips.npy")
 
 
 def _clip_frames(path: Path) -> Optional[int]:
