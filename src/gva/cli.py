@@ -25,6 +25,11 @@ STAGES = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["report"]:  # needs no params file: it reads finished experiments
+        from gva.report import main as report_main
+
+        return report_main(argv[1:])
     parser = argparse.ArgumentParser(prog="gva", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -32,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
     _add_predict_parser(sub)
+    sub.add_parser("report", help="results table over experiments (gva report --help)", add_help=False)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

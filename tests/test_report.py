@@ -1,0 +1,188 @@
+"""gva report: experiments (``dvc exp show --json`` shape, DVC 3.67) or metrics files -> results."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gva import report
+
+
+def _metrics(top1_2d: float, top1_3d: float, p: float = 0.5) -> dict:
+    return {
+        "n_test": 400,
+        "model2d": {"top1": top1_2d, "top3": top1_2d + 0.2, "f1_macro": top1_2d - 0.01,
+                    "params": 11181642},
+        "model3d": {"top1": top1_3d, "top3": top1_3d + 0.2, "f1_macro": top1_3d - 0.02,
+                    "params": 20618826},
+        "delta": {"top1": top1_3d - top1_2d, "top1_ci95_low": top1_3d - top1_2d - 0.05,
+                  "top1_ci95_high": top1_3d - top1_2d + 0.05, "mcnemar_p": p,
+                  "only_2d_correct": 40, "only_3d_correct": 44, "top3": top1_3d - top1_2d,
+                  "f1_macro": top1_3d - top1_2d - 0.01, "offdiag_mass": top1_2d - top1_3d},
+    }
+
+
+def _params(generator: str, frames: str, seed: int) -> dict:
+    return {"params.yaml": {"data": {
+        "data": {"source": "/data/tiny", "limit_per_class": 40, "classes": ["a", "b"]},
+        "svd": {"generator": generator, "frames": 3, "motion": {"max_zoom": 0.08}},
+        "model": {"arch": "resnet18", "pretrained": False},
+        "train": {"seed": seed, "lr": 0.01, "num_workers": 2},
+        "train2d": {"epochs": 6, "frames": frames},
+        "train3d": {"epochs": 2},
+    }}}
+
+
+def _exp(name: str, generator: str, frames: str, seed: int, metrics: dict | None,
+         state: str = "success") -> dict:
+    """One experiment group as `dvc exp show --json` (DVC 3.67) prints it."""
+    rev = (name.encode().hex() * 8)[:40]
+    mfiles = {"dvclive/train2d/metrics.json": {"data": {"best_epoch": 6}}}
+    if metrics is not None:
+        mfiles["metrics/metrics.json"] = {"data": metrics}
+    else:
+        mfiles["metrics/metrics.json"] = {"error": {"type": "FileNotFoundError", "msg": "nope"}}
+    return {
+        "revs": [{"rev": rev, "name": name, "error": None, "experiments": None,
+                  "data": {"rev": rev, "timestamp": "2026-11-24T20:44:45",
+                           "params": _params(generator, frames, seed), "metrics": mfiles,
+                           "deps": {}, "outs": {}, "meta": {}}}],
+        "executor": None if state == "success" and seed == 2 else {
+            "state": state, "name": "dvc-task",
+            "local": {"root": None, "log": f"/tmp/x/{rev}.out", "pid": 1, "returncode": 0,
+                      "task_id": rev}},
+        "name": name,
+    }
+
+
+TOP1 = {  # (generator, frames) -> per seed (2-D, 3-D)
+    ("repeat", "first"): [(0.18, 0.19), (0.20, 0.20), (0.22, 0.19)],
+    ("motion", "first"): [(0.18, 0.15), (0.20, 0.17), (0.22, 0.21)],
+    ("motion", "all"): [(0.25, 0.16), (0.24, 0.18), (0.26, 0.20)],
+}
+
+
+def exp_show() -> list:
+    exps = []
+    for (gen, frames), values in TOP1.items():
+        for seed, (a, b) in enumerate(values):
+            exps.append(_exp(f"{gen}-{frames}-s{seed}", gen, frames, seed,
+                             _metrics(a, b, p=0.01 * (seed + 1))))
+    exps.append(_exp("motion-all-s3", "motion", "all", 3, None, state="queued"))
+    exps.append(_exp("motion-all-s4", "motion", "all", 4, None, state="failed"))
+    exps.append(_exp("motion-all-s5", "motion", "all", 5, None))   # succeeded, no metrics
+    base = {"rev": "a" * 40, "name": "master",
+            "data": {"rev": "a" * 40, "timestamp": "2026-11-24T20:40:05",
+                     "params": _params("svd", "first", 0),
+                     "metrics": {"metrics/metrics.json": {"error": {"type": "FileNotFoundError",
+                                                                   "msg": "x"}}}},
+            "error": None, "experiments": exps}
+    workspace = {"rev": "workspace", "name": None,
+                 "data": {"rev": "workspace", "timestamp": None,
+                          "params": _params("svd", "first", 0),
+                          "metrics": {"metrics/metrics.json": {"data": _metrics(0.9, 0.9)}}},
+                 "error": None, "experiments": None}
+    return [workspace, base]
+
+
+def test_collects_finished_experiments_only():
+    runs, notes = report.runs_from_exp_show(exp_show())
+    assert sorted(r.name for r in runs) == sorted(
+        f"{g}-{f}-s{s}" for (g, f) in TOP1 for s in range(3))
+    assert runs[0].params["svd.generator"] == "repeat"
+    assert runs[0].params["svd.motion.max_zoom"] == 0.08          # nested params flattened
+    assert notes == ["motion-all-s3: queued, skipped", "motion-all-s4: failed, skipped",
+                     "motion-all-s5: no metrics/metrics.json, skipped"]
+    with_ws, _ = report.runs_from_exp_show(exp_show(), include_workspace=True)
+    assert len(with_ws) == len(runs) + 1
+
+
+def test_aggregate_groups_by_varying_params_and_summarises_over_seeds():
+    runs, _ = report.runs_from_exp_show(exp_show())
+    results = report.aggregate(runs)
+    assert [c.label for c in results] == [
+        "svd.generator=motion, train2d.frames=all", "svd.generator=motion, train2d.frames=first",
+        "svd.generator=repeat, train2d.frames=first"]
+    c = results[1]
+    assert c.seeds == [0, 1, 2]
+    assert c.metrics["model2d"]["top1"].values == pytest.approx([0.18, 0.20, 0.22])
+    assert c.metrics["model2d"]["top1"].mean == pytest.approx(0.20)
+    assert c.metrics["model2d"]["top1"].std == pytest.approx(0.02)
+    assert c.delta_top1.mean == pytest.approx(-0.0233333, abs=1e-6)
+    lo, hi = c.delta_top1.t_interval()
+    assert lo < c.delta_top1.mean < hi
+    assert c.mcnemar_p == pytest.approx([0.01, 0.02, 0.03])
+    assert c.delta_ci[0] == pytest.approx((-0.08, 0.02))
+
+    (base, ctrl, diff), = report.control_pairs(results)
+    assert base.label.endswith("frames=first") and ctrl.label.endswith("frames=all")
+    assert diff.values == pytest.approx([0.07, 0.04, 0.04])
+
+
+def test_single_seed_has_no_std_or_interval():
+    s = report.Summary([0.3])
+    assert s.mean == 0.3 and math.isnan(s.std) and all(map(math.isnan, s.t_interval()))
+
+
+def test_markdown_table(tmp_path):
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(exp_show()))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert ("| svd.generator=motion, train2d.frames=first | 2-D (original test images) | 3 | "
+            "0.200 ± 0.020 | 0.400 ± 0.020 | 0.190 ± 0.020 |") in md
+    assert "## Control: 2-D trained with the generated frames as extra images" in md
+    assert "s0: 0.010 (40/44)" in md
+    assert "`model.arch=resnet18`" in md and "train.num_workers" not in md
+    assert "Skipped: motion-all-s3: queued, skipped" in md
+    for name in ("metrics.png", "delta_top1.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(data["configurations"]) == 3 and len(data["controls"]) == 1
+
+
+def test_same_input_same_bytes_whatever_the_order(tmp_path):
+    shuffled = exp_show()
+    shuffled[1]["experiments"] = list(reversed(shuffled[1]["experiments"]))
+    outputs = []
+    for i, data in enumerate((exp_show(), copy.deepcopy(exp_show()), shuffled)):
+        path = tmp_path / f"in{i}.json"
+        path.write_text(json.dumps(data))
+        out = tmp_path / f"out{i}"
+        assert report.main(["--exp-json", str(path), "--out", str(out)]) == 0
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert sorted(outputs[0]) == ["delta_top1.png", "metrics.png", "results.json", "results.md"]
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_runs_from_metrics_files(tmp_path):
+    dirs = []
+    for seed, (a, b) in enumerate(TOP1[("motion", "first")]):
+        run = tmp_path / f"run{seed}"
+        (run / "metrics").mkdir(parents=True)
+        (run / "params.yaml").write_text(yaml.safe_dump(
+            _params("motion", "first", seed)["params.yaml"]["data"]))
+        (run / "metrics" / "metrics.json").write_text(json.dumps(_metrics(a, b)))
+        dirs.append(run)
+    out = tmp_path / "out"
+    # a run directory and a metrics.json file are both accepted
+    assert report.main(["--runs", str(dirs[0]), str(dirs[1] / "metrics" / "metrics.json"),
+                        str(dirs[2]), "--out", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "| all runs | 2-D (original test images) | 3 | 0.200 ± 0.020 |" in md
+    assert "| all runs | 0 | run0 |" in md
+
+
+def test_bad_input_is_one_line_error(tmp_path, capsys):
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps([]))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert "no finished runs" in capsys.readouterr().err
+    path.write_text(json.dumps({"not": "a list"}))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
