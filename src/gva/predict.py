@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gva.config import Config
+from gva.device import resolve_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
@@ -109,11 +110,10 @@ class Predictor:
     """A trained model (2-D or 3-D) plus, for 3-D, the generator its training clips came from."""
 
     def __init__(self, cfg: Config, checkpoint: Path, model_kind: str = "3d", device: str = "auto"):
-        from gva.generate.base import resolve_device
         from gva.models import load_checkpoint
 
         self.cfg = cfg
-        self.device = torch.device(resolve_device(device))
+        self.device = resolve_device(device, "--device")
         if not checkpoint.is_file():
             raise PredictError(f"{checkpoint}: checkpoint not found (train the run first: dvc repro)")
         self.model, self.meta = load_checkpoint(checkpoint, map_location="cpu")

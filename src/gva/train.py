@@ -40,6 +40,7 @@ from gva.data.loader import (concat, extra_frame_samples, make_eval_loader, make
                              per_rank_batch, split_samples, to_model_input)
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import load_checkpoint, save_checkpoint
+from gva.device import resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D_INIT, MODEL3D, LIVE2D, LIVE3D
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,6 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stops rather than save a broken model."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available, else cpu; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is {name!r} but CUDA is not available")
-    return device
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -202,7 +195,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
-    device = torch.device(dist.device) if dist.device else resolve_device(cfg.device)
+    device = torch.device(dist.device) if dist.device else resolve_device(cfg.device, "train.device")
     if dist.active and device.type == "cuda" and dist.backend != "nccl":
         raise RuntimeError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
     per_rank_batch(batch_size, dist.world, f"{desc}.batch_size")
@@ -310,14 +303,14 @@ def check_processes(processes: int, world: int, stage: str) -> None:
 
 def run_train2d(cfg: Config) -> None:
     """Stage ``train2d`` (one rank of it under torchrun): see :func:`_train2d`."""
-    with distributed.session(resolve_device(cfg.train.device).type) as dist:
+    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
         check_processes(cfg.train.processes, dist.world, "train2d")
         _train2d(cfg, dist)
 
 
 def run_train3d(cfg: Config) -> None:
     """Stage ``train3d`` (one rank of it under torchrun): see :func:`_train3d`."""
-    with distributed.session(resolve_device(cfg.train.device).type) as dist:
+    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
         check_processes(cfg.train.processes, dist.world, "train3d")
         _train3d(cfg, dist)
 

@@ -37,6 +37,7 @@ from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
 from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
 from gva.io import atomic_path, write_json
+from gva.device import resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,6 @@ class TestSet:
     names: dict[int, str]     # label -> class name (from the store)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as given (checked to exist)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"evaluate.device={name} but CUDA is not available")
-    return device
 
 
 def load_test_set(images: Store, clips: Store) -> TestSet:
@@ -228,7 +221,7 @@ def run(cfg: Config) -> dict:
     from gva.models import load_checkpoint
 
     ecfg = cfg.evaluate
-    device = resolve_device(ecfg.device)
+    device = resolve_device(ecfg.device, "evaluate.device")
     torch.manual_seed(ecfg.seed)  # evaluation is deterministic; seeded in case a model is not
     for path in (MODEL2D, MODEL3D):
         if not path.is_file():

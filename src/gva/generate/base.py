@@ -76,15 +76,9 @@ class Generator(ABC):
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` if available else ``cpu``; anything else is checked and returned."""
-    import torch
+    from gva.device import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"svd.device is {device!r} but CUDA is not available on this machine")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"svd.device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
+    return str(resolve(device, "svd.device"))
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
