@@ -28,6 +28,7 @@ def test_defaults_equal_shipped_file():
     ({"data": {"val_fraction": 1.5}}, r"data.val_fraction must be in"),
     ({"data": {"classes": "n01"}}, r"data.classes: expected a list"),
     ({"inflate": {"time_kernel": 2}}, r"inflate.time_kernel must be a positive odd"),
+    ({"train3d": {"lr": 0}}, r"train3d.lr must be positive or null"),
 ])
 def test_bad_values_are_named(raw, match):
     with pytest.raises(ConfigError, match=match):
@@ -35,8 +36,10 @@ def test_bad_values_are_named(raw, match):
 
 
 def test_numbers_are_coerced_and_null_allowed():
-    cfg = config_from_dict({"train": {"lr": 1}, "data": {"limit_per_class": None}})
+    cfg = config_from_dict({"train": {"lr": 1}, "data": {"limit_per_class": None}, "train3d": {"lr": 1}})
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float) and cfg.data.limit_per_class is None
+    assert cfg.train3d.lr == 1.0 and isinstance(cfg.train3d.lr, float)
+    assert config_from_dict({}).train3d.lr is None
 
 
 def test_file_errors_name_the_file(tmp_path):

@@ -214,6 +214,13 @@ def test_stages_train2d_inflate_train3d(tmp_path, monkeypatch):
         assert summary["best_epoch"] in (1, 2) and "val" in summary
         assert Path(f"dvclive/{stage}/plots/metrics/val/top3.tsv").is_file()
     assert not Path("dvclive/train2d/dvc.yaml").exists()
+    assert meta2["lr"] == meta3["lr"] == 0.05  # train3d.lr null: the shared train.lr
+
+    # train3d.lr overrides the learning rate of the fine-tune only
+    run_train3d(_cfg(train3d={"lr": 0.01}))
+    _, meta3 = load_checkpoint("models/model3d.pt")
+    lrs = Path("dvclive/train3d/plots/metrics/lr.tsv").read_text().splitlines()[1:]
+    assert meta3["lr"] == 0.01 and float(lrs[0].split("\t")[-1]) == 0.01
 
 
 def test_train2d_without_val_uses_last_epoch_and_frames_all(tmp_path, monkeypatch):

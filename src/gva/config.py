@@ -135,10 +135,12 @@ class Train2dConfig:
 class Train3dConfig:
     epochs: int = 20
     batch_size: int = 8
+    lr: Optional[float] = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
 
     def validate(self) -> None:
         _check(self.epochs > 0, "train3d.epochs", "must be positive")
         _check(self.batch_size > 0, "train3d.batch_size", "must be positive")
+        _check(self.lr is None or self.lr > 0, "train3d.lr", "must be positive or null")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 ``fit`` is shared: seeded shuffling, SGD/AdamW + StepLR, per-epoch train/val loss, top-1, top-3
 and epoch time logged with dvclive, model selection on the ``val`` split (best top-1; the last
 epoch when there is no val split -- ``test`` is never looked at), and a hard stop on a non-finite
-loss. The stages differ only in data (images vs clips) and their batch size / epochs.
+loss. The stages differ only in data (images vs clips), batch size / epochs and, when
+``train3d.lr`` is set, the fine-tuning learning rate.
 
 Several processes: ``torchrun --standalone --nproc-per-node N -m gva.cli train2d`` with
 ``train.processes: N`` (dvc.yaml launches it so). The model is wrapped in
@@ -19,6 +20,7 @@ selection is rank 0's decision, broadcast; only rank 0 writes dvclive logs and t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -279,13 +281,14 @@ def _class_names(labels: np.ndarray, names: list[str], where: str) -> list[str]:
 
 
 def _train_meta(cfg: Config, kind: str, arch: str, class_names: list[str], result: FitResult,
-                epochs: int, frames: Optional[int], inflate: Optional[dict], **extra: Any) -> dict:
+                epochs: int, lr: float, frames: Optional[int], inflate: Optional[dict],
+                **extra: Any) -> dict:
     return {"kind": kind, "arch": arch, "num_classes": len(class_names),
             "class_names": list(class_names), "input_size": cfg.train.image_size,
             "frames": frames, "inflate": inflate, "mean": list(cfg.train.mean),
             "std": list(cfg.train.std), "train_time_s": float(result.train_time_s),
             "best_epoch": int(result.best_epoch), "epochs": int(epochs),
-            "selected_on": result.selected_on, "seed": cfg.train.seed,
+            "selected_on": result.selected_on, "seed": cfg.train.seed, "lr": lr,
             "history": result.history, **extra}
 
 
@@ -338,7 +341,7 @@ def _train2d(cfg: Config, dist: distributed.Dist) -> None:
     model = build_backbone(cfg.model.arch, len(names), cfg.model.pretrained)
     result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
                  LIVE2D, "train2d", dist)
-    meta = _train_meta(cfg, "2d", cfg.model.arch, names, result, cfg.train2d.epochs, None, None,
+    meta = _train_meta(cfg, "2d", cfg.model.arch, names, result, cfg.train2d.epochs, t.lr, None, None,
                        pretrained=cfg.model.pretrained, train2d_frames=cfg.train2d.frames,
                        train_samples=len(train_set), processes=dist.world)
     if dist.is_main:
@@ -351,6 +354,9 @@ def _train2d(cfg: Config, dist: distributed.Dist) -> None:
 def _train3d(cfg: Config, dist: distributed.Dist) -> None:
     """Stage ``train3d``: models/model3d_init.pt + data/clips -> models/model3d.pt."""
     t = cfg.train
+    if cfg.train3d.lr is not None:
+        # Fine-tuning a 2-D model trained from scratch wants a smaller step than that training.
+        t = dataclasses.replace(t, lr=cfg.train3d.lr)
     model, init_meta = load_checkpoint(MODEL3D_INIT)
     if init_meta["kind"] != "3d":
         raise ValueError(f"{MODEL3D_INIT}: expected a 3d checkpoint, got {init_meta['kind']}")
@@ -374,7 +380,7 @@ def _train3d(cfg: Config, dist: distributed.Dist) -> None:
                  LIVE3D, "train3d", dist)
     keep = {k: init_meta[k] for k in ("inflate_source", "inflation_report", "pretrained")
             if k in init_meta}
-    meta = _train_meta(cfg, "3d", init_meta["arch"], names, result, cfg.train3d.epochs, frames,
+    meta = _train_meta(cfg, "3d", init_meta["arch"], names, result, cfg.train3d.epochs, t.lr, frames,
                        dict(init_meta["inflate"]), train_samples=len(train_set), processes=dist.world, **keep)
     if dist.is_main:
         save_checkpoint(MODEL3D, model, meta)
