@@ -10,7 +10,7 @@
 #   --control "motion"             generators that also get the train2d.frames=all control ("" = none)
 #   --seeds "0 1 2"                train.seed values
 #   --limit null                   data.limit_per_class ("null" = the whole split)
-#   --epochs2d 10 --epochs3d 3     train2d.epochs / train3d.epochs
+#   --epochs2d 10 --epochs3d 2     train2d.epochs / train3d.epochs
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
 #   --no-start                     only queue; start later with `dvc queue start -j N`
 #   --wait                         after starting, block until the queue is empty
@@ -23,7 +23,7 @@ set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,20p "$0" >&2; exit 2; }
 data_dir=$1; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
-epochs2d=10; epochs3d=3; jobs=1; start=1; wait=0; extra=()
+epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --generators) generators=$2; shift 2 ;;
@@ -45,11 +45,11 @@ common=(
   -S "data.limit_per_class=$limit"
   -S model.arch=resnet18
   -S model.pretrained=false          # no weights offline: trained from scratch
-  -S train.image_size=32             # 3-D epochs cost ~4x 2-D ones at 32 px (last_n=2, T=3)
-  -S train.augment=true              # from scratch on 4,500 images: flips and shifts matter
-  -S train.lr=0.05                   # the 2-D model from scratch...
-  -S train.step_size=7               # ...decayed 10x after 7 epochs
-  -S train3d.lr=0.002                # fine-tuning that model (batch 8) wants a far smaller step
+  -S train.image_size=48             # resnet18's stem leaves 32 px too small to learn well
+  -S train.augment=true              # from scratch on 4,500 images: flips and shifts
+  -S train.lr=0.01                   # the 2-D model from scratch...
+  -S train.step_size=8               # ...decayed 10x for its last epochs
+  -S train3d.lr=0.001                # fine-tuning that model (batch 8) wants a far smaller step
   -S "train2d.epochs=$epochs2d"
   -S "train3d.epochs=$epochs3d"
   -S inflate.last_n=2
