@@ -173,7 +173,7 @@ def test_plot_and_table_files(constant_run):
         assert (root / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch):
+def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch, caplog):
     """Untrained heads: metrics.json must agree with sklearn on predictions.csv; frame 0 and the
     frame mean of clips that repeat the image must reproduce the image protocol exactly."""
     make_stores(tmp_path, seed=1)
@@ -182,6 +182,7 @@ def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch):
     m = run(tiny_cfg(extra_protocols=["frames_mean", "frame0"], latency_batch_sizes=[]))
     p = _predictions(tmp_path / "metrics/predictions.csv")
     np.testing.assert_array_equal(p["pred_2d_frame0"], p["pred_2d"])
+    assert "frame0 repeats the image protocol" in caplog.text  # frame 0 is the image: said so
     np.testing.assert_array_equal(p["pred_2d_frames_mean"], p["pred_2d"])
     y = p["label"]
     for tag, col in (("model2d", "pred_2d"), ("model3d", "pred_3d")):

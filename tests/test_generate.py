@@ -330,6 +330,27 @@ def test_stage_motion_resumes_partial_cache(tmp_path):
     assert (tmp_path / "clips" / "clips.npy").read_bytes() == ref
 
 
+def test_stage_failure_late_leaves_previous_clips_whole(tmp_path, monkeypatch):
+    """A failure while writing the outputs (here: the MP4 previews) keeps the old data/clips as it was."""
+    import gva.generate.stage as stage
+
+    make_curated(tmp_path / "curated", n=4)
+    kw = dict(curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips", cache_root=tmp_path / "cache",
+              progress=False)
+    stage.run(config_from_dict({"svd": {"generator": "repeat", "previews_per_class": 0}}), **kw)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "clips").iterdir() if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no H.264 encoder")
+
+    monkeypatch.setattr(stage, "write_previews", broken)
+    with pytest.raises(RuntimeError, match="no H.264 encoder"):
+        stage.run(config_from_dict({"svd": {"generator": "motion"}}), **kw)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "clips").iterdir() if p.is_file()}
+    assert after == before and set(before) >= {"clips.npy", "index.csv", "generation.json"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
+
+
 @pytest.mark.parametrize("problem", ["empty_split", "float_images", "no_store"])
 def test_stage_bad_input(tmp_path, problem, monkeypatch, capsys):
     from gva.cli import main

@@ -152,3 +152,27 @@ def test_checkpoint_that_does_not_match_the_params(run_dir, tmp_path):
     assert proc.returncode == 2 and "does not match the run's model.arch 'resnet18'" in proc.stderr
     proc = predict(["--run", str(tmp_path), f])
     assert proc.returncode == 2 and "params file not found" in proc.stderr
+
+
+def test_unreadable_file_is_one_failed_result_not_a_crash(run_dir, monkeypatch):
+    """An OSError while reading (permissions, I/O) fails that file only; the others are classified."""
+    from gva.predict import Predictor
+
+    good, _ = val_images(run_dir)[0]
+    locked = good.parent / "locked.jpg"
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == locked.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    locked.write_bytes(real_read(good))
+    try:
+        predictor = Predictor(load_config(run_dir / "params.yaml"), run_dir / "models" / "model3d.pt", "3d", "cpu")
+        preds = list(predictor.predict_files([locked, good], top_k=2, batch_size=4))
+    finally:
+        locked.unlink()
+    assert [p.ok for p in preds] == [False, True]
+    assert "Permission denied" in preds[0].error

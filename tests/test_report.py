@@ -186,3 +186,35 @@ def test_bad_input_is_one_line_error(tmp_path, capsys):
     path.write_text(json.dumps({"not": "a list"}))
     assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 1
     assert report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+
+
+def test_unparsable_inputs_name_the_file_or_run(tmp_path, capsys):
+    bad = tmp_path / "exps.json"
+    bad.write_text("{not json")
+    assert report.main(["--exp-json", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert f"{bad}: not valid JSON" in capsys.readouterr().err
+
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    (run / "params.yaml").write_text("train: {seed: [\n")
+    (run / "metrics" / "metrics.json").write_text(json.dumps(_metrics(0.5, 0.6)))
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 1
+    assert f"{run / 'params.yaml'}: not valid YAML" in capsys.readouterr().err
+
+    (run / "params.yaml").write_text(yaml.safe_dump(_params("motion", "first", 0)))
+    broken = _metrics(0.5, 0.6)
+    del broken["delta"]["mcnemar_p"]
+    (run / "metrics" / "metrics.json").write_text(json.dumps(broken))
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 1
+    assert "run run: metrics/metrics.json has no number at 'delta.mcnemar_p'" in capsys.readouterr().err
+
+
+def test_cli_dispatches_report_after_verbose_and_refuses_params(tmp_path, capsys):
+    from gva.cli import main
+
+    missing = tmp_path / "nope.json"
+    assert main(["-v", "report", "--exp-json", str(missing), "--out", str(tmp_path / "o")]) == 1
+    assert "nope.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--params", "p.yaml", "report", "--exp-json", str(missing)])
+    assert exc.value.code == 2 and "gva report takes no --params" in capsys.readouterr().err

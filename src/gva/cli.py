@@ -26,10 +26,12 @@ STAGES = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["report"]:  # needs no params file: it reads finished experiments
-        from gva.report import main as report_main
+    if "report" in argv:  # `gva [-v] report ...`: needs no params file, it reads finished experiments
+        i = argv.index("report")
+        if all(a in ("-v", "--verbose") for a in argv[:i]):
+            from gva.report import main as report_main
 
-        return report_main(argv[1:])
+            return report_main(argv[i + 1:])
     parser = argparse.ArgumentParser(prog="gva", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"run the {name} stage")
     _add_predict_parser(sub)
     sub.add_parser("report", help="results table over experiments (gva report --help)", add_help=False)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "report":  # reached only with options before it that report has no use for
+        parser.error("gva report takes no --params: put its own options after it (gva report --help)")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "predict":

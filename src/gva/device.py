@@ -1,23 +1,45 @@
-"""Turn a params device string (``auto``, ``cpu``, ``cuda``, ``cuda:N``) into a torch device."""
+"""Turn a params device string (``auto``, ``cpu``, ``cuda``, ``cuda:N``) into a torch device.
+
+Resolving to CUDA also switches the process to deterministic CUDA kernels (CPU kernels already
+are), so that a clip or a trained model depends only on its inputs and seeds on a GPU too.
+"""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+
+def use_deterministic_cuda() -> None:
+    """Deterministic cuDNN/cuBLAS kernels: no autotuning, no non-deterministic algorithms.
+
+    ``CUBLAS_WORKSPACE_CONFIG`` must be set before the first cuBLAS call, hence here, when the device
+    is resolved, before any model exists. Ops without a deterministic CUDA kernel warn, not fail.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def resolve_device(name: str, key: str = "device") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; anything else as given, checked to exist.
 
-    ``key`` names the param in error messages (e.g. ``train.device``).
+    ``key`` names the param in error messages (e.g. ``train.device``). A CUDA result turns on
+    :func:`use_deterministic_cuda`.
     """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{key} is {name!r} but CUDA is not available on this machine")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}") from None
+        if device.type not in ("cpu", "cuda"):
+            raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{key} is {name!r} but CUDA is not available on this machine")
+    if device.type == "cuda":
+        use_deterministic_cuda()
     return device

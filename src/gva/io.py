@@ -24,7 +24,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield target
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+            # A directory cannot be os.replace'd onto a non-empty one: move the old one aside
+            # first (into tmp, removed below), so a crash here never leaves neither in place.
+            os.replace(path, tmp / f"{path.name}.old")
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -189,7 +189,7 @@ class Predictor:
                 if data is None:
                     raise ValueError("file not found" if not path.exists() else "not a file")
                 image = load_image(io.BytesIO(data), size)
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:  # undecodable, unreadable (permissions, I/O)
                 yield Prediction(str(path), False, error=str(exc))
                 continue
             pending.append((path, image, file_seed(self.cfg.svd.seed, data), (time.perf_counter() - t0) * 1e3))

@@ -44,14 +44,17 @@ MODEL_LABELS = {"model2d": "2-D (original test images)", "model3d": "3-D (genera
 FIXED_KEYS = (
     "data.source", "data.limit_per_class", "data.image_size", "data.val_fraction",
     "svd.generator", "svd.frames", "svd.steps", "model.arch", "model.pretrained",
-    "train.image_size", "train.optimizer", "train.lr", "train.augment", "train2d.epochs",
-    "train2d.batch_size", "train2d.frames", "inflate.source", "inflate.last_n",
-    "inflate.time_kernel", "train3d.epochs", "train3d.batch_size", "evaluate.bootstrap",
+    "train.image_size", "train.optimizer", "train.lr", "train.step_size", "train.gamma",
+    "train.augment", "train2d.epochs", "train2d.batch_size", "train2d.frames", "inflate.source",
+    "inflate.last_n", "inflate.time_kernel", "train3d.epochs", "train3d.batch_size", "train3d.lr",
+    "evaluate.bootstrap",
 )
 # Params that never name a configuration (machine/execution settings, not the experiment).
-IGNORED_KEYS = ("train.num_workers", "train.device", "train.processes", "evaluate.device",
-                "svd.device", "svd.processes", "evaluate.latency_repeats",
-                "evaluate.latency_batch_sizes", "evaluate.latency_budget_s")
+IGNORED_KEYS = ("train.device", "train.processes", "evaluate.device", "evaluate.batch_size",
+                "svd.device", "svd.processes", "svd.batch_size", "svd.chunk_size",
+                "svd.preview_fps", "svd.previews_per_class", "evaluate.latency_repeats",
+                "evaluate.latency_warmup", "evaluate.latency_batch_sizes",
+                "evaluate.latency_budget_s")
 METRICS_FILE = "metrics/metrics.json"
 
 
@@ -182,11 +185,19 @@ def run_from_path(path: str | Path) -> Run:
                  if (d / "params.yaml").is_file()), None)
     if root is None:
         raise ReportError(f"{metrics_path}: no params.yaml in its directory or the one above")
-    params = flatten(yaml.safe_load((root / "params.yaml").read_text()) or {})
-    metrics = json.loads(metrics_path.read_text())
-    if "delta" not in metrics:
+    params = flatten(_read(root / "params.yaml", yaml.safe_load) or {})
+    metrics = _read(metrics_path, json.loads)
+    if not isinstance(metrics, dict) or "delta" not in metrics:
         raise ReportError(f"{metrics_path}: not a gva evaluate metrics.json (no 'delta')")
     return Run(root.resolve().name, params, metrics)
+
+
+def _read(path: Path, parse: Any) -> Any:
+    """``parse(text of path)``; a file that does not parse is a :class:`ReportError` naming it."""
+    try:
+        return parse(path.read_text())
+    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError is a ValueError
+        raise ReportError(f"{path}: not valid {'JSON' if parse is json.loads else 'YAML'}: {exc}") from exc
 
 
 def dvc_exp_show(repo: str | Path = ".") -> Any:
@@ -225,11 +236,14 @@ def varying_keys(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[str]:
     return out
 
 
-def _get(metrics: Mapping[str, Any], dotted: str) -> float:
-    value: Any = metrics
-    for part in dotted.split("."):
-        value = value[part]
-    return float(value)
+def _get(run: Run, dotted: str) -> float:
+    value: Any = run.metrics
+    try:
+        for part in dotted.split("."):
+            value = value[part]
+        return float(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"run {run.name}: {METRICS_FILE} has no number at {dotted!r}") from exc
 
 
 def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResult]:
@@ -246,14 +260,14 @@ def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResul
         settings = {k: members[0].params.get(k) for k in keys}
         label = ", ".join(f"{k}={_fmt_value(v)}" for k, v in settings.items()) or "all runs"
         seeds = [r.params.get(seed_key) for r in members]
-        metrics = {m: {k: Summary([_get(r.metrics, f"{m}.{k}") for r in members])
+        metrics = {m: {k: Summary([_get(r, f"{m}.{k}") for r in members])
                        for k in METRIC_KEYS} for m in MODELS}
         results.append(ConfigResult(
             label=label, settings=settings, runs=members, seeds=seeds, metrics=metrics,
-            delta_top1=Summary([_get(r.metrics, "delta.top1") for r in members]),
-            delta_ci=[(_get(r.metrics, "delta.top1_ci95_low"),
-                       _get(r.metrics, "delta.top1_ci95_high")) for r in members],
-            mcnemar_p=[_get(r.metrics, "delta.mcnemar_p") for r in members],
+            delta_top1=Summary([_get(r, "delta.top1") for r in members]),
+            delta_ci=[(_get(r, "delta.top1_ci95_low"),
+                       _get(r, "delta.top1_ci95_high")) for r in members],
+            mcnemar_p=[_get(r, "delta.mcnemar_p") for r in members],
             discordant=[(int(r.metrics["delta"].get("only_2d_correct", 0)),
                          int(r.metrics["delta"].get("only_3d_correct", 0))) for r in members],
         ))
@@ -275,7 +289,7 @@ def control_pairs(results: Sequence[ConfigResult],
         if base is None:
             continue
         base_by_seed = {_fmt_value(r.params.get(seed_key)): r for r in base.runs}
-        diffs = [_get(r.metrics, "model2d.top1") - _get(base_by_seed[s].metrics, "model2d.top1")
+        diffs = [_get(r, "model2d.top1") - _get(base_by_seed[s], "model2d.top1")
                  for r in ctrl.runs if (s := _fmt_value(r.params.get(seed_key))) in base_by_seed]
         if diffs:
             out.append((base, ctrl, Summary(diffs)))
@@ -337,8 +351,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in results:
         lo, hi = c.delta_top1.t_interval()
-        d3 = Summary([_get(r.metrics, "delta.top3") for r in c.runs])
-        df1 = Summary([_get(r.metrics, "delta.f1_macro") for r in c.runs])
+        d3 = Summary([_get(r, "delta.top3") for r in c.runs])
+        df1 = Summary([_get(r, "delta.f1_macro") for r in c.runs])
         per_seed = "; ".join(f"s{_fmt_value(s)}: {d:+.3f} [{a:+.3f}, {b:+.3f}]" for s, d, (a, b)
                              in zip(c.seeds, c.delta_top1.values, c.delta_ci))
         mc = "; ".join(f"s{_fmt_value(s)}: {_p(p)} ({x}/{y})" for s, p, (x, y)
@@ -363,9 +377,9 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     for c in results:
         for s, r in zip(c.seeds, c.runs):
             lines.append(f"| {c.label} | {_fmt_value(s)} | {r.name} | "
-                         f"{_get(r.metrics, 'model2d.top1'):.3f} | "
-                         f"{_get(r.metrics, 'model3d.top1'):.3f} | "
-                         f"{_get(r.metrics, 'delta.top1'):+.3f} |")
+                         f"{_get(r, 'model2d.top1'):.3f} | "
+                         f"{_get(r, 'model3d.top1'):.3f} | "
+                         f"{_get(r, 'delta.top1'):+.3f} |")
     if notes:
         lines += ["", "Skipped: " + "; ".join(notes) + "."]
     if plots:
@@ -522,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.exp_json == "-":
                 data = json.load(sys.stdin)
             elif args.exp_json:
-                data = json.loads(Path(args.exp_json).read_text())
+                data = _read(Path(args.exp_json), json.loads)
             else:
                 data = dvc_exp_show(args.from_dvc)
             runs, notes = runs_from_exp_show(data, include_workspace=args.include_workspace)

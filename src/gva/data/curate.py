@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 def assign_splits(items: list[Item], val_fraction: float, seed: int, num_classes: int) -> list[str]:
     """Split names per item: official val -> test; official train -> val (stratified, seeded) or train.
 
-    Each class draws its own val subset from ``(seed, label)``, so adding or removing a class never
-    changes another class's split.
+    Each class draws its own val subset from ``(seed, label)``, ``label`` being the class's position
+    in ``data.classes``: appending a class leaves the others' splits unchanged; removing or
+    reordering classes redraws the val subsets of the classes whose position moved.
     """
     splits = ["test" if it.official_split == "val" else "train" for it in items]
     for label in range(num_classes):

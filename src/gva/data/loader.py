@@ -93,10 +93,6 @@ class StoreSamples(Dataset):
             self._array = read_array(self.path, self.ndim)
         return self._array
 
-    def sample_shape(self) -> tuple[int, ...]:
-        shape = self.array.shape[1:]
-        return shape[1:] if self.frames is not None else shape
-
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_array"] = None  # a pickled memmap would be copied into memory

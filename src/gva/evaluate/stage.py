@@ -3,8 +3,9 @@
 The 2-D model sees the original ``test`` images (data/curated), the 3-D model the generated
 ``test`` clips (data/clips) of the same images in the same order, so every test image gives one
 paired outcome. Optional extra protocols (``evaluate.extra_protocols``) score the 2-D model on
-frame 0 of the generated clip (``frame0``, the reference code's protocol) or on every frame with
-the logits averaged (``frames_mean``); each is compared with the 3-D model the same way.
+frame 0 of the generated clip (``frame0``, the reference code's protocol; it differs from the
+image only with ``svd.first_frame: generated``, and a warning says so otherwise) or on every frame
+with the logits averaged (``frames_mean``); each is compared with the 3-D model the same way.
 
 Writes (all atomically):
   metrics/metrics.json      scalar metrics per model and the paired comparison (a dvc metric)
@@ -238,6 +239,11 @@ def run(cfg: Config) -> dict:
         "2d": predict(model2d, meta2d, test.images, test.rows, "image", ecfg.batch_size, device),
         "3d": predict(model3d, meta3d, test.clips, test.rows, "clip", ecfg.batch_size, device),
     }
+    if "frame0" in ecfg.extra_protocols and np.array_equal(test.clips[test.rows, 0], test.images[test.rows]):
+        # svd.first_frame: original (and every control generator) puts the image itself in frame 0
+        log.warning("evaluate.extra_protocols frame0: frame 0 of every test clip is the original "
+                    "image, so frame0 repeats the image protocol; the reference code's protocol "
+                    "needs svd.first_frame: generated")
     for proto in ecfg.extra_protocols:
         logits[f"2d_{proto}"] = predict(model2d, meta2d, test.clips, test.rows, proto,
                                         ecfg.batch_size, device)

@@ -9,7 +9,7 @@ to favour either model, so their split is Binomial(b + c, 1/2).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binomtest
@@ -24,18 +24,12 @@ class BootstrapInterval:
     resamples: int
     seed: int
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class McNemarResult:
     only_a: int         # pairs where a is right and b wrong
     only_b: int         # pairs where b is right and a wrong
     p_value: float      # two-sided exact (binomial) p-value
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -94,10 +94,6 @@ class ChunkCache:
             mask[start:stop] = True
         return mask
 
-    def missing(self, chunk_size: int) -> list[tuple[int, int]]:
-        """Rows not yet committed, as [start, stop) ranges of at most ``chunk_size`` rows."""
-        return missing_ranges(self.covered(), chunk_size)
-
     def commit(self, start: int, stop: int, clips: np.ndarray) -> None:
         if clips.dtype != np.uint8 or clips.shape != (stop - start,) + self.clip_shape:
             raise RuntimeError(f"generator returned {clips.dtype} {clips.shape} for rows [{start},{stop}), "

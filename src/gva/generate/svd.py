@@ -187,9 +187,11 @@ def load_pipeline(model: str, device: str, dtype: str):
             try:
                 pipe = StableVideoDiffusionPipeline.from_pretrained(
                     model, dtype=torch_dtype, local_files_only=local_only, **extra)
-                return pipe.to(device)
-            except Exception as exc:  # hub/IO errors come in many types; report them all below
+            except (OSError, ValueError) as exc:  # hub, network and missing-file errors are OSErrors
                 errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            # outside the try: an out-of-memory or device error is not "the hub is unreachable"
+            return pipe.to(device)
     raise RuntimeError(
         f"cannot load svd.model {model!r}" + (" (not a local directory and the hub is unreachable or "
                                              "the id is wrong)" if not local else "")
