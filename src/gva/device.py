@@ -23,6 +23,12 @@ def use_deterministic_cuda() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work (a no-op on CPU): timings must not end before the GPU does."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def resolve_device(name: str, key: str = "device") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; anything else as given, checked to exist.
 

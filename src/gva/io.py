@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -30,6 +31,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hash_files(*paths: str | Path, algorithm: str = "md5", **options: Any) -> str:
+    """Hex digest of the files' bytes, concatenated in order (names excluded), read in 1 MiB blocks.
+
+    ``options`` go to the hash constructor (e.g. ``digest_size=16`` for blake2b).
+    """
+    h = hashlib.new(algorithm, **options)
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def save_png(fig: Any, path: str | Path, dpi: int = 120, **savefig: Any) -> None:
+    """Write a matplotlib figure as PNG, atomically, without Software/date metadata (same figure,
+    same bytes)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None}, **savefig)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

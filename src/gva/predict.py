@@ -19,7 +19,7 @@ import torch
 from PIL import Image, ImageOps
 
 from gva.config import Config
-from gva.device import resolve_device
+from gva.device import resolve_device, synchronize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
@@ -74,11 +74,6 @@ def file_seed(svd_seed: int, data: bytes) -> int:
     """A per-file seed from ``svd.seed`` and the file's content (same file, same clip)."""
     digest = hashlib.blake2b(data, digest_size=8, key=str(svd_seed).encode()).digest()
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -150,11 +145,11 @@ class Predictor:
             batch = torch.from_numpy(self.generator.generate(images, list(seeds)))
         else:
             batch = torch.from_numpy(images)
-        _sync(self.device)
+        synchronize(self.device)
         t1 = time.perf_counter()
         x = to_model_input(batch.to(self.device), self.meta["input_size"], self.meta["mean"], self.meta["std"])
         probs = torch.softmax(self.model(x).float(), dim=1)
-        _sync(self.device)
+        synchronize(self.device)
         t2 = time.perf_counter()
         k = min(top_k, probs.shape[1])
         p, idx = probs.topk(k, dim=1)

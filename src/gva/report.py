@@ -416,18 +416,13 @@ def _short(label: str) -> str:
     return "\n".join(part.split("=", 1)[-1] for part in label.split(", "))
 
 
-def _save_png(fig: Any, path: Path) -> None:
-    from gva.io import atomic_path
-    with atomic_path(path) as tmp:
-        # No Software/date metadata: the same figure gives the same bytes.
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-
-
 def plot_metrics(results: Sequence[ConfigResult], path: str | Path,
                  n_classes: int | None = None) -> None:
     """top-1 / top-3 / macro-F1 per configuration: bars = mean, error bars = std, dots = seeds;
     a dashed line at chance level when ``n_classes`` is known."""
     from matplotlib.figure import Figure
+
+    from gva.io import save_png
     n = len(results)
     fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 9.0))
     axes = fig.subplots(len(METRIC_KEYS), 1, sharex=True)
@@ -456,13 +451,15 @@ def plot_metrics(results: Sequence[ConfigResult], path: str | Path,
     axes[0].set_title("Test metrics per configuration (mean ± std over seeds; dots: seeds)")
     axes[-1].set_xticks(x, [_short(c.label) for c in results], fontsize=8)
     fig.tight_layout()
-    _save_png(fig, Path(path))
+    save_png(fig, path, dpi=110)
 
 
 def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
     """3-D minus 2-D top-1 per configuration: each seed with its bootstrap interval, the mean
     over seeds with its t-interval."""
     from matplotlib.figure import Figure
+
+    from gva.io import save_png
     n = len(results)
     fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 4.5))
     ax = fig.subplots()
@@ -484,7 +481,7 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    _save_png(fig, Path(path))
+    save_png(fig, path, dpi=110)
 
 
 def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),

@@ -11,7 +11,6 @@ Only listing and reading are needed, so a directory and a zip share one small in
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import re
@@ -24,6 +23,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, ImageFile
+
+from gva.io import hash_files
 
 log = logging.getLogger(__name__)
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must raise, never decode half-grey
@@ -83,18 +84,10 @@ class _ZipTree(_Tree):
         return sorted({f[len(rel):].split("/")[0] for f in self.files | self.dirs if f.startswith(rel)})
 
 
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest_dir: Path, md5: str | None) -> Path:
     """Download ``url`` into ``dest_dir`` once (kept out of git), verifying ``md5`` if given."""
     dest = dest_dir / PurePosixPath(url.split("?")[0]).name
-    if dest.is_file() and (md5 is None or md5sum(dest) == md5):
+    if dest.is_file() and (md5 is None or hash_files(dest) == md5):
         return dest
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(dest.suffix + ".part")
@@ -106,7 +99,7 @@ def download(url: str, dest_dir: Path, md5: str | None) -> Path:
         tmp.unlink(missing_ok=True)
         raise DatasetError(f"{url}: cannot download ({exc}); offline, point data.source "
                            "at a local copy (directory or zip)") from None
-    if md5 is not None and (got := md5sum(tmp)) != md5:
+    if md5 is not None and (got := hash_files(tmp)) != md5:
         tmp.unlink()
         raise DatasetError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); download is corrupt")
     tmp.replace(dest)

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from gva.device import synchronize
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (trainable or not; buffers such as BN statistics excluded)."""
@@ -35,11 +37,6 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
         model(example)
     flops = counter.get_total_flops()
     return int(round(flops / 2 / example.shape[0]))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass(frozen=True)
@@ -87,14 +84,14 @@ def measure_latency(model: nn.Module, samples: torch.Tensor, batch_size: int, wa
     while warmed < warmup and (warmed == 0 or time.perf_counter() - began < budget / 2):
         model(batch)
         warmed += 1
-    _sync(device)
+    synchronize(device)
     times: list[float] = []
     while len(times) < repeats and (len(times) < MIN_TIMED
                                     or time.perf_counter() - began < budget):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         model(batch)
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     per_sample_ms = np.asarray(times) * 1000.0 / batch_size
     return Latency(batch_size=batch_size, median_ms=float(np.median(per_sample_ms)),

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gva.evaluate.metrics import ClassificationReport
-from gva.io import atomic_path
+from gva.io import save_png
 
 METRICS = ("precision", "recall", "f1")
 
@@ -59,11 +59,6 @@ def per_class_table(class_names: Sequence[str], wnids: Sequence[str],
     return table
 
 
-def _save(fig: Figure, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str,
                    path: str | Path) -> None:
     """Row-normalised confusion matrix (share of each actual class) with counts annotated."""
@@ -87,7 +82,7 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str
                 if cm[i, j]:
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
                             color="white" if share[i, j] > 0.5 else "black")
-    _save(fig, path)
+    save_png(fig, path, bbox_inches="tight")
 
 
 def plot_per_class(class_names: Sequence[str], reports: Mapping[str, ClassificationReport],
@@ -108,4 +103,4 @@ def plot_per_class(class_names: Sequence[str], reports: Mapping[str, Classificat
     axes[0].set_yticks(y, labels=list(class_names), fontsize=8)
     axes[0].invert_yaxis()
     axes[0].legend(loc="lower left", fontsize=8)
-    _save(fig, path)
+    save_png(fig, path, bbox_inches="tight")

@@ -28,23 +28,13 @@ from gva.config import Config, to_dict
 from gva.data.arrays import SPLITS, IndexRow, StoreError, open_images, write_index
 from gva.generate.base import cache_settings, image_seed, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
-from gva.io import atomic_path, write_json
+from gva.io import atomic_path, hash_files, write_json
 from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR
 
 log = logging.getLogger(__name__)
 
 #: Splits that must not be empty: train2d/train3d train on ``train``, evaluate scores ``test``.
 REQUIRED_SPLITS = ("train", "test")
-
-
-def file_hash(*paths: Path) -> str:
-    """blake2b of the files' bytes (names excluded), streamed."""
-    h = hashlib.blake2b(digest_size=16)
-    for p in paths:
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def cache_key(settings: dict, data_hash: str) -> str:
@@ -139,7 +129,8 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, progre
     n, h, w, _ = images.shape
 
     settings = cache_settings(svd, device)
-    data_hash = file_hash(curated_dir / "images.npy", curated_dir / "index.csv")
+    data_hash = hash_files(curated_dir / "images.npy", curated_dir / "index.csv", algorithm="blake2b",
+                           digest_size=16)
     key = cache_key(settings, data_hash)
     keys = dist.all_gather_object(key, "comparing the ranks' settings and data")
     if len(set(keys)) > 1:  # e.g. another node holds a different data/curated or params.yaml
