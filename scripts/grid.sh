@@ -18,6 +18,8 @@
 # Experiments are named <generator>-<first|all>-s<seed> and queued seed-major, so a grid cut short
 # still has complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
 # Afterwards:  dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports
+# Stopping:    dvc queue remove --queued, then dvc queue kill <running name>. (`dvc queue stop --kill`
+#              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,20p "$0" >&2; exit 2; }

@@ -12,7 +12,7 @@ import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -40,12 +40,13 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Decode any common image to uint8 RGB [size,size,3], as curate does for the dataset.
+def load_image(path: str | Path | BinaryIO, size: int) -> np.ndarray:
+    """Decode any common image (a path or an open binary file) to uint8 RGB [size,size,3].
 
-    Greyscale, palette and CMYK images are converted; transparency is composited on white;
-    16-bit images are scaled to 8 bits (PIL's plain convert would clip them); non-square images
-    are centre-cropped to a square before resizing, since the model saw square images.
+    On a Tiny ImageNet image (square, 64 px) it decodes exactly as curate does (convert to RGB,
+    bicubic resize). Beyond what Tiny ImageNet needs: large JPEGs are decoded at reduced scale; greyscale, palette and CMYK images are converted; transparency is
+    composited on white; 16-bit images are scaled to 8 bits (PIL's plain convert would clip
+    them); non-square images are centre-cropped to a square first, since the model saw squares.
     """
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
