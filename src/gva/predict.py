@@ -44,9 +44,10 @@ def load_image(path: str | Path | BinaryIO, size: int) -> np.ndarray:
     """Decode any common image (a path or an open binary file) to uint8 RGB [size,size,3].
 
     On a Tiny ImageNet image (square, 64 px) it decodes exactly as curate does (convert to RGB,
-    bicubic resize). Beyond what Tiny ImageNet needs: large JPEGs are decoded at reduced scale; greyscale, palette and CMYK images are converted; transparency is
-    composited on white; 16-bit images are scaled to 8 bits (PIL's plain convert would clip
-    them); non-square images are centre-cropped to a square first, since the model saw squares.
+    bicubic resize). Beyond what Tiny ImageNet needs: large JPEGs are decoded at reduced scale;
+    greyscale, palette and CMYK images are converted; transparency is composited on white;
+    16-bit images are scaled to 8 bits (PIL's plain convert would clip them); non-square images
+    are centre-cropped to a square first, since the model saw squares.
     """
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
