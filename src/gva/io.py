@@ -25,8 +25,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield target
         if path.is_dir() and not path.is_symlink():
-            # A directory cannot be os.replace'd onto a non-empty one: move the old one aside
-            # first (into tmp, removed below), so a crash here never leaves neither in place.
+            # A directory cannot be os.replace'd onto a non-empty one. Move the old one aside (into
+            # tmp, removed below) rather than delete it first: the moment with nothing at ``path``
+            # shrinks to two renames, and a crash in it still leaves the old one on disk.
             os.replace(path, tmp / f"{path.name}.old")
         os.replace(target, path)
     finally:

@@ -185,19 +185,21 @@ def run_from_path(path: str | Path) -> Run:
                  if (d / "params.yaml").is_file()), None)
     if root is None:
         raise ReportError(f"{metrics_path}: no params.yaml in its directory or the one above")
-    params = flatten(_read(root / "params.yaml", yaml.safe_load) or {})
-    metrics = _read(metrics_path, json.loads)
+    params = flatten(_read(root / "params.yaml", "YAML") or {})
+    metrics = _read(metrics_path, "JSON")
     if not isinstance(metrics, dict) or "delta" not in metrics:
         raise ReportError(f"{metrics_path}: not a gva evaluate metrics.json (no 'delta')")
     return Run(root.resolve().name, params, metrics)
 
 
-def _read(path: Path, parse: Any) -> Any:
-    """``parse(text of path)``; a file that does not parse is a :class:`ReportError` naming it."""
+def _read(path: Path, kind: str) -> Any:
+    """Parse ``path`` as ``kind`` ("JSON" or "YAML"); a file that does not parse is a
+    :class:`ReportError` naming it."""
+    parse = json.loads if kind == "JSON" else yaml.safe_load
     try:
         return parse(path.read_text())
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError is a ValueError
-        raise ReportError(f"{path}: not valid {'JSON' if parse is json.loads else 'YAML'}: {exc}") from exc
+        raise ReportError(f"{path}: not valid {kind}: {exc}") from exc
 
 
 def dvc_exp_show(repo: str | Path = ".") -> Any:
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.exp_json == "-":
                 data = json.load(sys.stdin)
             elif args.exp_json:
-                data = _read(Path(args.exp_json), json.loads)
+                data = _read(Path(args.exp_json), "JSON")
             else:
                 data = dvc_exp_show(args.from_dvc)
             runs, notes = runs_from_exp_show(data, include_workspace=args.include_workspace)

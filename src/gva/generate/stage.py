@@ -156,8 +156,9 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, progre
     return dist.broadcast_object(record, "waiting for rank 0 to write data/clips")
 
 
-def _write_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats, settings: dict,
-                   data_hash: str, key: str, device: str, t_start: float, n: int, h: int, w: int) -> dict:
+def _write_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats,
+                   settings: dict, data_hash: str, key: str, device: str, t_start: float, n: int, h: int,
+                   w: int) -> dict:
     svd = cfg.svd
     with atomic_path(out_dir) as tmp:  # data/clips appears whole (clips, index, previews, record) or not at all
         tmp.mkdir()
@@ -168,8 +169,9 @@ def _write_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[Ind
     return record
 
 
-def _fill_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats, settings: dict,
-                  data_hash: str, key: str, device: str, t_start: float, n: int, h: int, w: int) -> dict:
+def _fill_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats,
+                  settings: dict, data_hash: str, key: str, device: str, t_start: float, n: int, h: int,
+                  w: int) -> dict:
     svd = cfg.svd
     cache.assemble(out_dir / "clips.npy")
     write_index(out_dir / "index.csv", rows)
