@@ -35,6 +35,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import yaml
 
+from gva.io import save_png
+
 SEED_KEY = "train.seed"
 METRIC_KEYS = ("top1", "top3", "f1_macro")
 METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
@@ -423,8 +425,6 @@ def plot_metrics(results: Sequence[ConfigResult], path: str | Path,
     """top-1 / top-3 / macro-F1 per configuration: bars = mean, error bars = std, dots = seeds;
     a dashed line at chance level when ``n_classes`` is known."""
     from matplotlib.figure import Figure
-
-    from gva.io import save_png
     n = len(results)
     fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 9.0))
     axes = fig.subplots(len(METRIC_KEYS), 1, sharex=True)
@@ -460,8 +460,6 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
     """3-D minus 2-D top-1 per configuration: each seed with its bootstrap interval, the mean
     over seeds with its t-interval."""
     from matplotlib.figure import Figure
-
-    from gva.io import save_png
     n = len(results)
     fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 4.5))
     ax = fig.subplots()

@@ -177,7 +177,7 @@ def _fill_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[Inde
     write_index(out_dir / "index.csv", rows)
     clips = np.load(out_dir / "clips.npy", mmap_mode="r")
     previews = write_previews(out_dir / "previews", clips, rows, svd.previews_per_class, svd.preview_fps)
-    del clips  # the memory map must be closed before the directory is renamed into place
+    del clips  # close the memory map before atomic_path renames the directory (Windows refuses otherwise)
 
     total = time.perf_counter() - t_start
     record = {
