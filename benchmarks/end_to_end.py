@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from gva.config import config_from_dict
-from gva.models import build_backbone, inflate, save_checkpoint
+from gva.config import REFERENCE_CLASSES, config_from_dict
+from gva.models import build_backbone, inflate_with_report
+from gva.models.checkpoint import CheckpointMeta, ClassInfo, InflationPlan, save_checkpoint
 from gva.predict import Predictor, expand_inputs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tiny-imagenet-10" / "val" / "images"
@@ -31,14 +32,14 @@ def make_run(root: Path, arch: str, size: int, last_n: int | None, frames: int) 
     """Random-weight 2-D and 3-D checkpoints, as train2d/train3d would write them."""
     torch.manual_seed(0)
     m2 = build_backbone(arch, 10, pretrained=False).eval()
-    spec = {"time_kernel": 3, "init": "centre", "last_n": last_n}
-    m3 = inflate(m2, **spec).eval()
-    base = {"arch": arch, "num_classes": 10, "class_names": [f"c{i}" for i in range(10)], "input_size": size,
-            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "train_time_s": 0.0,
-            "best_epoch": 0, "epochs": 0, "selected_on": "last_epoch"}
-    (root / "models").mkdir(parents=True, exist_ok=True)
-    save_checkpoint(root / "models/model2d.pt", m2, {**base, "kind": "2d", "frames": None, "inflate": None})
-    save_checkpoint(root / "models/model3d.pt", m3, {**base, "kind": "3d", "frames": frames, "inflate": spec})
+    m3, report = inflate_with_report(m2, time_kernel=3, init="centre", last_n=last_n)
+    meta2 = CheckpointMeta(kind="2d", arch=arch, pretrained=False,
+                           classes=[ClassInfo(w, f"c{i}") for i, w in enumerate(REFERENCE_CLASSES)],
+                           input_size=size, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    meta3 = CheckpointMeta(**{**vars(meta2), "kind": "3d", "frames": frames,
+                              "inflation": InflationPlan("train2d", report.to_dict())})
+    save_checkpoint(root / "models/model2d.pt", m2, meta2)
+    save_checkpoint(root / "models/model3d.pt", m3.eval(), meta3)
 
 
 def measure(predictor: Predictor, files: list[Path], batch_size: int) -> dict:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 svd.update(generator="svd", model=str(root / "svd-full"))
             runs.append(("3d", f"3-D + {g}", svd))
         for kind, label, svd in runs:
-            cfg = config_from_dict({"data": {"classes": [f"n{i:08d}" for i in range(10)]},
+            cfg = config_from_dict({"data": {"classes": list(REFERENCE_CLASSES)},
                                     "model": {"arch": args.arch, "pretrained": False}, "svd": svd})
             predictor = Predictor(cfg, root / "models" / f"model{kind}.pt", kind, args.device)
             for bs in args.batch_size:

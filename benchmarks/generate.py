@@ -24,7 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
 
 from gva.config import MotionConfig  # noqa: E402
-from gva.generate.base import resolve_device, resolve_dtype  # noqa: E402
+from gva.generate.registry import resolve_device  # noqa: E402
+from gva.generate.svd import resolve_dtype  # noqa: E402
 
 
 def _sync(device: str) -> None:

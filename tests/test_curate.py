@@ -170,7 +170,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, fake_tin):
     shutil.rmtree(fake_tin / "train" / FAKE_CLASSES[0])
     (tmp_path / "params.yaml").write_text(f"data:\n  source: {fake_tin}\n  classes: {FAKE_CLASSES}\n")
     proc = subprocess.run([sys.executable, "-m", "gva.cli", "curate"], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "gva curate: error:" in proc.stderr and "class directory missing" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "data" / "curated").exists()
 

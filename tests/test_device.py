@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gva import device as gdevice
+from gva.errors import DeviceError
 
 
 def test_device_strings():
@@ -18,7 +19,7 @@ def test_device_strings():
     with pytest.raises(ValueError, match="evaluate.device must be"):
         gdevice.resolve_device("mps", "evaluate.device")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="svd.device is 'cuda:1' but CUDA is not available"):
+        with pytest.raises(DeviceError, match="svd.device is 'cuda:1' but CUDA is not available"):
             gdevice.resolve_device("cuda:1", "svd.device")
 
 

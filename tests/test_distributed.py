@@ -58,7 +58,7 @@ def _reference(tmp_path: Path, svd: dict) -> Path:
     from gva.generate.stage import run
 
     run(config_from_dict({"svd": svd}), curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "ref",
-        cache_root=tmp_path / "ref_cache", progress=False)
+        cache_root=tmp_path / "ref_cache", run_file=tmp_path / "ref_run.json", progress=False)
     return tmp_path / "ref"
 
 
@@ -71,9 +71,9 @@ def test_two_ranks_with_separate_caches_match_one_process(tmp_path, one_thread):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"svd": {**MOTION, "processes": 2}}))
     proc = torchrun([__file__, "generate", str(tmp_path)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("clips.npy", "index.csv"):
+    for name in ("clips.npy", "index.csv", "generation.json"):
         assert (ref / name).read_bytes() == (tmp_path / "clips" / name).read_bytes(), name
-    rec = json.loads((tmp_path / "clips" / "generation.json").read_text())
+    rec = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())
     # chunks [0,2) [2,4) [4,6) [6,8) [8,9): rank 1 made [2,4) and [6,8) and sent them to rank 0
     assert (rec["processes"], rec["generated_images"], rec["received_images"]) == (2, 9, 4)
     assert len(list((tmp_path / "cache_rank1").glob("svd/*/clips_*.npy"))) == 2
@@ -83,26 +83,47 @@ def test_two_ranks_with_separate_caches_match_one_process(tmp_path, one_thread):
         p.unlink()  # [0,2), [2,4): rank 1 still holds [2,4)
     proc = torchrun([__file__, "generate", str(tmp_path)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rec = json.loads((tmp_path / "clips" / "generation.json").read_text())
+    rec = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())
     assert (rec["generated_images"], rec["resumed_images"]) == (2, 7)
     assert (ref / "clips.npy").read_bytes() == (tmp_path / "clips" / "clips.npy").read_bytes()
 
 
-def test_dvc_yaml_templates_the_launcher(tmp_path):
-    """The svd_generate command proposed for dvc.yaml: DVC fills in ${svd.processes}; re-runs skip it."""
+def test_gva_launches_its_own_ranks_under_dvc_repro(tmp_path):
+    """The real dvc.yaml command (`gva svd_generate`) starts svd.processes ranks itself; re-runs skip it."""
+    real = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["svd_generate"]
     make_curated(tmp_path / "data" / "curated", n=5)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"svd": {**MOTION, "processes": 2}}))
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"svd_generate": {
-        "cmd": "torchrun --standalone --nproc-per-node ${svd.processes} -m gva.cli svd_generate",
-        "deps": ["data/curated"], "params": ["svd"], "outs": ["data/clips"]}}}))
+        "cmd": real["cmd"], "deps": ["data/curated"], "params": ["svd"], "outs": ["data/clips"],
+        "metrics": real["metrics"]}}}))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro"]):
         proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
-    assert "--nproc-per-node 2 -m gva.cli" in lock["stages"]["svd_generate"]["cmd"]
-    assert json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())["processes"] == 2
+    assert json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())["processes"] == 2
     again = subprocess.run(["dvc", "repro"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
+
+
+def test_a_user_error_in_every_rank_is_one_line_each(tmp_path):
+    """Self-launched ranks that all fail on bad input: one line per rank and one from the launcher,
+    exit 2, no Python or launcher traceback."""
+    from tests.test_train import _write_stores
+
+    _write_stores(tmp_path)
+    params = {"data": {"classes": ["n00000001", "n00000002"]},
+              "model": {"arch": "timm:test_resnet", "pretrained": False},
+              "train": {"processes": 2, "num_workers": 0, "device": "cpu", "image_size": 32},
+              "train2d": {"epochs": 1, "batch_size": 7}}   # 7 is not divisible by 2 ranks
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "data" / "extra_frames").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "gva.cli", "train2d"], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [l for l in proc.stderr.splitlines() if "error:" in l]
+    assert sum("not divisible by the 2 processes" in l for l in errors) == 2, proc.stderr[-3000:]
+    assert any("2 of 2 processes failed" in l for l in errors), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "models").exists()
 
 
 def _rank_pid(launcher_pid: int, rank: int) -> int | None:
@@ -161,7 +182,7 @@ def test_killed_rank_fails_clearly_and_the_rerun_resumes(tmp_path, one_thread):
 
     proc = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rec = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
+    rec = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())
     assert rec["resumed_images"] == len(chunks) and rec["generated_images"] == n - len(chunks)
     assert (ref / "clips.npy").read_bytes() == (tmp_path / "data" / "clips" / "clips.npy").read_bytes()
 
@@ -187,7 +208,7 @@ def _simulate(world: int):
     from torch.utils.data.distributed import DistributedSampler
 
     from gva.data.loader import to_model_input
-    from gva.train import evaluate_loader, make_optimizer
+    from gva.train.loop import evaluate_loader, make_optimizer
     from gva.data.loader import make_eval_loader
 
     model, train, val, cfg = _fit_setup()
@@ -249,22 +270,21 @@ def test_ddp_training_follows_the_per_rank_batch_schedule(tmp_path, one_thread):
 
 def test_processes_must_match_the_launch(tmp_path, monkeypatch):
     from gva.data.loader import per_rank_batch
-    from gva.train import check_processes
+    from gva.train.stage import check_processes, run_train2d
     from tests.test_train import _cfg, _write_stores
-    from gva.train import run_train2d
 
-    with pytest.raises(ValueError, match="torchrun --standalone --nproc-per-node 2 -m gva.cli train2d"):
+    with pytest.raises(ValueError, match="start it with `gva train2d`"):
         check_processes(2, 1, "train2d")
     with pytest.raises(ValueError, match="launcher started 4"):
         check_processes(2, 4, "train3d")
     check_processes(2, 2, "train2d")
     with pytest.raises(ValueError, match="not divisible by the 4 processes"):
         per_rank_batch(6, 4)
-    monkeypatch.chdir(tmp_path)
     _write_stores(tmp_path)
     with pytest.raises(ValueError, match="train.processes is 2"):
-        run_train2d(_cfg(train={"processes": 2}))
-    assert not Path("models/model2d.pt").exists()
+        run_train2d(_cfg(train={"processes": 2}), tmp_path / "data/curated", tmp_path / "data/extra_frames",
+                    tmp_path / "models/model2d.pt", tmp_path / "dvclive/train2d")
+    assert not (tmp_path / "models/model2d.pt").exists()
 
 
 # ---- worker script --------------------------------------------------------------------------
@@ -281,7 +301,7 @@ def _worker(mode: str, directory: Path) -> None:
         run(load_config(directory / "params.yaml"), curated_dir=directory / "data" / "curated",
             out_dir=directory / "clips", cache_root=directory / f"cache_rank{rank}", progress=False)
     elif mode == "fit":
-        from gva.train import fit
+        from gva.train.loop import fit
 
         with distributed.session("cpu") as dist:
             model, train, val, cfg = _fit_setup()

@@ -231,6 +231,7 @@ def test_latency_budget_cuts_repeats_but_not_below_minimum(monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [{"latency_batch_sizes": [0]}, {"latency_batch_sizes": [1, 1]},
+                                 {"latency_batch_sizes": []},
                                  {"bootstrap": 0}, {"latency_repeats": 0}, {"latency_budget_s": 0},
                                  {"device": "tpu"}, {"extra_protocols": ["frame1"]},
                                  {"extra_protocols": ["frame0", "frame0"]}])
@@ -239,6 +240,6 @@ def test_evaluate_params_are_validated(bad):
 
     with pytest.raises(ConfigError, match="evaluate"):
         config_from_dict({"evaluate": bad})
-    ok = config_from_dict({"evaluate": {"latency_batch_sizes": [], "latency_budget_s": None,
+    ok = config_from_dict({"evaluate": {"latency_batch_sizes": [2], "latency_budget_s": None,
                                         "device": "cuda:1", "extra_protocols": ["frames_mean"]}})
     assert ok.evaluate.latency_budget_s is None

@@ -1,4 +1,4 @@
-"""``gva evaluate`` end to end on tiny stores and tiny checkpoints (cwd = a temporary directory)."""
+"""``gva evaluate`` end to end on tiny stores and tiny checkpoints in a temporary directory."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from torch import nn
 
 from gva.config import config_from_dict
 from gva.data.arrays import IndexRow, open_clips, write_array, write_index
-from gva.evaluate import run
+from gva.errors import CheckpointError, StoreError
+from gva.evaluate.stage import run as run_evaluate
+from gva.models.checkpoint import CheckpointMeta, ClassInfo, InflationPlan, TrainingRecord
 
 NAMES = ["goldfish", "tabby cat", "bullfrog"]
 WNIDS = ["n01443537", "n02123045", "n01641577"]
@@ -38,17 +40,25 @@ def make_stores(root: Path, frames: int = FRAMES, seed: int = 0) -> None:
     images = np.stack(images)
     write_array(root / "data/curated/images.npy", images)
     write_index(root / "data/curated/index.csv", rows)
-    write_array(root / "data/clips/clips.npy", np.repeat(images[:, None], frames, axis=1))
+    clips = np.repeat(images[:, None], frames, axis=1)
+    write_array(root / "data/clips/clips.npy", clips)
     write_index(root / "data/clips/index.csv", rows)
+    (root / "data/clips/generation.json").write_text(json.dumps({"shape": list(clips.shape)}))
 
 
-def _meta(kind: str, **extra) -> dict:
-    return {"kind": kind, "arch": ARCH, "num_classes": 3, "class_names": list(NAMES),
-            "input_size": SIZE, "frames": FRAMES if kind == "3d" else None,
-            "inflate": {"time_kernel": 3, "init": "centre", "last_n": None} if kind == "3d" else None,
-            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-            "train_time_s": 12.5 if kind == "2d" else 30.0, "best_epoch": 1, "epochs": 2,
-            "selected_on": "val_top1", **extra}
+def run(cfg, root: Path) -> dict:
+    return run_evaluate(cfg, root / "data/curated", root / "data/clips", root / "models/model2d.pt",
+                        root / "models/model3d.pt", root / "metrics", root / "plots")
+
+
+def _meta(kind: str, report: dict | None = None) -> CheckpointMeta:
+    return CheckpointMeta(
+        kind=kind, arch=ARCH, pretrained=False, classes=[ClassInfo(w, n) for w, n in zip(WNIDS, NAMES)],
+        input_size=SIZE, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], image_size=16,
+        frames=FRAMES if kind == "3d" else None,
+        inflation=InflationPlan("train2d", report) if kind == "3d" else None,
+        training=TrainingRecord(epochs=2, best_epoch=1, selected_on="val",
+                                train_time_s=12.5 if kind == "2d" else 30.0))
 
 
 def _force_class(model: nn.Module, label: int | None) -> None:
@@ -63,15 +73,17 @@ def _force_class(model: nn.Module, label: int | None) -> None:
 
 
 def make_checkpoints(root: Path, label2d: int | None, label3d: int | None) -> None:
-    from gva.models import build_backbone, inflate, save_checkpoint
+    from gva.models import build_backbone, inflate_with_report
+    from gva.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model2d = build_backbone(ARCH, 3, pretrained=False).eval()
-    model3d = inflate(model2d, time_kernel=3, init="centre").eval()
+    model3d, report = inflate_with_report(model2d, time_kernel=3, init="centre")
+    model3d.eval()
     _force_class(model2d, label2d)
     _force_class(model3d, label3d)
     save_checkpoint(root / "models/model2d.pt", model2d, _meta("2d"))
-    save_checkpoint(root / "models/model3d.pt", model3d, _meta("3d"))
+    save_checkpoint(root / "models/model3d.pt", model3d, _meta("3d", report.to_dict()))
 
 
 def tiny_cfg(**evaluate):
@@ -92,10 +104,7 @@ def constant_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_const")
     make_stores(root)
     make_checkpoints(root, label2d=0, label3d=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        metrics = run(tiny_cfg(extra_protocols=["frame0", "frames_mean"]))
-    return root, metrics
+    return root, run(tiny_cfg(extra_protocols=["frame0", "frames_mean"]), root)
 
 
 def test_known_metrics(constant_run):
@@ -173,13 +182,12 @@ def test_plot_and_table_files(constant_run):
         assert (root / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch, caplog):
+def test_random_models_consistent_with_their_predictions(tmp_path, caplog):
     """Untrained heads: metrics.json must agree with sklearn on predictions.csv; frame 0 and the
     frame mean of clips that repeat the image must reproduce the image protocol exactly."""
     make_stores(tmp_path, seed=1)
     make_checkpoints(tmp_path, label2d=None, label3d=None)
-    monkeypatch.chdir(tmp_path)
-    m = run(tiny_cfg(extra_protocols=["frames_mean", "frame0"], latency_batch_sizes=[]))
+    m = run(tiny_cfg(extra_protocols=["frames_mean", "frame0"], latency_batch_sizes=[1]), tmp_path)
     p = _predictions(tmp_path / "metrics/predictions.csv")
     np.testing.assert_array_equal(p["pred_2d_frame0"], p["pred_2d"])
     assert "frame0 repeats the image protocol" in caplog.text  # frame 0 is the image: said so
@@ -189,7 +197,7 @@ def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch, 
         assert m[tag]["top1"] == pytest.approx(skm.accuracy_score(y, p[col]))
         assert m[tag]["f1_macro"] == pytest.approx(
             skm.f1_score(y, p[col], average="macro", labels=range(3), zero_division=0))
-        assert "latency_ms" not in m[tag]
+        assert list(m[tag]["latency_ms"]) == ["batch1"]
     c2, c3 = p["pred_2d"] == y, p["pred_3d"] == y
     b, c = int((c2 & ~c3).sum()), int((~c2 & c3).sum())
     expected = 1.0 if b + c == 0 else binomtest(c, b + c, 0.5).pvalue
@@ -197,7 +205,7 @@ def test_random_models_consistent_with_their_predictions(tmp_path, monkeypatch, 
     assert m["delta"]["top1"] == pytest.approx(c3.mean() - c2.mean())
 
 
-def test_unpaired_clips_are_refused(tmp_path, monkeypatch):
+def test_unpaired_clips_are_refused(tmp_path):
     make_stores(tmp_path)
     make_checkpoints(tmp_path, label2d=0, label3d=1)
     clips = open_clips(tmp_path / "data/clips")
@@ -205,95 +213,56 @@ def test_unpaired_clips_are_refused(tmp_path, monkeypatch):
     i, j = [k for k, r in enumerate(rows) if r.split == "test"][:2]
     rows[i], rows[j] = rows[j], rows[i]      # same ids, different order
     write_index(tmp_path / "data/clips/index.csv", rows)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="do not pair up"):
-        run(tiny_cfg())
+    with pytest.raises(StoreError, match="do not pair up"):
+        run(tiny_cfg(), tmp_path)
     assert not (tmp_path / "metrics").exists()
 
 
-def test_clip_length_must_match_3d_model(tmp_path, monkeypatch):
+def test_clip_length_must_match_3d_model(tmp_path):
     make_stores(tmp_path, frames=FRAMES + 1)
     make_checkpoints(tmp_path, label2d=0, label3d=1)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="frames"):
-        run(tiny_cfg())
+    with pytest.raises(StoreError, match="frames"):
+        run(tiny_cfg(), tmp_path)
 
 
-# The evaluate stage and plot definitions proposed for dvc.yaml (kept here so the test checks
-# exactly what the pipeline declares; the training-curve plots read the train stages' dvclive logs).
-EVALUATE_DVC_YAML = """
-stages:
-  evaluate:
-    cmd: gva evaluate
-    deps:
-      - data/curated
-      - data/clips
-      - models/model2d.pt
-      - models/model3d.pt
-      - src/gva/evaluate
-      - src/gva/models
-      - src/gva/data/loader.py
-    params:
-      - evaluate
-    metrics:
-      - metrics/metrics.json:
-          cache: false
-    outs:
-      - metrics/per_class.json:
-          cache: false
-      - metrics/report.json:
-          cache: false
-      - metrics/predictions.csv:
-          cache: false
-    plots:
-      - plots/confusion_2d.json:
-          cache: false
-          template: confusion
-          x: actual
-          y: predicted
-          title: "2-D model on the original test images"
-      - plots/confusion_3d.json:
-          cache: false
-          template: confusion
-          x: actual
-          y: predicted
-          title: "3-D model on the generated test clips"
-      - plots/per_class.json:
-          cache: false
-          template: src/gva/evaluate/templates/per_class.json
-          x: value
-          y: class
-          title: "Per-class precision, recall, F1: 2-D vs 3-D"
-      - plots/confusion_2d.png:
-          cache: false
-      - plots/confusion_3d.png:
-          cache: false
-      - plots/per_class.png:
-          cache: false
-plots:
-  - training_loss:
-      template: linear
-      x: step
-      y:
-        dvclive/train2d/plots/metrics/train/loss.tsv: loss
-        dvclive/train2d/plots/metrics/val/loss.tsv: loss
-        dvclive/train3d/plots/metrics/train/loss.tsv: loss
-        dvclive/train3d/plots/metrics/val/loss.tsv: loss
-      title: "Training curves: loss (2-D and 3-D)"
-      x_label: epoch
-      y_label: loss
-  - training_top1:
-      template: linear
-      x: step
-      y:
-        dvclive/train2d/plots/metrics/train/top1.tsv: top1
-        dvclive/train2d/plots/metrics/val/top1.tsv: top1
-        dvclive/train3d/plots/metrics/train/top1.tsv: top1
-        dvclive/train3d/plots/metrics/val/top1.tsv: top1
-      title: "Training curves: top-1 (2-D and 3-D)"
-      x_label: epoch
-      y_label: top-1
-"""
+@pytest.mark.parametrize("shape_change", ["frames", "side"])
+def test_malformed_clip_stores_are_refused(tmp_path, shape_change):
+    """Clips that disagree with generation.json (T changed by hand) or with the curated size."""
+    make_stores(tmp_path)
+    make_checkpoints(tmp_path, label2d=0, label3d=1)
+    clips = np.array(open_clips(tmp_path / "data/clips").array)
+    if shape_change == "frames":
+        write_array(tmp_path / "data/clips/clips.npy", np.concatenate([clips, clips], axis=1))
+        match = "differs from the .* its generator recorded"
+    else:
+        small = np.ascontiguousarray(clips[:, :, ::2, ::2])
+        write_array(tmp_path / "data/clips/clips.npy", small)
+        (tmp_path / "data/clips/generation.json").write_text(json.dumps({"shape": list(small.shape)}))
+        match = "curated images are 16x16"
+    with pytest.raises(StoreError, match=match):
+        run(tiny_cfg(), tmp_path)
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_models_of_other_classes_are_refused(tmp_path):
+    make_stores(tmp_path)
+    make_checkpoints(tmp_path, label2d=0, label3d=1)
+    rows = list(open_clips(tmp_path / "data/clips").rows)
+    swapped = [IndexRow(r.id, r.split, "n09999999" if r.label == 2 else r.wnid, r.class_name, r.label, r.source)
+               for r in rows]
+    for store in ("curated", "clips"):
+        write_index(tmp_path / f"data/{store}/index.csv", swapped)
+    with pytest.raises(CheckpointError, match="label 2 is 'n09999999'"):
+        run(tiny_cfg(), tmp_path)
+
+
+def evaluate_dvc_yaml() -> str:
+    """The real dvc.yaml's evaluate stage and top-level plots (nothing copied by hand)."""
+    import yaml
+
+    real = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())
+    return yaml.safe_dump({"stages": {"evaluate": real["stages"]["evaluate"]}, "plots": real["plots"]},
+                          sort_keys=False)
 
 
 def _fake_dvclive(root: Path) -> None:
@@ -334,7 +303,7 @@ def test_dvc_stage_metrics_and_plots(tmp_path):
     make_stores(tmp_path)
     make_checkpoints(tmp_path, label2d=0, label3d=1)
     _fake_dvclive(tmp_path)
-    (tmp_path / "dvc.yaml").write_text(EVALUATE_DVC_YAML)
+    (tmp_path / "dvc.yaml").write_text(evaluate_dvc_yaml())
     params = {"data": {"classes": WNIDS},
               "evaluate": {"bootstrap": 200, "latency_batch_sizes": [1], "latency_repeats": 2,
                            "latency_warmup": 1, "device": "cpu"}}

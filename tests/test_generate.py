@@ -1,12 +1,17 @@
-"""svd_generate: generator contracts (seeding, batch/order invariance, first frame), controls, the stage.
+"""svd_generate: generator contracts (seeding, batch/order invariance, first frame), controls, the
+registry and the package's import structure, the stage.
 
 The tiny-svd generator (random weights, 2 steps, 64 px) stands in for SVD: same pipeline class and
-code path. Resume-after-SIGKILL and multi-process tests live in test_generate_resume.py.
+code path. Resume-after-SIGKILL and multi-process tests live in test_generate_resume.py; the cache
+key, provenance and output determinism in test_generate_cache.py.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +20,11 @@ import yaml
 
 from gva.config import MotionConfig, config_from_dict
 from gva.data.arrays import IndexRow, open_clips, read_index, write_array, write_index
-from gva.generate.base import build_generator, check_images, image_seed, quantise
+from gva.errors import ConfigError, GenerationError, GvaError, StoreError
+from gva.generate import GENERATORS, Generator, build_generator, image_seed
+from gva.generate.base import check_images, quantise
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 TINY = {"generator": "tiny-svd", "steps": 2, "height": 64, "width": 64, "frames": 3,
         "batch_size": 4, "chunk_size": 4, "previews_per_class": 1}
@@ -159,7 +168,9 @@ def test_tiny_svd_shapes_dtype_and_first_frame(tiny, images):
     assert all(np.abs(clips[:, t].astype(int) - images).mean() > 5 for t in (1, 2))  # frames really generated
     info = tiny.describe()
     assert info["scheduler_step"] == "float64" and info["decode"] == "per clip"
-    assert Path(info["model"], "model_index.json").is_file()  # loaded through from_pretrained
+    assert info["class"] == "TinySvdGenerator" and info["model"] == "tiny-svd-v1" and info["device"] == "cpu"
+    assert "batch_size" not in info  # a run knob, not a content fact
+    assert Path(tiny.model_path, "model_index.json").is_file()  # loaded through from_pretrained
 
 
 def test_tiny_svd_first_frame_generated(tiny, images):
@@ -225,18 +236,176 @@ def test_decode_chunk_larger_than_frames_does_not_mix_clips(tiny, images):
 
 def test_unreachable_model_is_a_clear_error(tmp_path):
     cfg = config_from_dict({"svd": {"generator": "svd", "model": "no-such-org/no-such-model-gva-test"}}).svd
-    with pytest.raises(RuntimeError, match="cannot load svd.model 'no-such-org/no-such-model-gva-test'"):
+    with pytest.raises(GenerationError, match="cannot load svd.model 'no-such-org/no-such-model-gva-test'"):
         build_generator(cfg, device="cpu", cache_root=str(tmp_path))
     (tmp_path / "notamodel").mkdir()
     cfg = config_from_dict({"svd": {"generator": "svd", "model": str(tmp_path / "notamodel")}}).svd
-    with pytest.raises(ValueError, match="not a diffusers pipeline directory"):
+    with pytest.raises(ConfigError, match="not a diffusers pipeline directory"):
         build_generator(cfg, device="cpu", cache_root=str(tmp_path))
 
 
 def test_height_width_must_be_multiples_of_8(tmp_path):
     cfg = config_from_dict({"svd": {**TINY, "height": 60}}).svd
-    with pytest.raises(ValueError, match="multiples of 8"):
+    with pytest.raises(ConfigError, match="multiples of 8"):
         build_generator(cfg, device="cpu", cache_root=str(tmp_path))
+    assert not (tmp_path / "tiny-svd").exists()  # refused before building anything
+    from gva.generate.stage import run
+
+    make_curated(tmp_path / "curated", n=3)
+    with pytest.raises(ConfigError, match="multiples of 8"):  # by the stage, before loading any model
+        run(config_from_dict({"svd": {**TINY, "width": 36}}), curated_dir=tmp_path / "curated",
+            out_dir=tmp_path / "clips", cache_root=tmp_path, run_file=tmp_path / "run.json", progress=False)
+    assert not (tmp_path / "tiny-svd").exists() and not (tmp_path / "svd").exists()
+
+
+def test_bad_control_settings_are_config_errors():
+    from gva.generate.controls import MotionGenerator
+
+    with pytest.raises(ConfigError, match="max_zoom must be < 1"):
+        MotionGenerator(3, MotionConfig(max_zoom=1.5))
+    with pytest.raises(ConfigError, match="limits must be >= 0"):
+        MotionGenerator(3, MotionConfig(max_shift=-0.1))
+
+
+# --- the registry and the package structure ----------------------------------------------------
+
+def test_registry_names_every_generator_once():
+    from gva.generate.registry import cache_settings, generator_class
+
+    assert set(GENERATORS) == {"svd", "tiny-svd", "repeat", "motion"}
+    for name, cls in GENERATORS.items():
+        assert issubclass(cls, Generator) and generator_class(name) is cls
+        settings = cache_settings(config_from_dict({"svd": {"generator": name}}).svd, "cpu")
+        assert settings["generator"] == name and json.loads(json.dumps(settings)) == settings
+        assert not {"batch_size", "chunk_size", "processes", "preview_fps", "previews_per_class"} & set(settings)
+    # config.py takes any name; the registry is the one list, and refuses names it does not hold
+    with pytest.raises(ConfigError, match="unknown generator 'nope'; known: svd, tiny-svd, repeat, motion"):
+        generator_class("nope")
+
+
+def test_a_new_generator_is_one_class_and_one_registry_line(monkeypatch, tmp_path):
+    """The hooks are all a kind needs: the stage builds, keys and describes it through them."""
+    from gva.generate import registry
+    from gva.generate.stage import run
+
+    class Negative(Generator):
+        first_frame_original = True
+
+        def __init__(self, frames):
+            self.frames = frames
+
+        @classmethod
+        def from_config(cls, cfg, device, cache_root):
+            return cls(cfg.frames)
+
+        @classmethod
+        def cache_settings(cls, cfg, device):
+            return {"frames": cfg.frames}
+
+        def generate_float(self, images, seeds):
+            x = images.astype(np.float32)[:, None] / 255.0
+            return np.concatenate([x, 1.0 - np.repeat(x, self.frames - 1, axis=1)], axis=1)
+
+    monkeypatch.setitem(registry.GENERATORS, "repeat", Negative)  # config only accepts known names
+    images = make_curated(tmp_path / "curated", n=3)
+    out = run(config_from_dict({"svd": {"generator": "repeat", "previews_per_class": 0}}),
+              curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips", cache_root=tmp_path / "cache",
+              run_file=tmp_path / "run.json", progress=False)
+    clips = np.load(tmp_path / "clips" / "clips.npy")
+    assert np.array_equal(clips[:, 0], images) and np.array_equal(clips[:, 2], 255 - images)
+    assert out["generation"]["resolved"] == {"class": "Negative", "frames": 3}
+
+
+def test_importing_the_registry_stays_light():
+    """`gva curate`, `gva predict --model 2d` and the cache key never pay for torch/diffusers."""
+    code = ("import sys; import gva.generate, gva.generate.registry as r; from gva.config import config_from_dict;"
+            "[r.cache_settings(config_from_dict({'svd': {'generator': n}}).svd, 'cpu') for n in r.GENERATORS];"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC), "PATH": ""})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def module_imports(package_dir: Path) -> dict[str, set[str]]:
+    """gva module -> the gva modules it imports, at any level (function-level imports included).
+
+    ``from a import b`` counts as importing ``a.b`` when that is a module, else ``a``.
+    """
+    modules = {}
+    for path in package_dir.rglob("*.py"):
+        parts = path.relative_to(package_dir.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(known(a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(parent + ([base] if base else []))
+                targets.update(known(f"{base}.{a.name}") for a in node.names)
+        graph[name] = {t for t in targets if t is not None and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_cycle_finder_sees_function_level_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from .. import a\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    assert import_cycles(module_imports(pkg)) == [["pkg.a", "pkg.sub.b"]]
+
+
+def test_no_import_cycles_in_gva():
+    """No gva module takes part in an import cycle, counting imports at any level."""
+    graph = module_imports(SRC / "gva")
+    assert "gva.generate.registry" in graph["gva.generate.runner"]  # the finder sees the package
+    assert import_cycles(graph) == []
 
 
 # --- the stage ---------------------------------------------------------------------------------
@@ -248,7 +417,8 @@ def test_stage_end_to_end_tiny_svd(tmp_path, cache_root):
     images = make_curated(tmp_path / "curated", n=6)
     cfg = config_from_dict({"svd": {**TINY, "chunk_size": 4, "preview_fps": 5}})
     out = tmp_path / "clips"
-    record = run(cfg, curated_dir=tmp_path / "curated", out_dir=out, cache_root=cache_root, progress=False)
+    result = run(cfg, curated_dir=tmp_path / "curated", out_dir=out, cache_root=cache_root,
+                 run_file=tmp_path / "metrics" / "svd_generate.json", progress=False)
 
     store = open_clips(out)  # memory-mapped, shape/rank/channels checked, rows == index rows
     assert isinstance(store.array, np.memmap)
@@ -262,14 +432,19 @@ def test_stage_end_to_end_tiny_svd(tmp_path, cache_root):
     assert np.abs(direct.astype(int) - store.array[:2]).max() <= 1
 
     meta = json.loads((out / "generation.json").read_text())
-    assert meta == record
-    assert meta["generator"] == "tiny-svd" and meta["settings"]["steps"] == 2
-    assert meta["generated_images"] == 6 and meta["resumed_images"] == 0 and meta["images_per_s"] > 0
-    assert meta["total_seconds"] > 0 and {"torch", "diffusers", "transformers", "numpy"} <= set(meta["versions"])
-    assert meta["resolved"]["generator"]["class"] == "SvdGenerator"
+    assert meta == result["generation"]
+    assert meta["generator"] == "tiny-svd" and meta["clip_settings"]["steps"] == 2
+    assert meta["shape"] == [6, 3, 64, 64, 3] and meta["frames"] == 3 and meta["images"] == 6
+    assert {"torch", "diffusers", "transformers", "numpy", "pillow"} <= set(meta["provenance"]["versions"])
+    assert meta["resolved"]["class"] == "TinySvdGenerator" and meta["resolved"]["scheduler_step"] == "float64"
+    assert Path(cache_root, "svd", meta["cache_key"]).is_dir()
+    facts = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())
+    assert facts == result["run"]
+    assert facts["generated_images"] == 6 and facts["resumed_images"] == 0 and facts["images_per_s"] > 0
+    assert facts["total_seconds"] > 0 and facts["batch_size"] == 4 and facts["processes"] == 1
 
     previews = sorted((out / "previews").iterdir())
-    assert [p.name for p in previews] == meta["previews"]
+    assert [p.name for p in previews] == facts["previews"]
     assert len(previews) == 2  # previews_per_class 1, 2 classes, test split first
     assert all("_test_" in p.name for p in previews)
     frames, info = read_mp4(previews[0])
@@ -284,31 +459,12 @@ def test_stage_end_to_end_tiny_svd(tmp_path, cache_root):
     # batch/chunk/preview knobs are not part of the key.
     before = (out / "clips.npy").read_bytes()
     cfg2 = config_from_dict({"svd": {**TINY, "chunk_size": 5, "batch_size": 2, "previews_per_class": 0}})
-    again = run(cfg2, curated_dir=tmp_path / "curated", out_dir=out, cache_root=cache_root, progress=False)
-    assert again["generated_images"] == 0 and again["resumed_images"] == 6
+    again = run(cfg2, curated_dir=tmp_path / "curated", out_dir=out, cache_root=cache_root,
+                run_file=tmp_path / "metrics" / "svd_generate.json", progress=False)
+    assert again["run"]["generated_images"] == 0 and again["run"]["resumed_images"] == 6
     assert (out / "clips.npy").read_bytes() == before
-    assert again["previews"] == [] and not any((out / "previews").iterdir())
-
-
-def test_stage_cache_key_tracks_settings_and_data(tmp_path):
-    from gva.generate.base import cache_settings
-    from gva.generate.stage import cache_key
-
-    base = config_from_dict({"svd": TINY}).svd
-    key = cache_key(cache_settings(base, "cpu"), "data")
-    same = config_from_dict({"svd": {**TINY, "batch_size": 1, "chunk_size": 9, "processes": 2,
-                                     "preview_fps": 3, "previews_per_class": 0}}).svd
-    assert cache_key(cache_settings(same, "cpu"), "data") == key
-    for change in ({"steps": 3}, {"seed": 1}, {"frames": 4}, {"height": 72}, {"first_frame": "generated"},
-                   {"decode_chunk_size": 1}, {"noise_aug_strength": 0.1}):
-        other = config_from_dict({"svd": {**TINY, **change}}).svd
-        assert cache_key(cache_settings(other, "cpu"), "data") != key, change
-    assert cache_key(cache_settings(base, "cpu"), "other data") != key
-    assert cache_key(cache_settings(base, "cuda"), "data") != key
-    # controls depend only on what they read
-    rep = config_from_dict({"svd": {"generator": "repeat"}}).svd
-    rep2 = config_from_dict({"svd": {"generator": "repeat", "steps": 30, "seed": 4}}).svd
-    assert cache_settings(rep, "cpu") == cache_settings(rep2, "cpu")
+    assert again["run"]["previews"] == [] and not any((out / "previews").iterdir())
+    assert again["generation"] == meta  # described from the cache, without building the generator
 
 
 def test_stage_motion_resumes_partial_cache(tmp_path):
@@ -318,15 +474,15 @@ def test_stage_motion_resumes_partial_cache(tmp_path):
     make_curated(tmp_path / "curated", n=7)
     cfg = config_from_dict({"svd": {"generator": "motion", "chunk_size": 2, "previews_per_class": 0}})
     kw = dict(curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips", cache_root=tmp_path / "cache",
-              progress=False)
+              run_file=tmp_path / "run.json", progress=False)
     first = run(cfg, **kw)
     ref = (tmp_path / "clips" / "clips.npy").read_bytes()
-    chunks = sorted(Path(first["resolved"]["cache_dir"]).glob("clips_*.npy"))
+    chunks = sorted(Path(first["run"]["cache_dir"]).glob("clips_*.npy"))
     assert len(chunks) == 4
     chunks[1].unlink()
     chunks[3].unlink()
     second = run(cfg, **kw)
-    assert second["generated_images"] == 3 and second["resumed_images"] == 4
+    assert second["run"]["generated_images"] == 3 and second["run"]["resumed_images"] == 4
     assert (tmp_path / "clips" / "clips.npy").read_bytes() == ref
 
 
@@ -336,9 +492,10 @@ def test_stage_failure_late_leaves_previous_clips_whole(tmp_path, monkeypatch):
 
     make_curated(tmp_path / "curated", n=4)
     kw = dict(curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips", cache_root=tmp_path / "cache",
-              progress=False)
+              run_file=tmp_path / "run.json", progress=False)
     stage.run(config_from_dict({"svd": {"generator": "repeat", "previews_per_class": 0}}), **kw)
     before = {p.name: p.read_bytes() for p in (tmp_path / "clips").iterdir() if p.is_file()}
+    run_before = (tmp_path / "run.json").read_bytes()
 
     def broken(*args, **kwargs):
         raise RuntimeError("no H.264 encoder")
@@ -348,12 +505,14 @@ def test_stage_failure_late_leaves_previous_clips_whole(tmp_path, monkeypatch):
         stage.run(config_from_dict({"svd": {"generator": "motion"}}), **kw)
     after = {p.name: p.read_bytes() for p in (tmp_path / "clips").iterdir() if p.is_file()}
     assert after == before and set(before) >= {"clips.npy", "index.csv", "generation.json"}
+    assert (tmp_path / "run.json").read_bytes() == run_before  # the run file describes data/clips' run
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
 
 
 @pytest.mark.parametrize("problem", ["empty_split", "float_images", "no_store"])
 def test_stage_bad_input(tmp_path, problem, monkeypatch, capsys):
     from gva.cli import main
+    from gva.generate.stage import run
 
     curated = tmp_path / "data" / "curated"
     if problem == "empty_split":
@@ -368,12 +527,29 @@ def test_stage_bad_input(tmp_path, problem, monkeypatch, capsys):
         expected = "expected uint8"
     else:
         expected = "index file not found|array file not found"
+    cfg = config_from_dict({"svd": {"generator": "repeat"}})
+    with pytest.raises(StoreError, match=expected):  # a user error: a GvaError, message kept
+        run(cfg, curated_dir=curated, out_dir=tmp_path / "x", cache_root=tmp_path / "c",
+            run_file=tmp_path / "r.json", progress=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"svd": {"generator": "repeat"}}))
     monkeypatch.chdir(tmp_path)
-    assert main(["svd_generate"]) == 1  # the CLI prints one line, no traceback
+    assert main(["svd_generate"]) != 0  # the CLI prints one line, no traceback
     err = capsys.readouterr().err
     assert "gva svd_generate: error:" in err and "Traceback" not in err
     import re
 
     assert re.search(expected, err), err
     assert not (tmp_path / "data" / "clips" / "clips.npy").exists()
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_unknown_generator_fails_before_reading_anything(tmp_path, monkeypatch):
+    from gva.generate import registry
+    from gva.generate.stage import run
+
+    cfg = config_from_dict({"svd": {"generator": "motion"}})
+    monkeypatch.delitem(registry.GENERATORS, "motion")
+    with pytest.raises(ConfigError, match="unknown generator 'motion'") as err:
+        run(cfg, curated_dir=tmp_path / "none", out_dir=tmp_path / "x", cache_root=tmp_path / "c",
+            run_file=tmp_path / "r.json", progress=False)
+    assert isinstance(err.value, GvaError)

@@ -62,15 +62,16 @@ def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path
     # 2. Resume in-process: only the missing rows are generated.
     cfg = config_from_dict({"svd": TINY})
     resumed = run(cfg, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "data" / "clips",
-                  cache_root=cache_root, progress=False)
+                  cache_root=cache_root, run_file=tmp_path / "metrics" / "svd_generate.json", progress=False)["run"]
     assert resumed["resumed_images"] >= committed and resumed["generated_images"] == n - resumed["resumed_images"]
 
     # 3. An uninterrupted run from an empty cache gives the same bytes.
     ref = run(cfg, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "ref",
-              cache_root=tmp_path / "ref_cache", progress=False)
+              cache_root=tmp_path / "ref_cache", run_file=tmp_path / "ref_run.json", progress=False)["run"]
     assert ref["resumed_images"] == 0
-    got = (tmp_path / "data" / "clips" / "clips.npy").read_bytes()
-    assert got == (tmp_path / "ref" / "clips.npy").read_bytes()
+    # every file of data/clips (generation.json included: the same key and provenance) is the same
+    for name in ("clips.npy", "index.csv", "generation.json"):
+        assert (tmp_path / "data" / "clips" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
 
     # 4. Another batch size and a store holding only the first 3 images (same ids -> same seeds):
     #    the same clips. Float results agree to ~1e-6, so at most a rare one-level rounding
@@ -81,7 +82,7 @@ def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path
     write_index(tmp_path / "sub" / "index.csv", rows[:3])
     cfg2 = config_from_dict({"svd": {**TINY, "batch_size": 2}})
     run(cfg2, curated_dir=tmp_path / "sub", out_dir=tmp_path / "p2", cache_root=tmp_path / "p2_cache",
-        progress=False)
+        run_file=tmp_path / "p2_run.json", progress=False)
     a = np.load(tmp_path / "ref" / "clips.npy")[:3].astype(int)
     b = np.load(tmp_path / "p2" / "clips.npy").astype(int)
     assert np.abs(a - b).max() <= 1 and (a != b).mean() < 1e-3
@@ -95,7 +96,7 @@ def test_motion_under_torchrun_is_bit_identical(tmp_path):
     make_curated(tmp_path / "data" / "curated", n=9)
     one = config_from_dict({"svd": {"generator": "motion", "chunk_size": 2, "previews_per_class": 0}})
     run(one, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "a", cache_root=tmp_path / "ca",
-        progress=False)
+        run_file=tmp_path / "a_run.json", progress=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"svd": {"generator": "motion", "chunk_size": 3, "processes": 2, "previews_per_class": 0}}))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
@@ -103,7 +104,7 @@ def test_motion_under_torchrun_is_bit_identical(tmp_path):
                            "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rec = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
-    assert rec["generated_images"] == 9 and rec["processes"] == 2
-    for name in ("clips.npy", "index.csv"):
+    rec = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())  # the run facts
+    assert rec["generated_images"] == 9 and rec["processes"] == 2 and rec["chunk_size"] == 3
+    for name in ("clips.npy", "index.csv", "generation.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "data" / "clips" / name).read_bytes(), name

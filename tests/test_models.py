@@ -12,17 +12,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, to_model_input
-from gva.models import (PretrainedWeightsError, build_backbone, inflate, load_checkpoint,
-                        save_checkpoint)
+from gva.errors import CheckpointError, GvaError
+from gva.models import PretrainedWeightsError, build_backbone, inflate_with_report
+from gva.models.checkpoint import (CheckpointMeta, ClassInfo, InflationPlan, TrainingRecord, load_checkpoint,
+                                   read_checkpoint, save_checkpoint)
 
 
-def _meta(kind: str = "2d", **over) -> dict:
-    meta = {"kind": kind, "arch": "resnet18", "num_classes": 3, "class_names": ["a", "b", "c"],
-            "input_size": 32, "frames": None if kind == "2d" else 3,
-            "inflate": None if kind == "2d" else {"time_kernel": 3, "init": "centre", "last_n": None},
-            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "train_time_s": 1.5,
-            "best_epoch": 2, "epochs": 3, "selected_on": "val"}
-    meta.update(over)
+def _meta(kind: str = "2d", **over) -> CheckpointMeta:
+    meta = CheckpointMeta(kind=kind, arch="resnet18", pretrained=False,
+                          classes=[ClassInfo("n1", "a"), ClassInfo("n2", "b"), ClassInfo("n3", "c")],
+                          input_size=32, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), image_size=64,
+                          frames=None if kind == "2d" else 3,
+                          training=TrainingRecord(epochs=3, best_epoch=2, selected_on="val", train_time_s=1.5))
+    for key, value in over.items():
+        setattr(meta, key, value)
     return meta
 
 
@@ -104,7 +107,8 @@ def test_checkpoint_round_trip_2d(tmp_path: Path):
 def test_checkpoint_round_trip_3d(tmp_path: Path):
     torch.manual_seed(0)
     spec = {"time_kernel": 3, "init": "mean", "last_n": 4}
-    model = inflate(build_backbone("timm:resnet18", 3, pretrained=False), probe_size=32, **spec)
+    model, report = inflate_with_report(build_backbone("timm:resnet18", 3, pretrained=False), probe_size=32,
+                                        **spec)
     with torch.no_grad():  # "training": move the weights off their inflated init
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
@@ -112,7 +116,7 @@ def test_checkpoint_round_trip_3d(tmp_path: Path):
     clip = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         y = model(clip)
-    meta = _meta("3d", arch="timm:resnet18", inflate=spec)
+    meta = _meta("3d", arch="timm:resnet18", inflation=InflationPlan("train2d", report.to_dict()))
     save_checkpoint(tmp_path / "m3.pt", model, meta)
     loaded, meta2 = load_checkpoint(tmp_path / "m3.pt")
     assert meta2 == meta
@@ -122,15 +126,34 @@ def test_checkpoint_round_trip_3d(tmp_path: Path):
 
 def test_checkpoint_rejects_bad_meta_and_files(tmp_path: Path):
     model = nn.Linear(2, 2)
-    meta = _meta()
-    del meta["class_names"]
-    with pytest.raises(ValueError, match="class_names"):
-        save_checkpoint(tmp_path / "x.pt", model, meta)
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt"):
-        load_checkpoint(tmp_path / "junk.pt")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointError, match="inflation plan"):
+        save_checkpoint(tmp_path / "x.pt", model, _meta("3d"))        # a 3-D meta without its plan
+    with pytest.raises(CheckpointError, match="duplicate class ids"):
+        save_checkpoint(tmp_path / "x.pt", model, _meta(classes=[ClassInfo("n1", "a")] * 2))
+    assert not (tmp_path / "x.pt").exists()
+    cases = {"junk.pt": b"not a checkpoint", "empty.pt": b"", "digits.pt": b"101"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(tmp_path / name)
+        text = str(err.value)
+        assert name in text and "weights_only" not in text and "()" not in text and "(101)" not in text, text
+    torch.save({"format": "gva-checkpoint/1", "meta": {}, "state_dict": {}}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="re-run the training stages"):
+        read_checkpoint(tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+    assert issubclass(CheckpointError, GvaError)
+
+
+def test_checkpoint_of_another_architecture_is_refused_in_one_line(tmp_path: Path):
+    save_checkpoint(tmp_path / "m.pt", build_backbone("resnet18", 3, pretrained=False), _meta())
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["meta"]["arch"] = "vgg11"
+    torch.save(payload, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit 2d vgg11") as err:
+        load_checkpoint(tmp_path / "m.pt")
+    assert "\n" not in str(err.value)
 
 
 # ---- model input ----------------------------------------------------------------------------

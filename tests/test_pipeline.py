@@ -73,7 +73,7 @@ TINY_RUN = {
     "train2d.epochs": 2, "train2d.batch_size": 8, "train3d.epochs": 1, "train3d.batch_size": 4,
     "evaluate.bootstrap": 200, "evaluate.latency_batch_sizes": [1, 4], "evaluate.latency_repeats": 3,
 }
-STAGES = ["curate", "svd_generate", "train2d", "inflate", "train3d", "evaluate"]
+STAGES = ["curate", "svd_generate", "extra_frames", "train2d", "inflate", "train3d", "evaluate"]
 
 
 def ran(out: str) -> list[str]:
@@ -102,7 +102,18 @@ def test_whole_dag_with_dvc_repro_and_experiments(tmp_path):
     # a training knob re-runs that stage and what follows, nothing before it
     out = sh(["dvc", "exp", "run", "-S", "train3d.epochs=2", "dvc.yaml"], repo)
     assert ran(out) == ["train3d", "evaluate"]
+    # a generation knob re-runs generation and what reads clips; the 2-D baseline stays (frames: first)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["svd"]["seed"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = json.loads(sh(["dvc", "status", "--json", "dvc.yaml"], repo))
+    assert set(status) == {"svd_generate"}, status   # train2d and inflate are up to date
+    sh(["git", "checkout", "params.yaml"], repo)
     out = sh(["dvc", "exp", "run", "-S", "svd.seed=1", "dvc.yaml"], repo)
-    assert ran(out) == STAGES[1:]
+    assert ran(out) == ["svd_generate", "extra_frames", "train3d", "evaluate"]
     exps = sh(["dvc", "exp", "show", "--json"], repo)
     assert "svd.seed" in exps or '"seed": 1' in exps
+    # run knobs that leave the clips' bytes alone re-run generation (it resumes) and nothing after it
+    out = sh(["dvc", "exp", "run", "-S", "svd.batch_size=2", "-S", "svd.chunk_size=3",
+              "-S", "svd.previews_per_class=2", "dvc.yaml"], repo)
+    assert ran(out) == ["svd_generate"], out

@@ -25,9 +25,10 @@ GVA = [sys.executable, "-m", "gva.cli"]
 def run_dir(tmp_path_factory) -> Path:
     """A whole tiny run (curate -> motion clips -> train2d -> inflate -> train3d) in a folder."""
     from gva.data.curate import run as curate
+    from gva.data.frames import run as extra_frames
     from gva.generate.stage import run as generate
     from gva.models.stage import run_inflate
-    from gva.train import run_train2d, run_train3d
+    from gva.train.stage import run_train2d, run_train3d
 
     root = tmp_path_factory.mktemp("predict")
     data = make_tiny_imagenet(root / "tin", n_train=12, n_val=3)
@@ -47,7 +48,7 @@ def run_dir(tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(run)
     try:
-        for stage in (curate, generate, run_train2d, run_inflate, run_train3d):
+        for stage in (curate, generate, extra_frames, run_train2d, run_inflate, run_train3d):
             stage(cfg)
     finally:
         os.chdir(cwd)
@@ -67,7 +68,7 @@ def val_images(run: Path) -> list[tuple[Path, int]]:
 def test_json_output_matches_the_model_on_the_generated_clip(run_dir):
     from gva.data.loader import to_model_input
     from gva.generate import build_generator
-    from gva.models import load_checkpoint
+    from gva.models.checkpoint import load_checkpoint
 
     files = val_images(run_dir)
     proc = predict(["--run", str(run_dir), "--json", "--top-k", "2", "--batch-size", "4",
@@ -89,8 +90,8 @@ def test_json_output_matches_the_model_on_the_generated_clip(run_dir):
         image = load_image(f, cfg.data.image_size)
         clip = gen.generate(image[None], [file_seed(cfg.svd.seed, f.read_bytes())])
         with torch.no_grad():
-            probs = torch.softmax(model(to_model_input(torch.from_numpy(clip), meta["input_size"],
-                                                       meta["mean"], meta["std"])), 1)[0]
+            probs = torch.softmax(model(to_model_input(torch.from_numpy(clip), meta.input_size,
+                                                       meta.mean, meta.std)), 1)[0]
         top = int(probs.argmax())
         assert o["predictions"][0]["label"] == top
         assert o["predictions"][0]["wnid"] == FAKE_CLASSES[top]
@@ -152,6 +153,42 @@ def test_checkpoint_that_does_not_match_the_params(run_dir, tmp_path):
     assert proc.returncode == 2 and "does not match the run's model.arch 'resnet18'" in proc.stderr
     proc = predict(["--run", str(tmp_path), f])
     assert proc.returncode == 2 and "params file not found" in proc.stderr
+    # same number of classes, other classes: refused by their ids, not only their count
+    params["model"]["arch"] = "timm:test_resnet"
+    params["data"]["classes"] = [FAKE_CLASSES[0], FAKE_CLASSES[2], FAKE_CLASSES[1]]
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(GVA + ["--params", str(tmp_path / "p.yaml"), "predict", "--checkpoint",
+                                 str(run_dir / "models/model3d.pt"), f], capture_output=True, text=True)
+    assert proc.returncode == 2 and "classes differ from the run's data.classes" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no traceback
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--top-k", "-3"], "--top-k must be at least 1"), (["--top-k", "0"], "--top-k must be at least 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--batch-size", "-1"], "--batch-size must be at least 1")])
+def test_bad_arguments_are_refused(run_dir, args, message):
+    proc = predict(["--run", str(run_dir), *args, str(val_images(run_dir)[0][0])])
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_empty_folder_is_an_error_not_silence(run_dir, tmp_path):
+    (tmp_path / "readme.txt").write_text("no images here")
+    proc = predict(["--run", str(run_dir), str(tmp_path)])
+    assert proc.returncode == 2 and "no image files in this folder" in proc.stderr
+
+
+def test_errors_do_not_leak_internals(run_dir, tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    proc = predict(["--run", str(run_dir), "--json", str(tmp_path / "junk.png")])
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert "not a readable image" in error and "0x" not in error and "BytesIO" not in error
+    proc = subprocess.run(GVA + ["--params", str(run_dir / "params.yaml"), "predict", "--checkpoint",
+                                 str(tmp_path / "empty.pt"), str(tmp_path / "junk.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "empty file, not a checkpoint" in proc.stderr
 
 
 def test_unreadable_file_is_one_failed_result_not_a_crash(run_dir, monkeypatch):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import pytest
 import yaml
 
 from gva import report
+from gva.errors import GvaError
 
 
 def _metrics(top1_2d: float, top1_3d: float, p: float = 0.5) -> dict:
@@ -181,31 +181,31 @@ def test_runs_from_metrics_files(tmp_path):
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     path = tmp_path / "exps.json"
     path.write_text(json.dumps([]))
-    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "no finished runs" in capsys.readouterr().err
     path.write_text(json.dumps({"not": "a list"}))
-    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 1
-    assert report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
 def test_unparsable_inputs_name_the_file_or_run(tmp_path, capsys):
     bad = tmp_path / "exps.json"
     bad.write_text("{not json")
-    assert report.main(["--exp-json", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--exp-json", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert f"{bad}: not valid JSON" in capsys.readouterr().err
 
     run = tmp_path / "run"
     (run / "metrics").mkdir(parents=True)
     (run / "params.yaml").write_text("train: {seed: [\n")
     (run / "metrics" / "metrics.json").write_text(json.dumps(_metrics(0.5, 0.6)))
-    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 2
     assert f"{run / 'params.yaml'}: not valid YAML" in capsys.readouterr().err
 
     (run / "params.yaml").write_text(yaml.safe_dump(_params("motion", "first", 0)))
     broken = _metrics(0.5, 0.6)
     del broken["delta"]["mcnemar_p"]
     (run / "metrics" / "metrics.json").write_text(json.dumps(broken))
-    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 1
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 2
     assert "run run: metrics/metrics.json has no number at 'delta.mcnemar_p'" in capsys.readouterr().err
 
 
@@ -213,8 +213,148 @@ def test_cli_dispatches_report_after_verbose_and_refuses_params(tmp_path, capsys
     from gva.cli import main
 
     missing = tmp_path / "nope.json"
-    assert main(["-v", "report", "--exp-json", str(missing), "--out", str(tmp_path / "o")]) == 1
+    assert main(["-v", "report", "--exp-json", str(missing), "--out", str(tmp_path / "o")]) == 2
     assert "nope.json" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["--params", "p.yaml", "report", "--exp-json", str(missing)])
     assert exc.value.code == 2 and "gva report takes no --params" in capsys.readouterr().err
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gva report: error: "), err
+    return lines[0]
+
+
+def test_report_error_is_the_shared_gva_error():
+    from gva import errors
+
+    assert report.ReportError is errors.ReportError
+    assert issubclass(report.ReportError, GvaError) and issubclass(report.ReportError, ValueError)
+    with pytest.raises(GvaError, match="no finished runs"):
+        report.aggregate([])
+
+
+@pytest.mark.parametrize("data, what", [
+    ([1, 2, 3], "item 0 is an int, not a commit mapping"),
+    ({"a": 1}, "expected the JSON list printed by `dvc exp show --json`, got a mapping"),
+    ("just a string", "got a string"),
+    ([{"rev": "abc", "experiments": {"a": 1}}], "commit abc: 'experiments' is a mapping, not a list"),
+    ([{"rev": "abc", "experiments": ["x"]}], "commit abc: experiment 0 is a string, not a mapping"),
+    ([{"rev": "abc", "experiments": [{"name": "e1", "revs": [7]}]}],
+     "experiment e1: 'revs' item 0 is an int, not a mapping"),
+    ([{"rev": "abc", "experiments": [{"name": "e1", "revs": {"a": 1}}]}],
+     "experiment e1: 'revs' is a mapping, not a list"),
+    ([{"rev": "abc", "experiments": [{"name": "e1", "executor": "done", "revs": []}]}],
+     "experiment e1: 'executor' is a string, not a mapping"),
+    ([{"rev": "abc", "data": {"metrics": [1]}}], "commit abc: data: 'metrics' is a list"),
+    ([{"rev": "abc", "data": {"params": {"params.yaml": {"data": [1]}},
+                              "metrics": {"metrics/metrics.json": {"data": _metrics(0.2, 0.3)}}}}],
+     "commit abc: data: params: params.yaml: 'data' is a list, not a mapping"),
+])
+def test_malformed_exp_show_is_a_report_error_naming_the_file(tmp_path, capsys, data, what):
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(data))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"gva report: error: {path}: ") and what in line, line
+    with pytest.raises(report.ReportError, match="f.json"):
+        report.runs_from_exp_show(data, source=str(path))
+    assert not (tmp_path / "o").exists()
+
+
+def test_params_yaml_that_is_not_a_mapping(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    (run / "metrics" / "metrics.json").write_text(json.dumps(_metrics(0.5, 0.6)))
+    (run / "params.yaml").write_text("- train\n- seed\n")
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 2
+    line = _one_error_line(capsys)
+    assert f"{run / 'params.yaml'}: expected a mapping of params, got a list" in line
+
+
+def test_user_errors_exit_2_with_exactly_one_line(tmp_path, capsys, monkeypatch):
+    import io
+
+    # a YAML error message spans several lines; the CLI prints it as one
+    run = tmp_path / "run"
+    (run / "metrics").mkdir(parents=True)
+    (run / "metrics" / "metrics.json").write_text(json.dumps(_metrics(0.5, 0.6)))
+    (run / "params.yaml").write_text("train: {seed: [\n")
+    assert report.main(["--runs", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid YAML" in _one_error_line(capsys)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("{not json"))
+    assert report.main(["--exp-json", "-", "--out", str(tmp_path / "o")]) == 2
+    assert "<stdin>: not valid JSON" in _one_error_line(capsys)
+
+    assert report.main(["--exp-json", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in _one_error_line(capsys)
+
+
+def test_bugs_keep_their_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(exp_show()))
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")])
+
+
+def _exp_show_with_source(source: str) -> list:
+    data = exp_show()
+    for group in data[1]["experiments"]:
+        group["revs"][0]["data"]["params"]["params.yaml"]["data"]["data"]["source"] = source
+    return data
+
+
+def test_absolute_paths_are_shown_relative_to_the_repo_root(tmp_path):
+    outputs = []
+    for machine in ("a", "b"):   # the same layout checked out at two places
+        root = tmp_path / machine / "main"
+        root.mkdir(parents=True)
+        path = tmp_path / machine / "exps.json"
+        path.write_text(json.dumps(_exp_show_with_source(
+            f"{root}/../shared/data/tiny-imagenet-10")))
+        out = tmp_path / machine / "out"
+        assert report.main(["--exp-json", str(path), "--out", str(out),
+                            "--repo-root", str(root)]) == 0
+        outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+        md = (out / "results.md").read_text()
+        assert "`data.source=../shared/data/tiny-imagenet-10`" in md
+        assert str(tmp_path) not in md
+    assert outputs[0] == outputs[1]
+
+    # a relative path stays as written, whatever the repo root
+    path = tmp_path / "rel.json"
+    path.write_text(json.dumps(_exp_show_with_source("data/tiny-imagenet-200.zip")))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "rel"),
+                        "--repo-root", "/somewhere/else"]) == 0
+    assert "`data.source=data/tiny-imagenet-200.zip`" in (tmp_path / "rel" / "results.md").read_text()
+
+
+def test_default_repo_root_is_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(_exp_show_with_source(str(tmp_path / "data" / "tiny"))))
+    assert report.main(["--exp-json", str(path), "--out", "out"]) == 0
+    assert "`data.source=../data/tiny`" in (tmp_path / "repo" / "out" / "results.md").read_text()
+
+
+def test_varying_absolute_paths_name_configurations_relative_to_the_root(tmp_path):
+    data = exp_show()
+    for group in data[1]["experiments"]:
+        params = group["revs"][0]["data"]["params"]["params.yaml"]["data"]
+        params["data"]["source"] = f"{tmp_path}/data/{params['svd']['generator']}"
+    runs, _ = report.runs_from_exp_show(data)
+    results = report.write_report(runs, tmp_path / "out", repo_root=tmp_path)
+    assert results[0].label.startswith("data.source=data/motion, ")
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["configurations"]
+    assert [r["settings"]["data.source"] for r in rows] == ["data/motion", "data/motion",
+                                                            "data/repeat"]
+    assert str(tmp_path) not in (tmp_path / "out" / "results.md").read_text()

@@ -14,13 +14,14 @@ from torch.utils.data import TensorDataset
 
 from gva.config import config_from_dict
 from gva.data.arrays import IndexRow, open_clips, open_images, write_array, write_index
-from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, augment_sample, extra_frame_samples,
-                             make_loader)
-from gva.models import PretrainedWeightsError, load_checkpoint
+from gva.data.frames import run as run_extra_frames
+from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, augment_sample, make_loader
+from gva.errors import NonFiniteLossError, PretrainedWeightsError
+from gva.models.checkpoint import load_checkpoint
 from gva.models.inflate import InflatedConv3d
-from gva.train import (NonFiniteLossError, evaluate_loader, fit, run_train2d, run_train3d,
-                       train_one_epoch)
 from gva.models.stage import run_inflate
+from gva.train.loop import evaluate_loader, fit, train_one_epoch
+from gva.train.stage import run_train2d, run_train3d
 
 SIZE = 16   # stored images / clips
 INPUT = 32  # train.image_size: upscaled on the fly
@@ -98,7 +99,7 @@ def test_nan_loss_stops_training():
     loader = make_loader(_tiny_dataset(4), 4, shuffle=True, num_workers=0, seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     before = model.conv.weight.detach().clone()
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1 batch 1.*nan"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1 step 1.*nan"):
         train_one_epoch(model, loader, opt, torch.device("cpu"), SIZE, IMAGENET_MEAN, IMAGENET_STD)
     assert torch.equal(model.conv.weight, before)  # no step was taken with the bad loss
 
@@ -174,75 +175,124 @@ def _write_stores(root: Path, with_val: bool = True) -> None:
         write_index(root / "data" / name / "index.csv", rows)
 
 
-def test_stages_train2d_inflate_train3d(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def _paths(root: Path) -> dict:
+    return {"curated": root / "data/curated", "clips": root / "data/clips", "extra": root / "data/extra_frames",
+            "m2": root / "models/model2d.pt", "m3i": root / "models/model3d_init.pt",
+            "m3": root / "models/model3d.pt", "live2": root / "dvclive/train2d", "live3": root / "dvclive/train3d"}
+
+
+def _train2d(cfg, p: dict):
+    run_extra_frames(cfg, p["curated"], p["clips"], p["extra"])
+    return run_train2d(cfg, p["curated"], p["extra"], p["m2"], p["live2"])
+
+
+def test_stages_train2d_inflate_train3d(tmp_path):
     _write_stores(tmp_path)
+    p = _paths(tmp_path)
     cfg = _cfg()
-    run_train2d(cfg)
-    run_inflate(cfg)
-    run_train3d(cfg)
+    _train2d(cfg, p)
+    run_inflate(cfg, p["m2"], p["m3i"])
+    run_train3d(cfg, p["m3i"], p["clips"], p["m3"], p["live3"])
 
-    m2, meta2 = load_checkpoint("models/model2d.pt")
-    assert meta2["kind"] == "2d" and meta2["arch"] == ARCH and meta2["frames"] is None
-    assert meta2["class_names"] == ["class0", "class1"] and meta2["num_classes"] == 2
-    assert meta2["input_size"] == INPUT and meta2["inflate"] is None
-    assert meta2["selected_on"] == "val" and 1 <= meta2["best_epoch"] <= 2 and meta2["epochs"] == 2
-    assert meta2["train_time_s"] > 0 and meta2["mean"] == list(IMAGENET_MEAN)
-    assert meta2["train_samples"] == 12
+    m2, meta2 = load_checkpoint(p["m2"])
+    assert meta2.kind == "2d" and meta2.arch == ARCH and meta2.frames is None and meta2.inflation is None
+    assert meta2.class_names == ["class0", "class1"] and meta2.wnids == ["n00000001", "n00000002"]
+    assert meta2.input_size == INPUT and meta2.image_size == SIZE and meta2.mean == list(IMAGENET_MEAN)
+    t2 = meta2.training
+    assert t2.selected_on == "val" and 1 <= t2.best_epoch <= 2 and t2.epochs == 2
+    assert t2.train_time_s > 0 and t2.train_samples == 12 and t2.frames_2d == "first"
 
-    m3i, meta3i = load_checkpoint("models/model3d_init.pt")
-    assert meta3i["kind"] == "3d" and meta3i["frames"] == 3 and meta3i["inflate_source"] == "train2d"
-    assert meta3i["inflate"] == {"time_kernel": 3, "init": "centre", "last_n": None}
-    assert meta3i["inflation_report"]["untransferred"] == []
+    m3i, meta3i = load_checkpoint(p["m3i"])
+    assert meta3i.kind == "3d" and meta3i.frames is None and meta3i.inflation.source == "train2d"
+    plan = meta3i.inflation
+    assert (plan.time_kernel, plan.init, plan.last_n) == (3, "centre", None)
+    assert plan.report["untransferred"] == [] and meta3i.training == meta2.training
     # the init is the inflated 2-D model: static clips give the 2-D logits
-    images = open_images("data/curated")
+    images = open_images(p["curated"])
     from gva.data.loader import to_model_input
     x = to_model_input(torch.from_numpy(np.array(images.array[:4])), INPUT, IMAGENET_MEAN, IMAGENET_STD)
     with torch.no_grad():
         torch.testing.assert_close(m3i(x.unsqueeze(2).expand(-1, -1, 3, -1, -1)), m2(x),
                                    atol=1e-4, rtol=1e-4)
 
-    m3, meta3 = load_checkpoint("models/model3d.pt")
-    assert meta3["kind"] == "3d" and meta3["frames"] == 3 and meta3["selected_on"] == "val"
-    assert meta3["epochs"] == 2 and meta3["class_names"] == meta2["class_names"]
+    m3, meta3 = load_checkpoint(p["m3"])
+    assert meta3.kind == "3d" and meta3.frames == 3 and meta3.training.selected_on == "val"
+    assert meta3.training.epochs == 2 and meta3.classes == meta2.classes
     assert any(isinstance(m, InflatedConv3d) for m in m3.modules())
     changed = [k for k, v in m3.state_dict().items()
                if v.is_floating_point() and not torch.equal(v, m3i.state_dict()[k])]
     assert changed  # train3d really trained
-    for stage in ("train2d", "train3d"):
-        summary = json.loads(Path(f"dvclive/{stage}/metrics.json").read_text())
+    for live in (p["live2"], p["live3"]):
+        summary = json.loads((live / "metrics.json").read_text())
         assert summary["best_epoch"] in (1, 2) and "val" in summary
-        assert Path(f"dvclive/{stage}/plots/metrics/val/top3.tsv").is_file()
-    assert not Path("dvclive/train2d/dvc.yaml").exists()
-    assert meta2["lr"] == meta3["lr"] == 0.05  # train3d.lr null: the shared train.lr
+        assert (live / "plots/metrics/val/top3.tsv").is_file()
+        assert not (live / "dvc.yaml").exists()
+    assert not list(p["live2"].parent.glob(".*.tmp"))  # no temporary log directory left behind
+    assert meta2.training.lr == meta3.training.lr == 0.05  # train3d.lr null: the shared train.lr
 
     # train3d.lr overrides the learning rate of the fine-tune only
-    run_train3d(_cfg(train3d={"lr": 0.01}))
-    _, meta3 = load_checkpoint("models/model3d.pt")
-    lrs = Path("dvclive/train3d/plots/metrics/lr.tsv").read_text().splitlines()[1:]
-    assert meta3["lr"] == 0.01 and float(lrs[0].split("\t")[-1]) == 0.01
+    run_train3d(_cfg(train3d={"lr": 0.01}), p["m3i"], p["clips"], p["m3"], p["live3"])
+    _, meta3 = load_checkpoint(p["m3"])
+    lrs = (p["live3"] / "plots/metrics/lr.tsv").read_text().splitlines()[1:]
+    assert meta3.training.lr == 0.01 and float(lrs[0].split("\t")[-1]) == 0.01
 
 
-def test_train2d_without_val_uses_last_epoch_and_frames_all(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_a_failed_train2d_keeps_the_previous_model_and_logs(tmp_path):
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    _train2d(_cfg(train2d={"epochs": 1}), p)
+    before = {f: f.read_bytes() for f in [p["m2"], *sorted(p["live2"].rglob("*.*"))]}
+    assert json.loads((p["live2"] / "metrics.json").read_text())["best_epoch"] == 1
+    with pytest.raises(NonFiniteLossError, match=r"train2d epoch 1 (step \d+|val): loss is (nan|inf)"):
+        _train2d(_cfg(train={"lr": 1e30, "momentum": 0.0}, train2d={"epochs": 1}), p)
+    after = {f: f.read_bytes() for f in [p["m2"], *sorted(p["live2"].rglob("*.*"))]}
+    assert after == before  # the model and its logs stay those of the last good run
+    assert not list(p["live2"].parent.glob(".*.tmp"))
+
+
+def test_train2d_without_val_uses_last_epoch_and_frames_all(tmp_path):
     _write_stores(tmp_path, with_val=False)
-    cfg = _cfg(train2d={"epochs": 1, "frames": "all"})
-    run_train2d(cfg)
-    _, meta = load_checkpoint("models/model2d.pt")
-    assert meta["selected_on"] == "last_epoch" and meta["best_epoch"] == 1
+    p = _paths(tmp_path)
+    meta = _train2d(_cfg(train2d={"epochs": 1, "frames": "all"}), p)
+    assert meta.training.selected_on == "last_epoch" and meta.training.best_epoch == 1
     # 12 train images + frames 1 and 2 of each train clip (frame 0 is the image itself)
-    assert meta["train_samples"] == 12 + 2 * 12 and meta["train2d_frames"] == "all"
+    assert meta.training.train_samples == 12 + 2 * 12 and meta.training.frames_2d == "all"
 
 
 def test_extra_frames_are_labelled_like_their_clip(tmp_path):
     _write_stores(tmp_path)
-    images, clips = open_images(tmp_path / "data/curated"), open_clips(tmp_path / "data/clips")
-    ds = extra_frame_samples(images, clips, tmp_path / "data/clips/clips.npy")
-    assert len(ds) == 24 and set(ds.frames.tolist()) == {1, 2}
-    for i in range(len(ds)):
-        x, y = ds[i]
-        assert y == clips.rows[ds.rows[i]].label and clips.rows[ds.rows[i]].split == "train"
-        assert np.array_equal(x.numpy(), clips.array[ds.rows[i], ds.frames[i]])
+    p = _paths(tmp_path)
+    assert run_extra_frames(_cfg(train2d={"frames": "all"}), p["curated"], p["clips"], p["extra"]) == 24
+    extra, clips = open_images(p["extra"]), open_clips(p["clips"])
+    by_id = {r.id: i for i, r in enumerate(clips.rows)}
+    assert sorted(int(r.source.rsplit("#frame", 1)[1]) for r in extra.rows) == [1] * 12 + [2] * 12
+    for k, r in enumerate(extra.rows):
+        i, t = by_id[r.id], int(r.source.rsplit("#frame", 1)[1])
+        assert (r.split, r.label, r.wnid) == ("train", clips.rows[i].label, clips.rows[i].wnid)
+        assert np.array_equal(extra.array[k], clips.array[i, t])
+
+
+def test_extra_frames_keep_static_frames_and_a_generated_frame_0(tmp_path):
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    clips = open_clips(p["clips"])
+    static = np.repeat(np.array(open_images(p["curated"]).array)[:, None], 3, axis=1)
+    static[:, 0] = 255 - static[:, 0]   # frame 0 generated (differs from the image): kept too
+    write_array(p["clips"] / "clips.npy", static)
+    assert len(clips.split_indices("train")) == 12
+    # repeat-like frames 1, 2 equal the image but are kept: the "more steps, no new views" control
+    assert run_extra_frames(_cfg(train2d={"frames": "all"}), p["curated"], p["clips"], p["extra"]) == 36
+
+
+def test_extra_frames_with_frames_first_is_empty_and_independent_of_the_clips(tmp_path):
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    cfg = _cfg()  # train2d.frames: first
+    assert run_extra_frames(cfg, p["curated"], p["clips"], p["extra"]) == 0
+    first = {f.name: f.read_bytes() for f in p["extra"].iterdir()}
+    write_array(p["clips"] / "clips.npy", np.zeros((20, 5, SIZE, SIZE, 3), np.uint8))  # other clips
+    run_extra_frames(cfg, p["curated"], p["clips"], p["extra"])
+    assert {f.name: f.read_bytes() for f in p["extra"].iterdir()} == first
 
 
 def test_inflate_from_imagenet_offline_fails_clearly(tmp_path, monkeypatch):
@@ -251,10 +301,10 @@ def test_inflate_from_imagenet_offline_fails_clearly(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("cannot reach huggingface.co")
 
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(builder, "load_pretrained", offline)
     _write_stores(tmp_path)
-    run_train2d(_cfg(train2d={"epochs": 1}))
+    p = _paths(tmp_path)
+    _train2d(_cfg(train2d={"epochs": 1}), p)
     with pytest.raises(PretrainedWeightsError, match="pretrained: false"):
-        run_inflate(_cfg(inflate={"source": "imagenet"}))
-    assert not Path("models/model3d_init.pt").exists()
+        run_inflate(_cfg(inflate={"source": "imagenet"}), p["m2"], p["m3i"])
+    assert not p["m3i"].exists()

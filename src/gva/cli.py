@@ -1,7 +1,15 @@
-"""``gva <stage>``: a thin shell that loads params.yaml and calls the library.
+"""``gva <stage>``, ``gva predict``, ``gva report``: a thin shell over the library.
 
 Each stage function takes the whole :class:`gva.config.Config` and reads only the sections it
-declares as params in dvc.yaml.
+declares as params in dvc.yaml. Errors: a :class:`gva.errors.GvaError` (bad params, bad input, a
+run that cannot go on) prints one line ``gva <command>: error: ...`` and exits 2 (``-v`` adds the
+traceback); anything else is a bug and keeps Python's traceback (exit 1).
+
+Several processes: ``svd_generate`` / ``train2d`` / ``train3d`` with ``svd.processes`` /
+``train.processes`` > 1 start themselves under PyTorch's elastic launcher (what ``torchrun
+--standalone`` does), one process per rank; under an outside launcher (``torchrun --nnodes 2 ...
+-m gva.cli train2d``, ``accelerate launch``) they just join its group. A failing rank prints its
+own one-line error; the launcher's summary is cut to one line too.
 """
 
 from __future__ import annotations
@@ -9,19 +17,38 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
+from typing import Callable
 
-from gva.config import ConfigError, load_config
+from gva.config import Config, load_config
+from gva.errors import GvaError
 
 # stage name -> "module:function"; imported lazily so `gva curate` never imports diffusers.
 STAGES = {
     "curate": "gva.data.curate:run",
     "svd_generate": "gva.generate.stage:run",
-    "train2d": "gva.train:run_train2d",
+    "extra_frames": "gva.data.frames:run",
+    "train2d": "gva.train.stage:run_train2d",
     "inflate": "gva.models.stage:run_inflate",
-    "train3d": "gva.train:run_train3d",
-    "evaluate": "gva.evaluate:run",
+    "train3d": "gva.train.stage:run_train3d",
+    "evaluate": "gva.evaluate.stage:run",
 }
+# stages that can run as several processes -> the param giving how many
+PROCESSES: dict[str, Callable[[Config], int]] = {
+    "svd_generate": lambda cfg: cfg.svd.processes,
+    "train2d": lambda cfg: cfg.train.processes,
+    "train3d": lambda cfg: cfg.train.processes,
+}
+USER_ERROR = 2
+
+
+def _fail(command: str, exc: BaseException, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exception(exc)
+    print(f"gva {command}: error: {exc}", file=sys.stderr)
+    return USER_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             return report_main(argv[i + 1:])
     parser = argparse.ArgumentParser(prog="gva", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging; tracebacks for user errors too")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGES:
         sub.add_parser(name, help=f"run the {name} stage")
@@ -51,12 +79,33 @@ def main(argv: list[str] | None = None) -> int:
         return _predict(args)
     try:
         cfg = load_config(args.params)
+        processes = PROCESSES.get(args.command, lambda _: 1)(cfg)
+        if processes > 1 and "WORLD_SIZE" not in os.environ:
+            return _launch(args.command, processes, argv)
         module, func = STAGES[args.command].split(":")
         getattr(importlib.import_module(module), func)(cfg)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        # Bad input: one clear line, no traceback. Bugs (other exceptions) keep their traceback.
-        print(f"gva {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except GvaError as exc:
+        return _fail(args.command, exc, args.verbose)
+    return 0
+
+
+def _launch(command: str, processes: int, argv: list[str]) -> int:
+    """Run ``gva <argv>`` as ``processes`` ranks on this machine (torchrun --standalone)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    launcher = get_args_parser().parse_args(
+        ["--standalone", "--nproc-per-node", str(processes), "--module", "gva.cli", *argv])
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its summary: ours
+    try:
+        run(launcher)
+    except ChildFailedError as exc:
+        rank, first = exc.get_first_failure()
+        # each rank already printed its own one-line error (or traceback, for a bug)
+        print(f"gva {command}: error: {len(exc.failures)} of {processes} processes failed; the first "
+              f"was rank {rank} (exit code {first.exitcode}), its error is printed above",
+              file=sys.stderr)
+        return USER_ERROR if first.exitcode == USER_ERROR else 1
     return 0
 
 
@@ -70,14 +119,27 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
                        help="a pipeline run: DIR/params.yaml and DIR/models/ (default: .)")
     where.add_argument("--checkpoint", metavar="PATH", help="a model file; settings from --params")
     p.add_argument("--model", choices=["3d", "2d"], default="3d", help="3d (default) or the 2-D model alone")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--top-k", type=_positive("--top-k"), default=3)
+    p.add_argument("--batch-size", type=_positive("--batch-size"), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
 
 
+def _positive(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {value}")
+        return value
+    return parse
+
+
 def _predict(args: argparse.Namespace) -> int:
-    """Exit 0 if every file was classified, 1 if any failed, 2 if the model could not be loaded."""
+    """Exit 0 if every file was classified, 1 if any failed, 2 if nothing could be tried (the model
+    or run cannot be loaded, or the inputs hold no image file)."""
     import json
     from pathlib import Path
 
@@ -89,20 +151,32 @@ def _predict(args: argparse.Namespace) -> int:
     params = Path(args.params) if args.checkpoint or args.params != "params.yaml" else run / "params.yaml"
     checkpoint = Path(args.checkpoint) if args.checkpoint else run / "models" / f"model{args.model}.pt"
     try:
+        files = expand_inputs(args.inputs)
         predictor = Predictor(load_config(params), checkpoint, args.model, args.device)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"gva predict: error: {exc}", file=sys.stderr)
-        return 2
-    files = expand_inputs(args.inputs)
+    except GvaError as exc:
+        return _fail("predict", exc, args.verbose)
     failed = 0
-    bar = lambda it: tqdm(it, desc="predict", unit="img", disable=len(files) < 2, file=sys.stderr)
-    for pred in predictor.predict_files(files, args.top_k, args.batch_size, progress=bar):
-        failed += not pred.ok
-        if args.json:
-            print(json.dumps(pred.to_json()), flush=True)
-        else:
-            print(pred.to_text(), file=sys.stdout if pred.ok else sys.stderr, flush=True)
+    bar = tqdm(total=len(files), desc="predict", unit="img", disable=len(files) < 2, file=sys.stderr)
+    try:
+        with bar:
+            for pred in predictor.predict_files(files, args.top_k, args.batch_size, progress=_ticking(bar)):
+                failed += not pred.ok
+                if args.json:
+                    line, stream = json.dumps(pred.to_json()), sys.stdout
+                else:
+                    line, stream = pred.to_text(), (sys.stdout if pred.ok else sys.stderr)
+                bar.write(line, file=stream)  # above the bar, never onto its line
+    except GvaError as exc:
+        return _fail("predict", exc, args.verbose)
     return 1 if failed else 0
+
+
+def _ticking(bar) -> Callable:
+    def progress(items):
+        for item in items:
+            yield item
+            bar.update(1)
+    return progress
 
 
 if __name__ == "__main__":

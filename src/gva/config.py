@@ -24,8 +24,13 @@ OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 OFFICIAL_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
 
-class ConfigError(ValueError):
-    """A params file that cannot be used; the message names the file and the key."""
+from gva.errors import ConfigError
+
+# Upper bounds on sizes: a typo such as `svd.frames=1e9` must fail here, with the key named, not
+# deep inside torch's allocator.
+MAX_SIDE = 4096          # pixels of any image side (curated, model input, SVD canvas)
+MAX_FRAMES = 256
+MAX_BATCH = 65536
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class DataConfig:
         _check(len(set(self.classes)) == len(self.classes), "data.classes", "has duplicates")
         _check(self.limit_per_class is None or self.limit_per_class > 0,
                "data.limit_per_class", "must be positive or null")
-        _check(self.image_size > 0, "data.image_size", "must be positive")
+        _bounded(self.image_size, 1, MAX_SIDE, "data.image_size")
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class SvdConfig:
-    generator: Literal["svd", "tiny-svd", "repeat", "motion"] = "svd"
+    generator: str = "svd"   # a name in gva.generate.registry.GENERATORS (checked when it is built)
     model: str = "stabilityai/stable-video-diffusion-img2vid"
     steps: int = 12
     frames: int = 3
@@ -80,9 +85,15 @@ class SvdConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
     def validate(self) -> None:
-        for key in ("steps", "frames", "height", "width", "batch_size", "chunk_size",
-                    "processes", "preview_fps", "decode_chunk_size"):
+        for key in ("steps", "preview_fps", "processes"):
             _check(getattr(self, key) > 0, f"svd.{key}", "must be positive")
+        _bounded(self.steps, 1, 10_000, "svd.steps")
+        _bounded(self.frames, 1, MAX_FRAMES, "svd.frames")
+        _bounded(self.decode_chunk_size, 1, MAX_FRAMES, "svd.decode_chunk_size")
+        _bounded(self.height, 8, MAX_SIDE, "svd.height")
+        _bounded(self.width, 8, MAX_SIDE, "svd.width")
+        _bounded(self.batch_size, 1, MAX_BATCH, "svd.batch_size")
+        _bounded(self.chunk_size, 1, MAX_BATCH, "svd.chunk_size")
         _check(self.previews_per_class >= 0, "svd.previews_per_class", "must be >= 0")
 
 
@@ -114,7 +125,7 @@ class TrainConfig:
         _check(len(self.mean) == 3, "train.mean", "must list 3 channel means")
         _check(len(self.std) == 3 and all(s > 0 for s in self.std), "train.std",
                "must list 3 positive channel stds")
-        _check(self.image_size > 0, "train.image_size", "must be positive")
+        _bounded(self.image_size, 1, MAX_SIDE, "train.image_size")
         _check(self.step_size > 0, "train.step_size", "must be positive")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
         _check(self.processes > 0, "train.processes", "must be positive")
@@ -128,7 +139,7 @@ class Train2dConfig:
 
     def validate(self) -> None:
         _check(self.epochs > 0, "train2d.epochs", "must be positive")
-        _check(self.batch_size > 0, "train2d.batch_size", "must be positive")
+        _bounded(self.batch_size, 1, MAX_BATCH, "train2d.batch_size")
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,7 @@ class Train3dConfig:
 
     def validate(self) -> None:
         _check(self.epochs > 0, "train3d.epochs", "must be positive")
-        _check(self.batch_size > 0, "train3d.batch_size", "must be positive")
+        _bounded(self.batch_size, 1, MAX_BATCH, "train3d.batch_size")
         _check(self.lr is None or self.lr > 0, "train3d.lr", "must be positive or null")
 
 
@@ -169,10 +180,12 @@ class EvaluateConfig:
     latency_budget_s: Optional[float] = 120.0
 
     def validate(self) -> None:
-        _check(self.batch_size > 0, "evaluate.batch_size", "must be positive")
+        _bounded(self.batch_size, 1, MAX_BATCH, "evaluate.batch_size")
         _check(self.bootstrap > 0, "evaluate.bootstrap", "must be positive")
-        _check(all(b > 0 for b in self.latency_batch_sizes), "evaluate.latency_batch_sizes",
-               "must all be positive")
+        _check(len(self.latency_batch_sizes) > 0, "evaluate.latency_batch_sizes",
+               "must list at least one batch size")
+        for b in self.latency_batch_sizes:
+            _bounded(b, 1, MAX_BATCH, "evaluate.latency_batch_sizes[]")
         _check(len(set(self.latency_batch_sizes)) == len(self.latency_batch_sizes),
                "evaluate.latency_batch_sizes", "has duplicates")
         _check(self.latency_repeats > 0, "evaluate.latency_repeats", "must be positive")
@@ -204,6 +217,10 @@ class Config:
 def _check(ok: bool, key: str, problem: str) -> None:
     if not ok:
         raise ConfigError(f"{key} {problem}")
+
+
+def _bounded(value: int, low: int, high: int, key: str) -> None:
+    _check(low <= value <= high, key, f"must be in [{low}, {high}], got {value}")
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -282,6 +299,10 @@ def load_config(path: str | Path = "params.yaml") -> Config:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a params file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the params file ({exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if raw is not None and not isinstance(raw, dict):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from gva.errors import DeviceError
 import torch
 
 
@@ -41,11 +42,11 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
         try:
             device = torch.device(name)
         except RuntimeError:
-            raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}") from None
+            raise DeviceError(f"{key} must be auto, cpu or cuda[:N], got {name!r}") from None
         if device.type not in ("cpu", "cuda"):
-            raise ValueError(f"{key} must be auto, cpu or cuda[:N], got {name!r}")
+            raise DeviceError(f"{key} must be auto, cpu or cuda[:N], got {name!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{key} is {name!r} but CUDA is not available on this machine")
+            raise DeviceError(f"{key} is {name!r} but CUDA is not available on this machine")
     if device.type == "cuda":
         use_deterministic_cuda()
     return device

@@ -23,6 +23,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from gva.errors import DistributedError
 import torch
 import torch.distributed as dist
 
@@ -70,7 +71,7 @@ class Dist:
             return fn(*args, **kwargs)
         except RuntimeError as exc:  # DistBackendError and gloo/nccl errors derive from it
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(f"rank {self.rank}/{self.world}: {what} failed, another rank probably "
+            raise DistributedError(f"rank {self.rank}/{self.world}: {what} failed, another rank probably "
                                f"died or was stopped (the launcher's summary names it): {first}") from None
 
     def barrier(self, what: str = "barrier") -> None:
@@ -112,7 +113,7 @@ class Dist:
 
 def _sigterm_to_error(rank: int, world: int):
     def handler(signum, frame):  # torchrun stops the surviving ranks with SIGTERM when one fails
-        raise RuntimeError(f"rank {rank}/{world}: stopped by the launcher (SIGTERM), usually because "
+        raise DistributedError(f"rank {rank}/{world}: stopped by the launcher (SIGTERM), usually because "
                            "another rank failed (the launcher's summary names the first failure)")
     return handler
 
@@ -136,7 +137,7 @@ def session(device_type: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> I
     if device_type == "cuda":
         n_gpu = torch.cuda.device_count()
         if local >= n_gpu:
-            raise RuntimeError(f"rank {rank}: local rank {local} has no GPU (this node has {n_gpu}); "
+            raise DistributedError(f"rank {rank}: local rank {local} has no GPU (this node has {n_gpu}); "
                                "use --nproc-per-node <= the number of GPUs")
         backend, device = "nccl", f"cuda:{local}"
         torch.cuda.set_device(local)

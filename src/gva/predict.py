@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,21 +21,25 @@ from PIL import Image, ImageOps
 
 from gva.config import Config
 from gva.device import resolve_device, synchronize
+from gva.errors import PredictError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
 
 
-class PredictError(ValueError):
-    """A checkpoint or run that cannot be used for prediction."""
-
-
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to the image files in them (sorted, recursive)."""
+    """Files as given, folders expanded to the image files in them (sorted, recursive).
+
+    A folder with no image file in it is a :class:`PredictError` (nothing would be classified).
+    """
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise PredictError(f"{p}: no image files in this folder "
+                                   f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += found
         else:
             out.append(p)
     return out
@@ -67,8 +72,11 @@ def load_image(path: str | Path | BinaryIO, size: int) -> np.ndarray:
         raise ValueError("file not found") from None
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large ({exc})") from None
-    except Exception as exc:  # PIL raises many types for non-images and broken files
-        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError("not a readable image (unknown or unsupported format)") from None
+    except Exception as exc:  # PIL raises many types for broken files; its texts may name a buffer
+        detail = re.sub(r"\s*<[^>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip()
+        raise ValueError(f"not a readable image ({type(exc).__name__}{': ' + detail if detail else ''})") from None
     return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
 
@@ -107,7 +115,7 @@ class Predictor:
     """A trained model (2-D or 3-D) plus, for 3-D, the generator its training clips came from."""
 
     def __init__(self, cfg: Config, checkpoint: Path, model_kind: str = "3d", device: str = "auto"):
-        from gva.models import load_checkpoint
+        from gva.models.checkpoint import load_checkpoint
 
         self.cfg = cfg
         self.device = resolve_device(device, "--device")
@@ -125,16 +133,20 @@ class Predictor:
 
     def _check(self, path: Path, kind: str) -> None:
         meta, cfg = self.meta, self.cfg
-        if meta.get("kind") != kind:
-            raise PredictError(f"{path}: is a {meta.get('kind')} checkpoint, --model {kind} was asked for")
-        if meta.get("num_classes") != cfg.num_classes:
-            raise PredictError(f"{path}: has {meta.get('num_classes')} classes but the run's params list "
-                               f"{cfg.num_classes} (data.classes)")
-        if meta.get("arch") != cfg.model.arch:
-            raise PredictError(f"{path}: architecture {meta.get('arch')!r} does not match the run's "
+        if meta.kind != kind:
+            raise PredictError(f"{path}: is a {meta.kind} checkpoint, --model {kind} was asked for")
+        if meta.wnids != list(cfg.data.classes):
+            if meta.num_classes != cfg.num_classes:
+                raise PredictError(f"{path}: has {meta.num_classes} classes but the run's params list "
+                                   f"{cfg.num_classes} (data.classes)")
+            differ = [f"{k}: {a} vs {b}" for k, (a, b) in enumerate(zip(meta.wnids, cfg.data.classes)) if a != b]
+            raise PredictError(f"{path}: its classes differ from the run's data.classes (label "
+                               f"{'; '.join(differ[:3])}{' ...' if len(differ) > 3 else ''})")
+        if meta.arch != cfg.model.arch:
+            raise PredictError(f"{path}: architecture {meta.arch!r} does not match the run's "
                                f"model.arch {cfg.model.arch!r}")
-        if kind == "3d" and meta.get("frames") not in (None, cfg.svd.frames):
-            raise PredictError(f"{path}: trained on {meta.get('frames')}-frame clips but svd.frames is "
+        if kind == "3d" and meta.frames not in (None, cfg.svd.frames):
+            raise PredictError(f"{path}: trained on {meta.frames}-frame clips but svd.frames is "
                                f"{cfg.svd.frames}")
 
     @torch.no_grad()
@@ -149,13 +161,13 @@ class Predictor:
             batch = torch.from_numpy(images)
         synchronize(self.device)
         t1 = time.perf_counter()
-        x = to_model_input(batch.to(self.device), self.meta["input_size"], self.meta["mean"], self.meta["std"])
+        x = to_model_input(batch.to(self.device), self.meta.input_size, self.meta.mean, self.meta.std)
         probs = torch.softmax(self.model(x).float(), dim=1)
         synchronize(self.device)
         t2 = time.perf_counter()
         k = min(top_k, probs.shape[1])
         p, idx = probs.topk(k, dim=1)
-        names, wnids = self.meta["class_names"], self.cfg.data.classes
+        names, wnids = self.meta.class_names, self.meta.wnids
         tops = [[{"class_name": names[j], "wnid": wnids[j], "label": int(j), "probability": float(q)}
                  for q, j in zip(pr.tolist(), ix.tolist())] for pr, ix in zip(p, idx)]
         n = len(images)
@@ -165,6 +177,10 @@ class Predictor:
     def predict_files(self, files: Sequence[Path], top_k: int = 3, batch_size: int = 8,
                       progress: Callable[[Iterable], Iterable] = lambda x: x) -> Iterator[Prediction]:
         """Stream files through in batches; a bad file yields an error result and the rest go on."""
+        if top_k < 1 or batch_size < 1:
+            raise PredictError(f"top_k and batch_size must be at least 1, got {top_k} and {batch_size}")
+        if not files:
+            raise PredictError("no input files")
         size = self.cfg.data.image_size
         pending: list[tuple[Path, np.ndarray, int, float]] = []
 

@@ -7,11 +7,14 @@ read memory-mapped (training touches one sample at a time) and written atomicall
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from gva.errors import StoreError
 from gva.io import atomic_path
 from gva.paths import CLIPS_DIR, CURATED_DIR
 
@@ -29,8 +32,6 @@ class IndexRow:
     source: str
 
 
-class StoreError(ValueError):
-    """A store on disk that does not satisfy the contract; the message names the file."""
 
 
 def write_index(path: str | Path, rows: list[IndexRow]) -> None:
@@ -81,7 +82,9 @@ def read_array(path: str | Path, ndim: int, mmap: bool = True) -> np.ndarray:
         raise StoreError(f"{path}: array file not found")
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None)
-    except ValueError as exc:
+    except EOFError:
+        raise StoreError(f"{path}: empty or truncated .npy file") from None
+    except (ValueError, OSError) as exc:
         raise StoreError(f"{path}: not a readable .npy file ({exc})") from None
     if arr.dtype != np.uint8 or arr.ndim != ndim or arr.shape[-1] != 3:
         raise StoreError(f"{path}: expected uint8 array of rank {ndim} with 3 channels last, "
@@ -131,6 +134,22 @@ def open_images(directory: str | Path = CURATED_DIR) -> Store:
     return open_store(directory, "images.npy", 4)
 
 
-def open_clips(directory: str | Path = CLIPS_DIR) -> Store:
-    """The generated clips: uint8 [N,T,H,W,3]."""
-    return open_store(directory, "clips.npy", 5)
+def open_clips(directory: str | Path = CLIPS_DIR, image_size: Optional[int] = None) -> Store:
+    """The generated clips: uint8 [N,T,H,W,3], checked against the ``generation.json`` beside them
+    (the shape the generator recorded) and, when given, the curated side ``image_size``."""
+    directory = Path(directory)
+    store = open_store(directory, "clips.npy", 5)
+    shape = list(store.array.shape)
+    record = directory / "generation.json"
+    if record.is_file():
+        try:
+            recorded = json.loads(record.read_text()).get("shape")
+        except (ValueError, AttributeError):
+            raise StoreError(f"{record}: not a readable generation record") from None
+        if recorded is not None and list(recorded) != shape:
+            raise StoreError(f"{directory / 'clips.npy'}: shape {shape} differs from the {recorded} its "
+                             f"generator recorded in {record.name}; regenerate the clips (dvc repro)")
+    if image_size is not None and tuple(shape[2:4]) != (image_size, image_size):
+        raise StoreError(f"{directory / 'clips.npy'}: frames are {shape[2]}x{shape[3]} but the curated "
+                         f"images are {image_size}x{image_size}; regenerate the clips (dvc repro)")
+    return store

@@ -91,6 +91,6 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
     return summary
 
 
-def run(cfg: Config) -> None:
-    """Stage entry point: reads ``cfg.data`` only."""
-    curate(cfg.data)
+def run(cfg: Config, out_dir: str | Path = CURATED_DIR, download_dir: str | Path = DOWNLOAD_DIR) -> dict:
+    """Stage ``curate``: reads ``cfg.data`` only; returns the summary written beside the store."""
+    return curate(cfg.data, Path(out_dir), Path(download_dir))

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from gva.data.arrays import Store, StoreError, read_array
+from gva.errors import ConfigError
+from gva.data.arrays import Store, read_array
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -117,32 +118,6 @@ def split_samples(store: Store, path: str | Path, ndim: int, split: str,
     return StoreSamples(path, ndim, idx, store.labels[idx], augment=augment)
 
 
-def extra_frame_samples(images: Store, clips: Store, clips_path: str | Path, split: str = "train",
-                        augment: bool = False) -> Optional[StoreSamples]:
-    """Every frame of every ``split`` clip as a 2-D sample labelled like its clip.
-
-    Frames byte-identical to the clip's original image (e.g. frame 0 when the generator keeps the
-    original as the first frame) are skipped: the original image is already a sample.
-    """
-    if [r.id for r in images.rows] != [r.id for r in clips.rows]:
-        raise StoreError(f"{clips_path}: clip index rows do not match the curated images (ids/order)")
-    if images.array.shape[1:] != clips.array.shape[2:]:
-        raise StoreError(f"{clips_path}: frames are {clips.array.shape[2:4]}, images "
-                         f"{images.array.shape[1:3]}; train2d.frames=all needs the same size")
-    idx = clips.split_indices(split)
-    rows, frames = [], []
-    for i in idx:
-        differs = (clips.array[i] != images.array[i][None]).reshape(clips.array.shape[1], -1).any(1)
-        for t in np.flatnonzero(differs):
-            rows.append(i)
-            frames.append(int(t))
-    if not rows:
-        return None
-    rows_a = np.array(rows, dtype=np.int64)
-    return StoreSamples(clips_path, 5, rows_a, clips.labels[rows_a], frames=np.array(frames),
-                        augment=augment)
-
-
 def concat(parts: Sequence[Optional[Dataset]]) -> Optional[Dataset]:
     """Concatenate the non-empty datasets (None if there are none)."""
     parts = [p for p in parts if p is not None and len(p) > 0]
@@ -177,7 +152,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
 def per_rank_batch(batch_size: int, world: int, key: str = "batch_size") -> int:
     """``batch_size`` is the global batch: each of ``world`` ranks takes ``batch_size / world``."""
     if batch_size % world:
-        raise ValueError(f"{key} {batch_size} is not divisible by the {world} processes; the global batch is "
+        raise ConfigError(f"{key} {batch_size} is not divisible by the {world} processes; the global batch is "
                          f"split evenly over the ranks (use a multiple of {world})")
     return batch_size // world
 
@@ -192,7 +167,7 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
     is more than one (a one-sample batch would break BatchNorm's batch statistics).
     """
     if len(dataset) < world:
-        raise ValueError(f"{len(dataset)} training samples cannot be shared by {world} processes")
+        raise ConfigError(f"{len(dataset)} training samples cannot be shared by {world} processes")
     per_rank = per_rank_batch(batch_size, world)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     gen = torch.Generator()

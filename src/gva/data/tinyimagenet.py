@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageFile
 
+from gva.errors import DatasetError
 from gva.io import hash_files
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG must raise, never de
 IMAGE_SUFFIXES = (".jpeg", ".jpg")
 
 
-class DatasetError(ValueError):
-    """The source is not usable Tiny ImageNet; the message names the file or class."""
 
 
 class _Tree:

@@ -31,6 +31,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gva.data.loader import to_model_input
+from gva.errors import CheckpointError, StoreError
+from gva.models.checkpoint import CheckpointMeta, load_checkpoint
 from gva.config import Config, EvaluateConfig, to_dict
 from gva.data.arrays import Store, open_clips, open_images
 from gva.evaluate import plots
@@ -72,14 +75,14 @@ def load_test_set(images: Store, clips: Store) -> TestSet:
     """Select the ``test`` rows and check the two stores pair up row for row."""
     rows = images.split_indices("test")
     if rows.size == 0:
-        raise ValueError("data/curated has no test rows")
+        raise StoreError("data/curated has no test rows")
     if len(images.rows) != len(clips.rows):
-        raise ValueError(f"data/clips has {len(clips.rows)} rows but data/curated has "
+        raise StoreError(f"data/clips has {len(clips.rows)} rows but data/curated has "
                          f"{len(images.rows)}; the clips must be regenerated")
     for i in rows:
         a, b = images.rows[i], clips.rows[i]
         if (a.id, a.split, a.label) != (b.id, b.split, b.label):
-            raise ValueError(f"row {i}: image (id={a.id}, split={a.split}, label={a.label}) and clip "
+            raise StoreError(f"row {i}: image (id={a.id}, split={a.split}, label={a.label}) and clip "
                              f"(id={b.id}, split={b.split}, label={b.label}) do not pair up")
     return TestSet(
         images=images.array, clips=clips.array, rows=rows,
@@ -89,23 +92,20 @@ def load_test_set(images: Store, clips: Store) -> TestSet:
     )
 
 
-def _check_meta(meta2d: dict, meta3d: dict, test: TestSet) -> list[str]:
+def _check_meta(meta2d: CheckpointMeta, meta3d: CheckpointMeta, test: TestSet) -> list[str]:
     """Both checkpoints must agree with each other and with the data; returns class names."""
-    if meta2d.get("kind") != "2d" or meta3d.get("kind") != "3d":
-        raise ValueError(f"expected a 2d and a 3d checkpoint, got kinds "
-                         f"{meta2d.get('kind')!r} and {meta3d.get('kind')!r}")
-    names2d, names3d = list(meta2d["class_names"]), list(meta3d["class_names"])
-    if names2d != names3d:
-        raise ValueError("model2d and model3d were trained on different class lists")
-    for label, name in test.names.items():
-        if label >= len(names2d) or names2d[label] != name:
-            raise ValueError(f"label {label} is {name!r} in the data but the models know "
-                             f"{names2d[label] if label < len(names2d) else 'no such label'}")
-    frames = meta3d.get("frames")
-    if frames is not None and frames != test.clips.shape[1]:
-        raise ValueError(f"model3d was trained on {frames}-frame clips, data/clips has "
+    if meta2d.kind != "2d" or meta3d.kind != "3d":
+        raise CheckpointError(f"expected a 2d and a 3d checkpoint, got kinds {meta2d.kind!r} and {meta3d.kind!r}")
+    if meta2d.wnids != meta3d.wnids:
+        raise CheckpointError("model2d and model3d were trained on different class lists")
+    for label, wnid in test.wnids.items():
+        if label >= meta2d.num_classes or meta2d.wnids[label] != wnid:
+            known = meta2d.wnids[label] if label < meta2d.num_classes else "no such label"
+            raise CheckpointError(f"label {label} is {wnid!r} in the data but the models know {known}")
+    if meta3d.frames is not None and meta3d.frames != test.clips.shape[1]:
+        raise StoreError(f"model3d was trained on {meta3d.frames}-frame clips, data/clips has "
                          f"{test.clips.shape[1]} frames")
-    return names2d
+    return meta2d.class_names
 
 
 def unique_names(names: list[str], wnids: dict[int, str]) -> list[str]:
@@ -116,14 +116,12 @@ def unique_names(names: list[str], wnids: dict[int, str]) -> list[str]:
     return out
 
 
-def _inputs(batch: np.ndarray, meta: dict) -> torch.Tensor:
-    from gva.data.loader import to_model_input
-    return to_model_input(torch.from_numpy(np.ascontiguousarray(batch)), int(meta["input_size"]),
-                          meta["mean"], meta["std"])
+def _inputs(batch: np.ndarray, meta: CheckpointMeta) -> torch.Tensor:
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(batch)), meta.input_size, meta.mean, meta.std)
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarray, protocol: str,
+def predict(model: nn.Module, meta: CheckpointMeta, source: np.ndarray, rows: np.ndarray, protocol: str,
             batch_size: int, device: torch.device) -> np.ndarray:
     """Logits [n, C] of ``model`` on ``source[rows]`` under ``protocol`` (see ``PROTOCOLS``)."""
     out = []
@@ -144,7 +142,7 @@ def predict(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarray, 
     return np.concatenate(out).astype(np.float64)
 
 
-def model_cost(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarray,
+def model_cost(model: nn.Module, meta: CheckpointMeta, source: np.ndarray, rows: np.ndarray,
                cfg: EvaluateConfig, device: torch.device) -> tuple[dict, dict]:
     """Parameters, MACs per sample, per-sample latency per batch size, training time.
 
@@ -165,7 +163,7 @@ def model_cost(model: nn.Module, meta: dict, source: np.ndarray, rows: np.ndarra
                         bs, lat.repeats, cfg.latency_repeats, cfg.latency_budget_s)
     if latency:
         cost["latency_ms"] = latency
-    cost["train_time_s"] = float(meta.get("train_time_s") or 0.0)
+    cost["train_time_s"] = float(meta.training.train_time_s)
     return cost, calls
 
 
@@ -217,19 +215,21 @@ def _write_predictions(path: Path, test: TestSet, names: list[str],
                             *[int(p[i]) for p in preds.values()]])
 
 
-def run(cfg: Config) -> dict:
-    """Evaluate models/model{2d,3d}.pt on the paired test split; returns metrics.json's content."""
-    from gva.models import load_checkpoint
-
+def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Path = CLIPS_DIR,
+        model2d_path: str | Path = MODEL2D, model3d_path: str | Path = MODEL3D,
+        metrics_dir: str | Path = METRICS_DIR, plots_dir: str | Path = PLOTS_DIR) -> dict:
+    """Evaluate the 2-D and 3-D models on the paired test split; returns metrics.json's content."""
     ecfg = cfg.evaluate
+    metrics_dir, plots_dir = Path(metrics_dir), Path(plots_dir)
     device = resolve_device(ecfg.device, "evaluate.device")
     torch.manual_seed(ecfg.seed)  # evaluation is deterministic; seeded in case a model is not
-    for path in (MODEL2D, MODEL3D):
+    for path in map(Path, (model2d_path, model3d_path)):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found (run train2d/train3d first)")
-    test = load_test_set(open_images(CURATED_DIR), open_clips(CLIPS_DIR))
-    model2d, meta2d = load_checkpoint(MODEL2D, map_location="cpu")
-    model3d, meta3d = load_checkpoint(MODEL3D, map_location="cpu")
+            raise CheckpointError(f"{path}: checkpoint not found (run train2d/train3d first)")
+    images = open_images(curated_dir)
+    test = load_test_set(images, open_clips(clips_dir, image_size=images.array.shape[1]))
+    model2d, meta2d = load_checkpoint(model2d_path, map_location="cpu")
+    model3d, meta3d = load_checkpoint(model3d_path, map_location="cpu")
     names = unique_names(_check_meta(meta2d, meta3d, test), test.wnids)
     model2d.to(device).eval()
     model3d.to(device).eval()
@@ -271,16 +271,16 @@ def run(cfg: Config) -> dict:
     # dvc plots data and README figures.
     wnids = [test.wnids.get(k, "") for k in range(len(names))]
     labelled = {MODEL_LABELS[tag]: reports[tag] for tag in ("2d", "3d")}
-    write_json(PLOTS_DIR / "per_class.json", plots.per_class_records(names, wnids, labelled))
-    write_json(METRICS_DIR / "per_class.json", plots.per_class_table(
+    write_json(plots_dir / "per_class.json", plots.per_class_records(names, wnids, labelled))
+    write_json(metrics_dir / "per_class.json", plots.per_class_table(
         names, wnids, {f"model{k}": r for k, r in reports.items()}))
     for tag in ("2d", "3d"):
-        write_json(PLOTS_DIR / f"confusion_{tag}.json",
+        write_json(plots_dir / f"confusion_{tag}.json",
                    plots.confusion_records(test.labels, preds[tag], names))
         plots.plot_confusion(reports[tag].confusion, names,
                              f"{PROTOCOLS['image' if tag == '2d' else 'clip']}\n"
-                             f"top-1 {reports[tag].top1:.3f}", PLOTS_DIR / f"confusion_{tag}.png")
-    plots.plot_per_class(names, labelled, PLOTS_DIR / "per_class.png")
+                             f"top-1 {reports[tag].top1:.3f}", plots_dir / f"confusion_{tag}.png")
+    plots.plot_per_class(names, labelled, plots_dir / "per_class.png")
 
     report = {
         "protocols": {k: PROTOCOLS["image" if k == "2d" else "clip" if k == "3d" else k[3:]]
@@ -307,14 +307,18 @@ def run(cfg: Config) -> dict:
             "torch": torch.__version__,
             "cpu_threads": torch.get_num_threads(),
         },
-        "checkpoints": {tag: {k: meta.get(k) for k in ("arch", "input_size", "frames", "inflate",
-                                                        "epochs", "best_epoch", "selected_on")}
+        "checkpoints": {tag: {"arch": meta.arch, "input_size": meta.input_size, "frames": meta.frames,
+                              "inflation": None if meta.inflation is None else {
+                                  "source": meta.inflation.source, "time_kernel": meta.inflation.time_kernel,
+                                  "init": meta.inflation.init, "last_n": meta.inflation.last_n},
+                              "epochs": meta.training.epochs, "best_epoch": meta.training.best_epoch,
+                              "selected_on": meta.training.selected_on}
                         for tag, meta in (("model2d", meta2d), ("model3d", meta3d))},
         "params": to_dict(ecfg),
     }
-    write_json(METRICS_DIR / "report.json", report)
-    _write_predictions(METRICS_DIR / "predictions.csv", test, names, preds)
-    write_json(METRICS_DIR / "metrics.json", metrics)
+    write_json(metrics_dir / "report.json", report)
+    _write_predictions(metrics_dir / "predictions.csv", test, names, preds)
+    write_json(metrics_dir / "metrics.json", metrics)
     d = metrics["delta"]
     log.info("top-1 2-D %.4f, 3-D %.4f, delta %+.4f [%.4f, %.4f], McNemar p=%.3g",
              metrics["model2d"]["top1"], metrics["model3d"]["top1"], d["top1"],

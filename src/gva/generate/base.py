@@ -1,24 +1,32 @@
-"""The generator interface shared by every ``svd.generator`` kind, plus seeding and the factory.
+"""The generator interface every ``svd.generator`` kind implements, plus per-image seeding.
 
 A generator turns curated images (uint8 [B,H,W,3]) into clips (uint8 [B,T,H,W,3]) at the input
 resolution. ``generate_float`` is the same computation before quantisation (float32 in [0,1]);
 the invariance tests (batch, order, processes) compare it within 1e-5, the byte tests compare
 ``generate``. A clip depends only on its image, its seed and the settings, never on which other
 images share its batch.
+
+Besides generating, a generator class answers three questions about itself, so that nothing
+else in gva needs to know which settings a kind reads:
+
+* :meth:`Generator.from_config` -- how to build it from the ``svd`` params section;
+* :meth:`Generator.cache_settings` -- which settings change its bytes (the resume-cache key);
+* :meth:`Generator.describe` -- its resolved settings, recorded in ``generation.json``;
+
+and may do one-time per-machine work in :meth:`Generator.prepare`. This module imports no
+generator module: the names live in :mod:`gva.generate.registry`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from gva.config import SvdConfig, to_dict
-
-#: Bump when a change in gva's own code changes the bytes a generator produces (invalidates caches).
-ALGORITHM_VERSION = 1
+from gva.config import SvdConfig
 
 
 def image_seed(seed: int, image_id: int) -> int:
@@ -27,8 +35,12 @@ def image_seed(seed: int, image_id: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
+#: How :func:`image_seed` derives seeds, in words (recorded in generation.json).
+SEED_RULE = "blake2b('gva-svd:{svd.seed}:{image id}') -> 63-bit torch/numpy seed"
+
+
 def check_images(images: Any, seeds: Sequence[int] | None = None) -> np.ndarray:
-    """Validate a generator input batch; bad input raises ``ValueError`` naming the problem."""
+    """Validate a generator input batch; bad input (a caller's bug) raises ``ValueError`` naming it."""
     if not isinstance(images, np.ndarray):
         raise ValueError(f"images must be a numpy array, got {type(images).__name__}")
     if images.dtype != np.uint8:
@@ -48,12 +60,37 @@ def quantise(clips: np.ndarray) -> np.ndarray:
 
 
 class Generator(ABC):
-    """Images -> clips. Subclasses implement :meth:`generate_float`."""
+    """Images -> clips. Subclasses implement :meth:`generate_float` and the three class hooks."""
 
     #: frames per clip (T)
     frames: int
     #: frame 0 is the input image itself (set exactly after quantisation)
     first_frame_original: bool = False
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: SvdConfig, device: str, cache_root: str | Path) -> Generator:
+        """Build the generator for ``cfg`` on ``device`` (already resolved: ``cpu``, ``cuda[:N]``).
+
+        ``cache_root`` is where a generator may keep built or downloaded files (``data/.cache``).
+        Settings the params file cannot check on its own raise :class:`gva.errors.ConfigError`.
+        """
+
+    @classmethod
+    @abstractmethod
+    def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
+        """The settings of ``cfg`` that change this generator's bytes on ``device`` (JSON-able).
+
+        They key the resume cache: list every setting the clips depend on, and nothing else
+        (never batch size, chunk size, process count or preview knobs), so that e.g. changing
+        ``svd.steps`` does not invalidate a ``motion`` cache. gva's code and library versions
+        are added to the key by :mod:`gva.generate.provenance`, not here.
+        """
+
+    @classmethod
+    def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:
+        """One-time work per machine before the ranks build the generator (e.g. write a model
+        directory they all load). Called once per node; the default does nothing."""
 
     @abstractmethod
     def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
@@ -69,67 +106,10 @@ class Generator(ABC):
             clips[:, 0] = images  # exact, whatever the float path did
         return clips
 
-    def describe(self) -> dict:
-        """Settings as resolved (device, dtype ...), recorded in generation.json."""
+    def describe(self) -> dict[str, Any]:
+        """Resolved settings (device type, dtype, model ...) for generation.json.
+
+        Content facts only: the same for every rank and every run with the same cache key, so no
+        run knobs (batch size ...) and no device index (``cuda``, not ``cuda:1``).
+        """
         return {"class": type(self).__name__, "frames": self.frames}
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` if available else ``cpu``; anything else is checked and returned."""
-    from gva.device import resolve_device as resolve
-
-    return str(resolve(device, "svd.device"))
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """The dtype actually used: fp32 on CPU whatever ``svd.dtype`` says (half is slow/unsupported there)."""
-    return "fp32" if not device.startswith("cuda") else dtype
-
-
-def cache_settings(cfg: SvdConfig, device: str) -> dict:
-    """The settings that change clip bytes, for the resume-cache key.
-
-    Excludes batch_size / chunk_size / processes (clips are invariant to them) and the preview
-    knobs. Only the settings the chosen generator reads are included, so e.g. changing
-    ``svd.steps`` does not invalidate a ``motion`` cache.
-    """
-    out: dict[str, Any] = {"generator": cfg.generator, "frames": cfg.frames,
-                           "algorithm": ALGORITHM_VERSION}
-    if cfg.generator == "repeat":
-        return out
-    out["seed"] = cfg.seed
-    if cfg.generator == "motion":
-        out["motion"] = to_dict(cfg.motion)
-        return out
-    for key in ("model", "steps", "height", "width", "motion_bucket_id", "fps", "noise_aug_strength",
-                "min_guidance", "max_guidance", "decode_chunk_size", "first_frame"):
-        out[key] = getattr(cfg, key)
-    # Different devices / dtypes give different floats; the device index does not.
-    out["device"] = "cuda" if device.startswith("cuda") else "cpu"
-    out["dtype"] = resolve_dtype(cfg.dtype, device)
-    if cfg.generator == "tiny-svd":
-        from gva.generate.svd import TINY_SVD_VERSION, is_model_dir
-
-        if not is_model_dir(cfg.model):
-            out["model"] = f"tiny-svd-v{TINY_SVD_VERSION}"
-    return out
-
-
-def build_generator(svd_cfg: SvdConfig, device: str = "auto", cache_root: str = "data/.cache") -> Generator:
-    """The generator named by ``svd.generator``, on ``device`` (``auto``: cuda if available).
-
-    ``cache_root`` holds the built tiny-svd model directory (``<cache_root>/tiny-svd``).
-    """
-    if svd_cfg.generator == "repeat":
-        from gva.generate.controls import RepeatGenerator
-
-        return RepeatGenerator(svd_cfg.frames)
-    if svd_cfg.generator == "motion":
-        from gva.generate.controls import MotionGenerator
-
-        return MotionGenerator(svd_cfg.frames, svd_cfg.motion)
-    if svd_cfg.generator in ("svd", "tiny-svd"):
-        from gva.generate.svd import SvdGenerator
-
-        return SvdGenerator.from_config(svd_cfg, device=resolve_device(device), cache_root=cache_root)
-    raise ValueError(f"unknown svd.generator {svd_cfg.generator!r}")

@@ -7,12 +7,19 @@ Both are fast on CPU and need no model.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
-from gva.config import MotionConfig
+from gva.config import MotionConfig, SvdConfig, to_dict
+from gva.errors import ConfigError
 from gva.generate.base import Generator, check_images
+
+
+def _check_frames(frames: int) -> None:
+    if frames < 1:
+        raise ConfigError(f"svd.frames must be positive, got {frames}")
 
 
 class RepeatGenerator(Generator):
@@ -21,9 +28,17 @@ class RepeatGenerator(Generator):
     first_frame_original = True
 
     def __init__(self, frames: int):
-        if frames < 1:
-            raise ValueError(f"frames must be positive, got {frames}")
+        _check_frames(frames)
         self.frames = frames
+
+    @classmethod
+    def from_config(cls, cfg: SvdConfig, device: str = "cpu", cache_root: str | Path = "") -> RepeatGenerator:
+        """Reads ``svd.frames`` only; runs on the CPU whatever ``device`` says."""
+        return cls(cfg.frames)
+
+    @classmethod
+    def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
+        return {"frames": cfg.frames}
 
     def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
         images = check_images(images, seeds)
@@ -52,18 +67,26 @@ class MotionGenerator(Generator):
     first_frame_original = True
 
     def __init__(self, frames: int, cfg: MotionConfig):
-        if frames < 1:
-            raise ValueError(f"frames must be positive, got {frames}")
+        _check_frames(frames)
         if cfg.max_zoom < 0 or cfg.max_shift < 0 or cfg.max_rotate < 0:
-            raise ValueError(f"svd.motion limits must be >= 0, got {cfg}")
+            raise ConfigError(f"svd.motion limits must be >= 0, got {cfg}")
         if cfg.max_zoom >= 1:
-            raise ValueError(f"svd.motion.max_zoom must be < 1, got {cfg.max_zoom}")
+            raise ConfigError(f"svd.motion.max_zoom must be < 1, got {cfg.max_zoom}")
         self.frames = frames
         self.cfg = cfg
 
-    def describe(self) -> dict:
-        return {**super().describe(), "max_zoom": self.cfg.max_zoom, "max_shift": self.cfg.max_shift,
-                "max_rotate": self.cfg.max_rotate}
+    @classmethod
+    def from_config(cls, cfg: SvdConfig, device: str = "cpu", cache_root: str | Path = "") -> MotionGenerator:
+        """Reads ``svd.frames`` and ``svd.motion``; runs on the CPU whatever ``device`` says."""
+        return cls(cfg.frames, cfg.motion)
+
+    @classmethod
+    def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
+        """Frames, the seed (it draws the motion) and the motion limits; CPU-only, so no device."""
+        return {"frames": cfg.frames, "seed": cfg.seed, "motion": to_dict(cfg.motion)}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), **to_dict(self.cfg)}
 
     def _thetas(self, seeds: Sequence[int]) -> np.ndarray:
         """Affine matrices [B,T,2,3] mapping output to input coordinates (normalised [-1,1])."""

@@ -1,9 +1,10 @@
 """Chunked, resumable generation into a content-keyed cache, sharded over ``torchrun`` ranks.
 
 Clips are committed in chunks ``clips_<start>_<stop>.npy`` (rows [start, stop) of the store),
-each written atomically (temp + rename), under a directory keyed by the settings that change
-clip bytes and by the curated data hash. ``dvc repro`` deletes the stage outputs but not this
-cache, so a run killed at any point (SIGKILL included) resumes with only the missing rows.
+each written atomically (temp + rename), under a directory keyed by everything that changes clip
+bytes (settings, curated data, code, library versions: :mod:`gva.generate.provenance`).
+``dvc repro`` deletes the stage outputs but not this cache, so a run killed at any point
+(SIGKILL included) resumes with only the missing rows.
 Chunk boundaries come from the *missing* row ranges, so changing ``chunk_size`` between runs
 still reuses every committed chunk. A clip depends only on its image, seed and settings, so the
 resumed result has the same bytes as an uninterrupted run.
@@ -14,10 +15,15 @@ chunks ``r, r+W, r+2W ...`` and commits them to its own cache, and rank 0 then r
 chunks its cache lacks (none when the cache is on a shared filesystem) so it can assemble the
 store. Chunk boundaries and batches are those of a one-process run, so the bytes are identical;
 a killed rank loses only its chunk in flight, and the next run resumes every shard.
+
+The directory also keeps ``generator.json``, the generator's
+:meth:`~gva.generate.base.Generator.describe` as stored by the first rank that built it, so a run
+that resumes every chunk (and builds nothing) still records the same description.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -31,7 +37,9 @@ import numpy as np
 
 from gva.config import SvdConfig
 from gva.distributed import Dist
-from gva.io import atomic_path
+from gva.generate import registry
+from gva.generate.base import Generator
+from gva.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,26 @@ class ChunkCache:
         self.n = n
         self.clip_shape = tuple(clip_shape)
         self.directory.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def description_path(self) -> Path:
+        return self.directory / "generator.json"
+
+    def read_description(self) -> Optional[dict]:
+        """The generator description stored with the chunks (None if no rank has written it yet)."""
+        try:
+            return json.loads(self.description_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_description(self, description: dict) -> None:
+        """Store ``description`` unless one is there already (the first builder's is kept)."""
+        held = self.read_description()
+        if held is None:
+            write_json(self.description_path, description)
+        elif held != json.loads(json.dumps(description)):
+            log.warning("generator description differs from the one stored in %s: %s vs %s",
+                        self.description_path, description, held)
 
     def chunk_path(self, start: int, stop: int) -> Path:
         return self.directory / f"clips_{start:09d}_{stop:09d}.npy"
@@ -143,21 +171,15 @@ class GeneratorSpec:
     cache_root: str = "data/.cache"
 
     def prepare(self) -> None:
-        """One-time work before the ranks load the generator (building the tiny-svd directory)."""
-        if self.svd.generator == "tiny-svd":
-            from gva.generate.svd import is_model_dir, tiny_model_dir
+        """The generator's one-time work before the ranks load it (:meth:`Generator.prepare`)."""
+        registry.prepare(self.svd, self.cache_root)
 
-            if not is_model_dir(self.svd.model):
-                tiny_model_dir(self.cache_root)
-
-    def build(self, local_rank: int = 0, world: int = 1):
+    def build(self, local_rank: int = 0, world: int = 1) -> Generator:
         """The generator; with several ranks on CUDA, rank -> ``cuda:<local rank>``."""
-        from gva.generate.base import build_generator
-
         device = self.device
         if world > 1 and device == "cuda":
             device = f"cuda:{local_rank}"
-        return build_generator(self.svd, device=device, cache_root=self.cache_root)
+        return registry.build_generator(self.svd, device=device, cache_root=self.cache_root)
 
 
 @dataclass
@@ -166,7 +188,7 @@ class RunStats:
     generated: int = 0
     resumed: int = 0
     seconds: float = 0.0
-    generator: Optional[dict] = None
+    generator: Optional[dict] = None  # the generator's describe() (built here or read from the cache)
     chunks: list = field(default_factory=list)
     started: float = 0.0  # perf_counter when generation (not model loading) began
     processes: int = 1
@@ -198,7 +220,8 @@ def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], ca
 
     ``generator`` (optional) is an already built generator to use (tests, benchmark). ``dist`` is
     the process group (None: one process). On return rank 0's cache holds every row; the counts
-    in the returned stats are totals over the ranks (on rank 0).
+    in the returned stats are totals over the ranks (on rank 0), and ``stats.generator`` is the
+    generator's description (None only if no rank built it and no cache holds it).
     """
     dist = dist or Dist()
     n = images.shape[0]
@@ -224,7 +247,9 @@ def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], ca
         gen = generator
         if mine and gen is None:  # load the model before the bar opens: its time is not generation time
             gen = spec.build(dist.local_rank, dist.world)
-        stats.generator = gen.describe() if gen is not None else None
+        if gen is not None:
+            stats.generator = gen.describe()
+            cache.write_description(stats.generator)
         dist.barrier("waiting for every rank to load the generator")
         stats.started = time.perf_counter()
         n_mine = sum(b - a for a, b in mine)
@@ -235,8 +260,11 @@ def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], ca
                 bar.update(stop - start)
                 stats.generated += stop - start
                 _rate(bar, stats.generated, stats.started)
+    stats.generator = stats.generator or cache.read_description()
     if dist.active:
         _collect_on_rank0(cache, dist, stats)
+    if dist.is_main and stats.generator is not None:
+        cache.write_description(stats.generator)
     stats.seconds = time.perf_counter() - stats.started
     return stats
 

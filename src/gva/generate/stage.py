@@ -1,35 +1,45 @@
-"""``gva svd_generate``: curated images -> ``data/clips`` (clips.npy, index.csv, previews/, generation.json).
+"""``gva svd_generate``: curated images -> ``data/clips`` (clips.npy, index.csv, generation.json,
+previews/) and the run's facts -> ``metrics/svd_generate.json``.
 
 Reads only ``cfg.svd`` and the curated store. Work is committed chunk by chunk to
-``<cache_root>/svd/<key>/`` (see :mod:`gva.generate.runner`), where ``key`` hashes the settings
-that change clip bytes and the curated content; the outputs are then assembled from the cache,
+``<cache_root>/svd/<key>/`` (see :mod:`gva.generate.runner`), where ``key`` hashes everything that
+changes clip bytes: the generator's settings, the curated content, gva's generation code and the
+library versions (:mod:`gva.generate.provenance`). The outputs are then assembled from the cache,
 so a killed or ``dvc repro``-restarted run resumes and a run with unchanged settings only
 re-assembles.
 
-Scale-out: run it under a launcher, ``torchrun --standalone --nproc-per-node N -m gva.cli
-svd_generate`` (``svd.processes`` = N; dvc.yaml does this) or across machines with ``--nnodes``.
+Everything in ``data/clips`` is a function of what changes the clips: ``generation.json`` holds
+content facts only (generator, settings, resolved generator, key, provenance), so a run knob such
+as ``svd.batch_size`` leaves ``data/clips`` byte-identical and the stages after it untouched.
+Run facts (time, images/s, generated / resumed counts, processes, batch size, device name,
+cache directory) go to the run file, ``metrics/svd_generate.json``, which no stage reads.
+
+Scale-out: with ``svd.processes`` = N, ``gva svd_generate`` runs under a launcher (``torchrun
+--standalone --nproc-per-node N -m gva.cli svd_generate``, or across machines with ``--nnodes``).
 Every rank generates its shard of the missing chunks (:func:`gva.generate.runner.run_chunks`);
-rank 0 alone writes ``data/clips``, byte-identical to a one-process run.
+rank 0 alone writes ``data/clips`` and the run file, byte-identical to a one-process run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gva import distributed
-from gva.config import Config, to_dict
-from gva.data.arrays import SPLITS, IndexRow, StoreError, open_images, write_index
-from gva.generate.base import cache_settings, image_seed, resolve_device
+from gva.config import Config
+from gva.data.arrays import SPLITS, IndexRow, open_images, write_index
+from gva.errors import GenerationError, StoreError
+from gva.generate.base import SEED_RULE, image_seed
+from gva.generate.provenance import cache_key, key_record
+from gva.generate.registry import cache_settings, generator_class, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
 from gva.io import atomic_path, hash_files, write_json
-from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR
+from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR, GENERATION_RUN
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +47,10 @@ log = logging.getLogger(__name__)
 REQUIRED_SPLITS = ("train", "test")
 
 
-def cache_key(settings: dict, data_hash: str) -> str:
-    blob = json.dumps({"settings": settings, "data": data_hash}, sort_keys=True)
-    return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+def clip_key(cfg: Config, device: str, curated_hash: str) -> tuple[str, dict[str, Any]]:
+    """The cache key for ``cfg.svd`` on (resolved) ``device`` and the curated data, and its record."""
+    record = key_record(cache_settings(cfg.svd, device), curated_hash)
+    return cache_key(record), record
 
 
 def preview_rows(rows: list[IndexRow], per_class: int) -> list[int]:
@@ -70,75 +81,77 @@ def write_previews(directory: Path, clips: np.ndarray, rows: list[IndexRow], per
     return names
 
 
-def library_versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("gva", "numpy", "torch", "diffusers", "transformers", "av", "pillow"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def check_store_rows(rows: list[IndexRow], where: Path) -> None:
+    """The curated rows can feed the pipeline: not empty, train and test present, unique ids."""
     if not rows:
-        raise ValueError(f"{where}: the curated store is empty (0 images)")
+        raise StoreError(f"{where}: the curated store is empty (0 images)")
     counts = {s: sum(r.split == s for r in rows) for s in SPLITS}
     empty = [s for s in REQUIRED_SPLITS if counts[s] == 0]
     if empty:
-        raise ValueError(f"{where}: split(s) {', '.join(empty)} are empty "
+        raise StoreError(f"{where}: split(s) {', '.join(empty)} are empty "
                          f"(counts: {', '.join(f'{k}={v}' for k, v in counts.items())})")
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"{where}: index.csv has duplicate image ids (per-image seeds need unique ids)")
+        raise StoreError(f"{where}: index.csv has duplicate image ids (per-image seeds need unique ids)")
 
 
 def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, out_dir: str | Path = CLIPS_DIR,
-        cache_root: str | Path = CACHE_DIR, progress: bool = True) -> dict:
-    """Generate one clip per curated image; returns the generation.json record (on every rank)."""
+        cache_root: str | Path = CACHE_DIR, run_file: str | Path = GENERATION_RUN,
+        progress: bool = True) -> dict[str, Any]:
+    """Generate one clip per curated image into ``out_dir`` and write the run facts to ``run_file``.
+
+    Returns ``{"generation": <generation.json>, "run": <run file>}`` on every rank.
+    """
     t_start = time.perf_counter()
     svd = cfg.svd
+    generator_class(svd.generator)  # an unknown generator fails before anything is read
     device = resolve_device(svd.device)
     with distributed.session("cuda" if device.startswith("cuda") else "cpu") as dist:
         _check_processes(svd.processes, dist.world)
-        return _run(cfg, Path(curated_dir), Path(out_dir), Path(cache_root), progress, device, dist, t_start)
+        return _run(cfg, Path(curated_dir), Path(out_dir), Path(cache_root), Path(run_file), progress, device,
+                    dist, t_start)
 
 
 def _check_processes(wanted: int, world: int) -> None:
     """The clips do not depend on the process count, so a mismatch is only worth a warning."""
     if world == 1 and wanted > 1:
-        log.warning("svd.processes is %d but gva was not started by a launcher: generating in one process "
-                    "(use `torchrun --standalone --nproc-per-node %d -m gva.cli svd_generate`, as dvc.yaml does)",
-                    wanted, wanted)
+        log.warning("svd.processes is %d but this is one process outside a launcher: generating in one process "
+                    "(`gva svd_generate` starts the %d processes itself)", wanted, wanted)
     elif world != wanted:
         log.warning("svd.processes is %d but the launcher started %d processes; using %d (the clips are the same)",
                     wanted, world, world)
 
 
-def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, progress: bool, device: str,
-         dist: distributed.Dist, t_start: float) -> dict:
+#: How each key ingredient is named when ranks disagree on it.
+_INGREDIENTS = {"settings": "the svd settings", "curated_hash": "the curated data (data/curated)",
+                "code_hash": "gva's generation code", "code_files": "gva's generation code",
+                "versions": "the library versions"}
+
+
+def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_file: Path, progress: bool,
+         device: str, dist: distributed.Dist, t_start: float) -> dict[str, Any]:
     svd = cfg.svd
     try:
         store = open_images(curated_dir)
     except StoreError as exc:
-        raise ValueError(f"curated store unusable: {exc}") from None
+        raise StoreError(f"curated store unusable: {exc}") from None
     images, rows = store.array, store.rows
     check_store_rows(rows, curated_dir)
     n, h, w, _ = images.shape
 
-    settings = cache_settings(svd, device)
     data_hash = hash_files(curated_dir / "images.npy", curated_dir / "index.csv", algorithm="blake2b",
                            digest_size=16)
-    key = cache_key(settings, data_hash)
-    keys = dist.all_gather_object(key, "comparing the ranks' settings and data")
-    if len(set(keys)) > 1:  # e.g. another node holds a different data/curated or params.yaml
-        raise ValueError(f"ranks disagree on the settings or the curated data (cache keys by rank: {keys}); "
-                         "every node needs the same params.yaml and data/curated")
+    key, record = clip_key(cfg, device, data_hash)
+    records = dist.all_gather_object(record, "comparing the ranks' settings, data, code and libraries")
+    if any(r != record for r in records):  # e.g. another node holds another params.yaml or torch
+        differ = list(dict.fromkeys(name for k, name in _INGREDIENTS.items()
+                                    if any(r.get(k) != record.get(k) for r in records)))
+        raise GenerationError(f"ranks disagree on {', '.join(differ)} (cache keys by rank: "
+                              f"{[cache_key(r) for r in records]}); every node needs the same params.yaml, "
+                              "data/curated, gva code and library versions")
     cache = ChunkCache(cache_root / "svd" / key, n, (svd.frames, h, w, 3))
     if dist.is_local_main:
-        write_json(cache.directory / "key.json", {"settings": settings, "curated_hash": data_hash})
+        write_json(cache.directory / "key.json", {"key": key, **record})
     seeds = [image_seed(svd.seed, r.id) for r in rows]
 
     # several ranks on CUDA: each uses its own GPU, cuda:<local rank> (GeneratorSpec.build)
@@ -149,55 +162,100 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, progre
     except RuntimeError as exc:  # a failed or stopped rank: say what survives
         if not dist.active:
             raise
-        raise RuntimeError(f"{exc}. Committed chunks in {cache.directory} are kept: re-running the stage "
-                           "resumes every rank's shard") from None
-    record = _write_outputs(cfg, out_dir, cache, rows, stats, settings, data_hash, key, device, t_start, n, h, w) \
-        if dist.is_main else None
-    return dist.broadcast_object(record, "waiting for rank 0 to write data/clips")
+        raise GenerationError(f"{exc}. Committed chunks in {cache.directory} are kept: re-running the stage "
+                              "resumes every rank's shard") from exc
+    outputs = None
+    if dist.is_main:
+        generation = generation_record(cfg, key, record, _description(cache, stats, spec), (n, svd.frames, h, w, 3))
+        previews = _write_clips(out_dir, cache, rows, generation, svd.previews_per_class, svd.preview_fps)
+        run_record = _run_record(cfg, key, cache, stats, device, previews, time.perf_counter() - t_start)
+        write_json(run_file, run_record)
+        log.info("svd_generate: %d clips [%s] in %.1f s total; %d generated by %d process(es) at %.2f images/s, "
+                 "%d resumed from %s", n, svd.generator, run_record["total_seconds"], stats.generated,
+                 stats.processes, stats.images_per_s, stats.resumed, cache.directory)
+        outputs = {"generation": generation, "run": run_record}
+    return dist.broadcast_object(outputs, "waiting for rank 0 to write data/clips")
 
 
-def _write_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats,
-                   settings: dict, data_hash: str, key: str, device: str, t_start: float, n: int, h: int,
-                   w: int) -> dict:
-    svd = cfg.svd
-    with atomic_path(out_dir) as tmp:  # data/clips appears whole (clips, index, previews, record) or not at all
+def _description(cache: ChunkCache, stats: RunStats, spec: GeneratorSpec) -> dict[str, Any]:
+    """The generator's description as stored with the chunks (the same whether they were generated
+    now or resumed); built once if no run stored it."""
+    held = cache.read_description()
+    if held is None:
+        description = stats.generator
+        if description is None:  # every chunk resumed from a cache without generator.json
+            log.info("building the generator once to describe it (%s has no generator.json)", cache.directory)
+            spec.prepare()
+            description = spec.build().describe()
+        cache.write_description(description)
+        held = cache.read_description()
+    return held
+
+
+def generation_record(cfg: Config, key: str, record: dict[str, Any], description: dict[str, Any],
+                      shape: tuple[int, ...]) -> dict[str, Any]:
+    """generation.json: content facts only, each a function of what changes the clips.
+
+    ``record`` is the key's :func:`~gva.generate.provenance.key_record`: the chunks under ``key``
+    were all made under its code and library versions, so they are the clips' provenance.
+    """
+    return {
+        "generator": cfg.svd.generator,
+        "cache_key": key,
+        "clip_settings": record["settings"],
+        "resolved": description,
+        "curated_hash": record["curated_hash"],
+        "shape": list(shape),
+        "images": shape[0],
+        "frames": shape[1],
+        "seed_rule": SEED_RULE,
+        "provenance": {"code_hash": record["code_hash"], "code_files": record["code_files"],
+                       "versions": record["versions"]},
+    }
+
+
+def _write_clips(out_dir: Path, cache: ChunkCache, rows: list[IndexRow], generation: dict[str, Any],
+                 previews_per_class: int, preview_fps: int) -> list[str]:
+    """data/clips appears whole (clips, index, previews, record) or not at all; returns the preview names."""
+    with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        record = _fill_outputs(cfg, tmp, cache, rows, stats, settings, data_hash, key, device, t_start, n, h, w)
-    log.info("svd_generate: %d clips [%s] in %.1f s total; %d generated by %d process(es) at %.2f images/s, "
-             "%d resumed from %s", n, svd.generator, record["total_seconds"], stats.generated, stats.processes,
-             stats.images_per_s, stats.resumed, cache.directory)
-    return record
+        cache.assemble(tmp / "clips.npy")
+        write_index(tmp / "index.csv", rows)
+        clips = np.load(tmp / "clips.npy", mmap_mode="r")
+        previews = write_previews(tmp / "previews", clips, rows, previews_per_class, preview_fps)
+        del clips  # close the memory map before atomic_path renames the directory (Windows refuses otherwise)
+        write_json(tmp / "generation.json", generation)
+    return previews
 
 
-def _fill_outputs(cfg: Config, out_dir: Path, cache: ChunkCache, rows: list[IndexRow], stats: RunStats,
-                  settings: dict, data_hash: str, key: str, device: str, t_start: float, n: int, h: int,
-                  w: int) -> dict:
+def device_name(device: str) -> str:
+    """The GPU's name for a CUDA device, else the CPU's (as far as the platform tells)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _run_record(cfg: Config, key: str, cache: ChunkCache, stats: RunStats, device: str, previews: list[str],
+                total_s: float) -> dict[str, Any]:
+    """The run file: how this run went (nothing in it changes the clips; no stage reads it)."""
     svd = cfg.svd
-    cache.assemble(out_dir / "clips.npy")
-    write_index(out_dir / "index.csv", rows)
-    clips = np.load(out_dir / "clips.npy", mmap_mode="r")
-    previews = write_previews(out_dir / "previews", clips, rows, svd.previews_per_class, svd.preview_fps)
-    del clips  # close the memory map before atomic_path renames the directory (Windows refuses otherwise)
-
-    total = time.perf_counter() - t_start
-    record = {
+    return {
         "generator": svd.generator,
-        "settings": to_dict(svd),
-        "resolved": {"device": device, "cache_key": key, "cache_dir": str(cache.directory),
-                     "clip_settings": settings, "generator": stats.generator,
-                     "seed_rule": "blake2b('gva-svd:{svd.seed}:{image id}') -> 63-bit torch/numpy seed"},
-        "curated_hash": data_hash,
-        "shape": [n, svd.frames, h, w, 3],
-        "images": n,
+        "cache_key": key,
+        "cache_dir": str(cache.directory),
+        "device": device,
+        "device_name": device_name(device),
         "processes": stats.processes,
+        "batch_size": svd.batch_size,
+        "chunk_size": svd.chunk_size,
+        "images": stats.n,
         "generated_images": stats.generated,
         "resumed_images": stats.resumed,
         "received_images": stats.received,
         "generation_seconds": round(stats.seconds, 3),
         "images_per_s": round(stats.images_per_s, 4),
-        "total_seconds": round(total, 3),
+        "total_seconds": round(total_s, 3),
         "previews": previews,
-        "versions": library_versions(),
     }
-    write_json(out_dir / "generation.json", record)
-    return record

@@ -1,12 +1,16 @@
 """Stable Video Diffusion generators (``svd`` and ``tiny-svd``), batched and seeded per image.
 
-Both kinds run diffusers' ``StableVideoDiffusionPipeline`` through the same code:
+Both kinds run diffusers' ``StableVideoDiffusionPipeline`` through the same code
+(:class:`SvdGenerator`); they differ only in where the pipeline comes from:
 
 * ``svd`` loads ``svd.model`` (hub id or local directory).
-* ``tiny-svd`` builds tiny randomly initialised components (diffusers' own test configs, seeded so
-  the model is identical every time), saves them once under ``<cache>/tiny-svd`` and loads them
-  back with ``from_pretrained`` - the real loading path, no download. Its clips are structured
-  noise: for offline runs and tests, never for results.
+* ``tiny-svd`` (:class:`TinySvdGenerator`) builds tiny randomly initialised components
+  (diffusers' own test configs, seeded so the model is identical every time), saves them once
+  under ``<cache>/tiny-svd`` and loads them back with ``from_pretrained`` - the real loading path,
+  no download. Its clips are structured noise: for offline runs and tests, never for results.
+
+The ``svd`` params the pipeline consumes are listed once, in :data:`PIPELINE_SETTINGS`: they are
+the constructor's keywords, part of :meth:`SvdGenerator.describe` and of the cache settings.
 
 Per-image determinism: each image gets its own CPU ``torch.Generator`` (the pipeline draws the
 noise-augmentation noise and the initial latents per sample from its generator), and each clip is
@@ -19,6 +23,7 @@ of ``decode_chunk_size`` frames within the clip, gives exactly what a batch of o
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,16 +31,43 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
-from gva.generate.base import Generator, check_images, resolve_dtype
-from gva.io import atomic_path
+from gva.errors import ConfigError, GenerationError
+from gva.generate.base import Generator, check_images
+from gva.generate.provenance import code_hash, library_versions
+from gva.io import atomic_path, write_json
+from gva.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
 
-#: Bump when the tiny architecture or its init changes (part of the resume-cache key).
+#: Names the tiny-svd model directory (``<cache>/tiny-svd/v1``) and model id (``tiny-svd-v1``).
+#: A rebuild needs no bump: the directory is rebuilt whenever its stamp (this module's code and
+#: the library versions) differs from the running ones.
 TINY_SVD_VERSION = 1
 TINY_SVD_SEED = 0
+TINY_STAMP = "gva-tiny-svd.json"
+
+#: The ``svd`` params the pipeline call consumes, listed once: constructor keywords, describe()
+#: and the cache settings (with ``model``, ``seed``, device type and dtype).
+PIPELINE_SETTINGS = ("frames", "steps", "height", "width", "motion_bucket_id", "fps", "noise_aug_strength",
+                     "min_guidance", "max_guidance", "decode_chunk_size", "first_frame")
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The dtype actually used: fp32 on CPU whatever ``svd.dtype`` says (half is slow/unsupported there)."""
+    return "fp32" if not device.startswith("cuda") else dtype
+
+
+def device_type(device: str) -> str:
+    """``cuda:1`` -> ``cuda``: different device types give different floats, device indices do not."""
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def check_canvas(height: int, width: int) -> None:
+    """The SVD VAE works on 8x8 latent cells: refuse a canvas it cannot represent."""
+    if height % 8 or width % 8:
+        raise ConfigError(f"svd.height and svd.width must be multiples of 8, got {height}x{width}")
 
 
 def _precise_euler_class():
@@ -146,14 +178,29 @@ def build_full_random_pipeline(device: str = "cuda", dtype: str = "fp16"):
     return pipe.to(device, torch_dtype)
 
 
-def tiny_model_dir(cache_root: str | Path = "data/.cache") -> Path:
-    """The tiny-svd pipeline directory, built and saved (atomically) on first use."""
+def tiny_stamp() -> dict[str, Any]:
+    """What the tiny-svd directory is a function of: this module's code and the library versions."""
+    return {"version": TINY_SVD_VERSION, "code_hash": code_hash([Path(__file__)]), "versions": library_versions()}
+
+
+def tiny_model_dir(cache_root: str | Path = CACHE_DIR) -> Path:
+    """The tiny-svd pipeline directory, built and saved (atomically) on first use.
+
+    Rebuilt when its stamp differs from :func:`tiny_stamp` (the builder's code or a library
+    changed), so the model in it is always the one this code builds.
+    """
     path = Path(cache_root) / "tiny-svd" / f"v{TINY_SVD_VERSION}"
-    if not is_model_dir(str(path)):
+    stamp = tiny_stamp()
+    try:
+        current = json.loads((path / TINY_STAMP).read_text()) if is_model_dir(str(path)) else None
+    except (OSError, ValueError):
+        current = None
+    if current != stamp:
         log.info("building the tiny random SVD pipeline in %s", path)
         pipe = build_tiny_pipeline()
         with atomic_path(path) as tmp:
             pipe.save_pretrained(tmp)
+            write_json(tmp / TINY_STAMP, stamp)
     return path
 
 
@@ -174,8 +221,8 @@ def load_pipeline(model: str, device: str, dtype: str):
     torch_dtype = getattr(torch, _DTYPES[dtype])
     local = is_model_dir(model)
     if not local and Path(model).exists():
-        raise ValueError(f"svd.model {model!r} is a path but not a diffusers pipeline directory "
-                         "(no model_index.json)")
+        raise ConfigError(f"svd.model {model!r} is a path but not a diffusers pipeline directory "
+                          "(no model_index.json)")
     attempts: list[dict[str, Any]] = []
     if not local and dtype == "fp16":
         attempts.append({"variant": "fp16"})  # the hub repos ship fp16 weights as a variant
@@ -192,7 +239,7 @@ def load_pipeline(model: str, device: str, dtype: str):
                 continue
             # outside the try: an out-of-memory or device error is not "the hub is unreachable"
             return pipe.to(device)
-    raise RuntimeError(
+    raise GenerationError(
         f"cannot load svd.model {model!r}" + (" (not a local directory and the hub is unreachable or "
                                              "the id is wrong)" if not local else "")
         + f": {errors[-1]}. Set svd.model to a local pipeline directory, or use svd.generator: "
@@ -200,52 +247,80 @@ def load_pipeline(model: str, device: str, dtype: str):
 
 
 class SvdGenerator(Generator):
-    """A ``StableVideoDiffusionPipeline`` called on ``batch_size`` images at a time."""
+    """``svd``: a ``StableVideoDiffusionPipeline`` called on ``batch_size`` images at a time.
 
-    def __init__(self, pipe, *, frames: int = 3, steps: int = 12, height: int = 224, width: int = 224,
-                 motion_bucket_id: int = 127, fps: int = 7, noise_aug_strength: float = 0.02,
-                 min_guidance: float = 1.0, max_guidance: float = 3.0, decode_chunk_size: int = 3,
-                 first_frame: str = "original", batch_size: int = 4, model_name: str = "?"):
-        if height % 8 or width % 8:
-            raise ValueError(f"svd.height and svd.width must be multiples of 8, got {height}x{width}")
-        if first_frame not in ("original", "generated"):
-            raise ValueError(f"svd.first_frame must be original or generated, got {first_frame!r}")
+    ``settings`` are :data:`PIPELINE_SETTINGS` (defaults: :class:`SvdConfig`'s); ``batch_size``
+    is a run knob (clips do not depend on it); ``model_name`` identifies the weights in
+    :meth:`describe`, ``model_path`` is what was loaded.
+    """
+
+    def __init__(self, pipe, *, batch_size: int = 4, model_name: str = "?", model_path: str | None = None,
+                 **settings: Any):
+        unknown = sorted(set(settings) - set(PIPELINE_SETTINGS))
+        if unknown:
+            raise TypeError(f"unknown SvdGenerator setting(s): {', '.join(unknown)}")
+        defaults = SvdConfig()
+        values = {k: settings.get(k, getattr(defaults, k)) for k in PIPELINE_SETTINGS}
+        check_canvas(values["height"], values["width"])
+        if values["first_frame"] not in ("original", "generated"):
+            raise ConfigError(f"svd.first_frame must be original or generated, got {values['first_frame']!r}")
+        for k, v in values.items():
+            setattr(self, k, v)
         self.pipe = pipe
         self.pipe.set_progress_bar_config(disable=True)
         self.precise_scheduler = use_precise_scheduler(pipe)
-        self.frames, self.steps, self.height, self.width = frames, steps, height, width
-        self.motion_bucket_id, self.fps, self.noise_aug_strength = motion_bucket_id, fps, noise_aug_strength
-        self.min_guidance, self.max_guidance = min_guidance, max_guidance
-        self.decode_chunk_size, self.batch_size = decode_chunk_size, batch_size
-        self.first_frame_original = first_frame == "original"
+        self.batch_size = batch_size
         self.model_name = model_name
+        self.model_path = model_path if model_path is not None else model_name
+
+    @property
+    def first_frame(self) -> str:
+        """``svd.first_frame``; stored as :attr:`first_frame_original`."""
+        return "original" if self.first_frame_original else "generated"
+
+    @first_frame.setter
+    def first_frame(self, value: str) -> None:
+        self.first_frame_original = value == "original"
+
+    # --- the model: what `svd` and `tiny-svd` differ in ---------------------------------------
 
     @classmethod
-    def from_config(cls, cfg: SvdConfig, device: str, cache_root: str | Path = "data/.cache") -> "SvdGenerator":
-        """Load (``svd``) or build/load (``tiny-svd``) the pipeline on ``device`` for ``cfg``."""
-        if cfg.height % 8 or cfg.width % 8:
-            raise ValueError(f"svd.height and svd.width must be multiples of 8, got {cfg.height}x{cfg.width}")
-        dtype = resolve_dtype(cfg.dtype, device)
-        if cfg.generator == "tiny-svd":
-            model = cfg.model if is_model_dir(cfg.model) else str(tiny_model_dir(cache_root))
-        else:
-            model = cfg.model
-        pipe = load_pipeline(model, device, dtype)
-        return cls(pipe, frames=cfg.frames, steps=cfg.steps, height=cfg.height, width=cfg.width,
-                   motion_bucket_id=cfg.motion_bucket_id, fps=cfg.fps, noise_aug_strength=cfg.noise_aug_strength,
-                   min_guidance=cfg.min_guidance, max_guidance=cfg.max_guidance,
-                   decode_chunk_size=cfg.decode_chunk_size, first_frame=cfg.first_frame,
-                   batch_size=cfg.batch_size, model_name=model)
+    def model_id(cls, cfg: SvdConfig) -> str:
+        """What identifies the weights in the cache key and in describe(): ``svd.model``."""
+        return cfg.model
 
-    def describe(self) -> dict:
+    @classmethod
+    def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
+        """What :func:`load_pipeline` loads: ``svd.model`` (hub id or local directory)."""
+        return cfg.model
+
+    # --- the Generator hooks ------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, cfg: SvdConfig, device: str, cache_root: str | Path = CACHE_DIR) -> SvdGenerator:
+        """Load the pipeline for ``cfg`` on ``device`` (dtype: :func:`resolve_dtype`)."""
+        check_canvas(cfg.height, cfg.width)
+        path = cls.model_path(cfg, cache_root)
+        pipe = load_pipeline(path, device, resolve_dtype(cfg.dtype, device))
+        return cls(pipe, batch_size=cfg.batch_size, model_name=cls.model_id(cfg), model_path=path,
+                   **{k: getattr(cfg, k) for k in PIPELINE_SETTINGS})
+
+    @classmethod
+    def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
+        """The pipeline settings, the model, the seed, and the device type and dtype (their floats differ).
+
+        A canvas the VAE cannot represent is refused here already, before the stage reads any data.
+        """
+        check_canvas(cfg.height, cfg.width)
+        return {"model": cls.model_id(cfg), "seed": cfg.seed, **{k: getattr(cfg, k) for k in PIPELINE_SETTINGS},
+                "device": device_type(device), "dtype": resolve_dtype(cfg.dtype, device)}
+
+    def describe(self) -> dict[str, Any]:
         p = next(self.pipe.unet.parameters())
-        return {**super().describe(), "model": self.model_name, "device": str(p.device),
-                "dtype": str(p.dtype).replace("torch.", ""), "steps": self.steps, "height": self.height,
-                "width": self.width, "motion_bucket_id": self.motion_bucket_id, "fps": self.fps,
-                "noise_aug_strength": self.noise_aug_strength, "min_guidance": self.min_guidance,
-                "max_guidance": self.max_guidance, "decode_chunk_size": self.decode_chunk_size,
-                "decode": "per clip", "first_frame": "original" if self.first_frame_original else "generated",
-                "batch_size": self.batch_size, "scheduler": type(self.pipe.scheduler).__name__,
+        return {**super().describe(), "model": self.model_name,
+                **{k: getattr(self, k) for k in PIPELINE_SETTINGS},
+                "device": device_type(str(p.device)), "dtype": str(p.dtype).replace("torch.", ""),
+                "decode": "per clip", "scheduler": type(self.pipe.scheduler).__name__,
                 "scheduler_step": "float64" if self.precise_scheduler else "stock",
                 "unet_parameters": sum(q.numel() for q in self.pipe.unet.parameters())}
 
@@ -286,3 +361,24 @@ class SvdGenerator(Generator):
         if self.first_frame_original:
             out[:, 0] = images.astype(np.float32) / 255.0
         return np.ascontiguousarray(out)
+
+
+class TinySvdGenerator(SvdGenerator):
+    """``tiny-svd``: the same pipeline code on tiny random weights built locally (no download).
+
+    ``svd.model`` is used only when it names a local pipeline directory; otherwise the model is
+    :func:`tiny_model_dir`, identified as ``tiny-svd-v1``. Its clips are structured noise.
+    """
+
+    @classmethod
+    def model_id(cls, cfg: SvdConfig) -> str:
+        return cfg.model if is_model_dir(cfg.model) else f"tiny-svd-v{TINY_SVD_VERSION}"
+
+    @classmethod
+    def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
+        return cfg.model if is_model_dir(cfg.model) else str(tiny_model_dir(cache_root))
+
+    @classmethod
+    def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:
+        """Build the model directory once per machine, before the ranks load it."""
+        cls.model_path(cfg, cache_root)

@@ -13,8 +13,7 @@ import torch.nn as nn
 TIMM_PREFIX = "timm:"
 
 
-class PretrainedWeightsError(RuntimeError):
-    """ImageNet weights were asked for but could not be obtained (typically: offline)."""
+from gva.errors import ConfigError, PretrainedWeightsError
 
 
 def _is_timm(arch: str) -> bool:
@@ -28,11 +27,11 @@ def _replace_torchvision_head(model: nn.Module, arch: str, num_classes: int) -> 
         if isinstance(module, nn.Linear):
             last = (name, module)
     if last is None:
-        raise ValueError(f"model.arch {arch!r}: no nn.Linear classifier head found; "
+        raise ConfigError(f"model.arch {arch!r}: no nn.Linear classifier head found; "
                          "only torchvision models with a linear head are supported")
     name, old = last
     if old.out_features != 1000:
-        raise ValueError(f"model.arch {arch!r}: the last linear layer {name!r} has "
+        raise ConfigError(f"model.arch {arch!r}: the last linear layer {name!r} has "
                          f"{old.out_features} outputs, not ImageNet's 1000; cannot tell where the head is")
     new = nn.Linear(old.in_features, num_classes, bias=True)
     parent_name, _, child = name.rpartition(".")
@@ -46,7 +45,7 @@ def _build_torchvision(name: str, num_classes: int, pretrained: bool) -> nn.Modu
 
     available = set(torchvision.models.list_models(module=torchvision.models))
     if name not in available:
-        raise ValueError(f"model.arch {name!r} is not a torchvision classification model "
+        raise ConfigError(f"model.arch {name!r} is not a torchvision classification model "
                          f"(e.g. vgg11_bn, vgg11, resnet18); timm models are written 'timm:<name>'")
     weights = None
     if pretrained:
@@ -67,7 +66,7 @@ def _build_timm(name: str, num_classes: int, pretrained: bool) -> nn.Module:
     import timm
 
     if not timm.is_model(name):
-        raise ValueError(f"model.arch 'timm:{name}': timm has no model {name!r}")
+        raise ConfigError(f"model.arch 'timm:{name}': timm has no model {name!r}")
     try:
         # timm drops the pretrained classifier when num_classes differs and initialises a new one.
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes)

@@ -1,4 +1,4 @@
-"""One training loop for the 2-D and the 3-D classifier, and the ``train2d`` / ``train3d`` stages.
+"""The one training loop, shared by the 2-D and the 3-D classifier.
 
 ``fit`` is shared: seeded shuffling, SGD/AdamW + StepLR, per-epoch train/val loss, top-1, top-3
 and epoch time logged with dvclive, model selection on the ``val`` split (best top-1; the last
@@ -20,7 +20,6 @@ selection is rank 0's decision, broadcast; only rank 0 writes dvclive logs and t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,21 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from gva import distributed
-from gva.config import Config, TrainConfig
-from gva.data.arrays import StoreError, open_clips, open_images
-from gva.data.loader import (concat, extra_frame_samples, make_eval_loader, make_train_loader,
-                             per_rank_batch, split_samples, to_model_input)
-from gva.models.backbones import build_backbone
-from gva.models.checkpoint import load_checkpoint, save_checkpoint
+from gva.config import TrainConfig
+from gva.errors import DeviceError, NonFiniteLossError
+from gva.data.loader import make_eval_loader, make_train_loader, per_rank_batch, to_model_input
 from gva.device import resolve_device
-from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D_INIT, MODEL3D, LIVE2D, LIVE3D
 
 log = logging.getLogger(__name__)
 
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stops rather than save a broken model."""
 
 
 
@@ -160,7 +150,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         y = y.to(device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        _check_finite(loss, f"{desc} epoch {epoch} batch {step + 1}")
+        _check_finite(loss, f"{desc} epoch {epoch} step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -199,7 +189,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     dist = dist or distributed.current()
     device = torch.device(dist.device) if dist.device else resolve_device(cfg.device, "train.device")
     if dist.active and device.type == "cuda" and dist.backend != "nccl":
-        raise RuntimeError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
+        raise DeviceError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
     per_rank_batch(batch_size, dist.world, f"{desc}.batch_size")
     model.to(device)
     net: nn.Module = model
@@ -233,7 +223,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
             if val_loader is not None:
                 if dist.active:
                     _broadcast_buffers(model, dist)  # every rank evaluates rank 0's model
-                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} val"),
+                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} epoch {epoch} val"),
                              dist, f"{desc} epoch {epoch}: summing the val metrics")
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -268,122 +258,3 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     elif dist.active:
         _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
     return FitResult(best_epoch, selected_on, train_time, history)
-
-
-# --------------------------------------------------------------------------------------------
-# Stages
-
-
-def _class_names(labels: np.ndarray, names: list[str], where: str) -> list[str]:
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
-        raise StoreError(f"{where}: labels must be 0..{len(names) - 1}")
-    return names
-
-
-def _train_meta(cfg: Config, kind: str, arch: str, class_names: list[str], result: FitResult,
-                epochs: int, lr: float, frames: Optional[int], inflate: Optional[dict],
-                **extra: Any) -> dict:
-    return {"kind": kind, "arch": arch, "num_classes": len(class_names),
-            "class_names": list(class_names), "input_size": cfg.train.image_size,
-            "frames": frames, "inflate": inflate, "mean": list(cfg.train.mean),
-            "std": list(cfg.train.std), "train_time_s": float(result.train_time_s),
-            "best_epoch": int(result.best_epoch), "epochs": int(epochs),
-            "selected_on": result.selected_on, "seed": cfg.train.seed, "lr": lr,
-            "history": result.history, **extra}
-
-
-def check_processes(processes: int, world: int, stage: str) -> None:
-    """``train.processes`` must be the launched world size: the per-rank batch and BN depend on it."""
-    if world == processes:
-        return
-    if world == 1:
-        raise ValueError(f"train.processes is {processes} but gva {stage} was started as one process: run "
-                         f"`torchrun --standalone --nproc-per-node {processes} -m gva.cli {stage}` "
-                         "(dvc.yaml does) or set train.processes: 1")
-    raise ValueError(f"train.processes is {processes} but the launcher started {world} processes; they must "
-                     "agree (with --nnodes M --nproc-per-node N, train.processes is M*N)")
-
-
-def run_train2d(cfg: Config) -> None:
-    """Stage ``train2d`` (one rank of it under torchrun): see :func:`_train2d`."""
-    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
-        check_processes(cfg.train.processes, dist.world, "train2d")
-        _train2d(cfg, dist)
-
-
-def run_train3d(cfg: Config) -> None:
-    """Stage ``train3d`` (one rank of it under torchrun): see :func:`_train3d`."""
-    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
-        check_processes(cfg.train.processes, dist.world, "train3d")
-        _train3d(cfg, dist)
-
-
-def _train2d(cfg: Config, dist: distributed.Dist) -> None:
-    """Stage ``train2d``: data/curated (+ data/clips when train2d.frames=all) -> models/model2d.pt."""
-    t = cfg.train
-    images = open_images(CURATED_DIR)
-    path = CURATED_DIR / "images.npy"
-    train_parts = [split_samples(images, path, 4, "train", augment=t.augment)]
-    if cfg.train2d.frames == "all":
-        clips = open_clips(CLIPS_DIR)
-        train_parts.append(extra_frame_samples(images, clips, CLIPS_DIR / "clips.npy", "train",
-                                               augment=t.augment))
-    train_set = concat(train_parts)
-    if train_set is None:
-        raise StoreError(f"{CURATED_DIR}: no train split")
-    val_set = split_samples(images, path, 4, "val")
-    names = _class_names(images.labels, images.class_names(), str(CURATED_DIR))
-    log.info("train2d: %d train samples (%s), %d val images, %d classes, arch %s",
-             len(train_set), cfg.train2d.frames, 0 if val_set is None else len(val_set), len(names),
-             cfg.model.arch)
-
-    torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
-    model = build_backbone(cfg.model.arch, len(names), cfg.model.pretrained)
-    result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
-                 LIVE2D, "train2d", dist)
-    meta = _train_meta(cfg, "2d", cfg.model.arch, names, result, cfg.train2d.epochs, t.lr, None, None,
-                       pretrained=cfg.model.pretrained, train2d_frames=cfg.train2d.frames,
-                       train_samples=len(train_set), processes=dist.world)
-    if dist.is_main:
-        save_checkpoint(MODEL2D, model, meta)
-    dist.barrier("train2d: waiting for rank 0 to write the checkpoint")
-    log.info("train2d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL2D, result.best_epoch,
-             result.selected_on, result.train_time_s)
-
-
-def _train3d(cfg: Config, dist: distributed.Dist) -> None:
-    """Stage ``train3d``: models/model3d_init.pt + data/clips -> models/model3d.pt."""
-    t = cfg.train
-    if cfg.train3d.lr is not None:
-        # Fine-tuning a 2-D model trained from scratch wants a smaller step than that training.
-        t = dataclasses.replace(t, lr=cfg.train3d.lr)
-    model, init_meta = load_checkpoint(MODEL3D_INIT)
-    if init_meta["kind"] != "3d":
-        raise ValueError(f"{MODEL3D_INIT}: expected a 3d checkpoint, got {init_meta['kind']}")
-    clips = open_clips(CLIPS_DIR)
-    path = CLIPS_DIR / "clips.npy"
-    names = _class_names(clips.labels, clips.class_names(), str(CLIPS_DIR))
-    if names != list(init_meta["class_names"]):
-        raise StoreError(f"{CLIPS_DIR}: classes {names} differ from {MODEL3D_INIT}'s "
-                         f"{init_meta['class_names']}")
-    train_set = split_samples(clips, path, 5, "train", augment=t.augment)
-    if train_set is None:
-        raise StoreError(f"{CLIPS_DIR}: no train split")
-    val_set = split_samples(clips, path, 5, "val")
-    frames = int(clips.array.shape[1])
-    log.info("train3d: %d train clips of %d frames, %d val clips, arch %s inflated %s",
-             len(train_set), frames, 0 if val_set is None else len(val_set), init_meta["arch"],
-             init_meta["inflate"])
-
-    torch.manual_seed(t.seed)
-    result = fit(model, train_set, val_set, t, cfg.train3d.epochs, cfg.train3d.batch_size,
-                 LIVE3D, "train3d", dist)
-    keep = {k: init_meta[k] for k in ("inflate_source", "inflation_report", "pretrained")
-            if k in init_meta}
-    meta = _train_meta(cfg, "3d", init_meta["arch"], names, result, cfg.train3d.epochs, t.lr, frames,
-                       dict(init_meta["inflate"]), train_samples=len(train_set), processes=dist.world, **keep)
-    if dist.is_main:
-        save_checkpoint(MODEL3D, model, meta)
-    dist.barrier("train3d: waiting for rank 0 to write the checkpoint")
-    log.info("train3d: wrote %s (epoch %d selected on %s, %.1fs)", MODEL3D, result.best_epoch,
-             result.selected_on, result.train_time_s)

@@ -1,0 +1,61 @@
+"""``svd.generator`` names -> generator classes, and the factory :func:`build_generator`.
+
+One line per generator in :data:`GENERATORS`; everything else about a kind (how it is built,
+which settings change its bytes, how it describes itself, one-time preparation) is a hook of its
+class (:class:`gva.generate.base.Generator`). Generator modules keep torch/diffusers imports
+inside their functions, so importing this registry stays light (``tests`` check it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gva.config import SvdConfig
+from gva.errors import ConfigError
+from gva.generate.base import Generator
+from gva.generate.controls import MotionGenerator, RepeatGenerator
+from gva.generate.svd import SvdGenerator, TinySvdGenerator
+from gva.paths import CACHE_DIR
+
+#: ``svd.generator`` value -> generator class.
+GENERATORS: dict[str, type[Generator]] = {
+    "svd": SvdGenerator,
+    "tiny-svd": TinySvdGenerator,
+    "repeat": RepeatGenerator,
+    "motion": MotionGenerator,
+}
+
+
+def generator_class(name: str) -> type[Generator]:
+    """The class registered as ``name``; an unknown name is a :class:`ConfigError`."""
+    try:
+        return GENERATORS[name]
+    except KeyError:
+        raise ConfigError(f"svd.generator: unknown generator {name!r}; known: {', '.join(GENERATORS)}") from None
+
+
+def resolve_device(device: str) -> str:
+    """``svd.device`` -> ``cpu`` / ``cuda[:N]`` (``auto``: cuda if available), checked to exist."""
+    from gva.device import resolve_device as resolve  # torch: imported only when a device is needed
+
+    return str(resolve(device, "svd.device"))
+
+
+def build_generator(svd_cfg: SvdConfig, device: str = "auto", cache_root: str | Path = CACHE_DIR) -> Generator:
+    """The generator named by ``svd.generator``, on ``device`` (``auto``: cuda if available).
+
+    ``cache_root`` holds what a generator builds or downloads (e.g. ``<cache_root>/tiny-svd``).
+    """
+    cls = generator_class(svd_cfg.generator)
+    return cls.from_config(svd_cfg, resolve_device(device), cache_root)
+
+
+def cache_settings(svd_cfg: SvdConfig, device: str) -> dict[str, Any]:
+    """The generator's name and the settings that change its bytes on (resolved) ``device``."""
+    return {"generator": svd_cfg.generator, **generator_class(svd_cfg.generator).cache_settings(svd_cfg, device)}
+
+
+def prepare(svd_cfg: SvdConfig, cache_root: str | Path = CACHE_DIR) -> None:
+    """The generator's one-time per-machine preparation (see :meth:`Generator.prepare`)."""
+    generator_class(svd_cfg.generator).prepare(svd_cfg, cache_root)

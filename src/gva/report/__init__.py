@@ -1,0 +1,110 @@
+"""``gva report``: experiments over seeds -> one results table (Markdown) and PNG plots.
+
+Input is either the output of ``dvc exp show --json`` (a file, or run here with ``--from-dvc``)
+or pipeline run directories / ``metrics.json`` files (each with its ``params.yaml`` in the run
+root). Every finished run contributes one :class:`Run`: its flattened params and the evaluate
+stage's ``metrics/metrics.json`` (``model2d.*``, ``model3d.*``, ``delta.*``).
+
+Runs are grouped into *configurations*: all params that differ between runs, except the seed
+(``train.seed`` by default), name a configuration. Per configuration and model the report gives
+mean ± sample standard deviation over seeds of top-1, top-3 and macro-F1; per configuration the
+paired 3-D minus 2-D top-1 difference with a t-interval over seeds, each seed's own
+paired-bootstrap 95 % interval and exact McNemar p-value (both from ``gva evaluate``); where a
+configuration has a ``train2d.frames=all`` twin (the "2-D on generated frames" control), the
+control's 2-D model is compared with the baseline's seed by seed.
+
+Output (``--out``, default ``reports/``): ``results.md``, ``results.json``, ``metrics.png`` and
+``delta_top1.png``. The same inputs give byte-identical outputs: runs, configurations and keys
+are sorted, no timestamps, PNG metadata stripped, and absolute paths among the params (such as
+``data.source``) are shown relative to ``--repo-root`` (default: the current directory).
+
+The package, by job:
+
+* :mod:`gva.report.collect` — reading runs (``dvc exp show --json``, run directories);
+* :mod:`gva.report.stats` — grouping into configurations, summaries and intervals over seeds;
+* :mod:`gva.report.render` — Markdown, ``results.json``, the plots, :func:`write_report`;
+* here — :func:`main`, the ``gva report`` command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from gva.errors import GvaError, ReportError
+from gva.report.collect import (METRICS_FILE, Run, dvc_exp_show, flatten, parse_json,
+                                read_exp_json, run_from_path, runs_from_exp_show)
+from gva.report.render import (FIXED_KEYS, METRIC_LABELS, MODEL_LABELS, display_path,
+                               display_paths, plot_delta, plot_metrics, render_markdown,
+                               results_json, write_report)
+from gva.report.stats import (IGNORED_KEYS, METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary,
+                              aggregate, control_pairs, format_value, metric_value, varying_keys)
+
+EXIT_USAGE = 2   # unusable input, as everywhere in the gva command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``gva report [--exp-json FILE | --from-dvc [REPO] | --runs DIR_OR_METRICS...] [--out DIR]
+    [--repo-root DIR]``.
+
+    Exit 0 on success. Unusable input — a :class:`~gva.errors.GvaError` (such as a
+    :class:`ReportError`: a malformed file, no finished runs), an ``OSError`` (a missing file)
+    or a failed ``dvc exp show`` — exits 2 with exactly one line ``gva report: error: ...`` on
+    stderr; bad arguments exit 2 with argparse's usage message. Any other exception is a bug
+    and keeps its traceback."""
+    parser = argparse.ArgumentParser(prog="gva report", description=__doc__.splitlines()[0])
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--exp-json", metavar="FILE",
+                     help="output of `dvc exp show --json` ('-' = stdin)")
+    src.add_argument("--from-dvc", metavar="REPO", nargs="?", const=".",
+                     help="run `dvc exp show --json` in REPO (default: .)")
+    src.add_argument("--runs", metavar="PATH", nargs="+",
+                     help="run directories (params.yaml + metrics/metrics.json) or metrics.json files")
+    parser.add_argument("--out", default="reports", help="output directory (default: reports)")
+    parser.add_argument("--seed-key", default=SEED_KEY, help=f"param that varies over seeds "
+                                                              f"(default: {SEED_KEY})")
+    parser.add_argument("--include-workspace", action="store_true",
+                        help="also count the workspace row of `dvc exp show` (usually a duplicate)")
+    parser.add_argument("--title", default="gva results")
+    parser.add_argument("--repo-root", default=".", metavar="DIR",
+                        help="absolute paths among the params (data.source ...) are shown "
+                             "relative to DIR (default: the current directory)")
+    args = parser.parse_args(argv)
+    try:
+        notes: list[str] = []
+        if args.runs:
+            runs = [run_from_path(p) for p in args.runs]
+        else:
+            if args.exp_json == "-":
+                source = "<stdin>"
+                data = parse_json(sys.stdin.read(), source)
+            elif args.exp_json:
+                source = args.exp_json
+                data = read_exp_json(source)
+            else:
+                source = f"`dvc exp show --json` in {args.from_dvc}"
+                data = dvc_exp_show(args.from_dvc)
+            runs, notes = runs_from_exp_show(data, include_workspace=args.include_workspace,
+                                             source=source)
+        results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root)
+    except (GvaError, OSError, subprocess.CalledProcessError) as exc:
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"gva report: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"gva report: {len(runs)} runs, {len(results)} configurations -> {args.out}/results.md")
+    return 0
+
+
+__all__ = [
+    "main", "ReportError",
+    # collect
+    "METRICS_FILE", "Run", "flatten", "runs_from_exp_show", "run_from_path", "parse_json",
+    "read_exp_json", "dvc_exp_show",
+    # stats
+    "SEED_KEY", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
+    "format_value", "varying_keys", "metric_value", "aggregate", "control_pairs",
+    # render
+    "METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths",
+    "render_markdown", "results_json", "plot_metrics", "plot_delta", "write_report",
+]

@@ -1,0 +1,279 @@
+"""Rendering aggregated results: ``results.md``, ``results.json`` and the PNG plots.
+
+:func:`write_report` is the whole job: aggregate, plot ``metrics.png`` (top-1/top-3/macro-F1 per
+configuration and model, seeds as dots) and ``delta_top1.png`` (3-D minus 2-D top-1 per
+configuration with per-seed intervals), then write the Markdown and JSON. The same inputs give
+byte-identical outputs: no timestamps, everything sorted, PNG metadata stripped.
+
+Paths are shown as the user wrote them, relative where they were relative: a param value that is
+a string starting with ``/`` (an absolute path, typically ``data.source`` of a queued DVC
+experiment) is shown relative to ``repo_root`` (:func:`display_paths`), so the report does not
+depend on where the repository was checked out as long as the data sits at the same place
+relative to it. Relative paths and every other value are shown unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from gva.io import save_png
+from gva.report.collect import Run
+from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate,
+                              control_pairs, format_value, metric_value)
+
+METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
+MODEL_LABELS = {"model2d": "2-D (original test images)", "model3d": "3-D (generated test clips)"}
+# Params shown under "Fixed settings" when they are the same in every run (the rest are noise).
+FIXED_KEYS = (
+    "data.source", "data.limit_per_class", "data.image_size", "data.val_fraction",
+    "svd.generator", "svd.frames", "svd.steps", "model.arch", "model.pretrained",
+    "train.image_size", "train.optimizer", "train.lr", "train.step_size", "train.gamma",
+    "train.augment", "train2d.epochs", "train2d.batch_size", "train2d.frames", "inflate.source",
+    "inflate.last_n", "inflate.time_kernel", "train3d.epochs", "train3d.batch_size", "train3d.lr",
+    "evaluate.bootstrap",
+)
+PLOTS = ("metrics.png", "delta_top1.png")
+
+
+# ------------------------------------------------------------------------------------- paths
+
+def display_path(value: Any, repo_root: str | Path = ".") -> Any:
+    """``value`` as the report shows it: a string starting with ``/`` becomes
+    ``os.path.relpath(value, repo_root)`` (``/work/shared/data/x`` from ``/work/main`` ->
+    ``../shared/data/x``); anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith("/"):
+        return os.path.relpath(value, repo_root)
+    return value
+
+
+def display_paths(runs: Sequence[Run], repo_root: str | Path = ".") -> list[Run]:
+    """``runs`` with every param value passed through :func:`display_path`."""
+    return [dataclasses.replace(r, params={k: display_path(v, repo_root)
+                                           for k, v in r.params.items()}) for r in runs]
+
+
+# ---------------------------------------------------------------------------------- Markdown
+
+def _f(x: float, digits: int = 3) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _pm(s: Summary, signed: bool = False) -> str:
+    mean = f"{s.mean:+.3f}" if signed else _f(s.mean)
+    return f"{mean} ± {_f(s.std)}" if len(s.values) > 1 else mean
+
+
+def _p(p: float) -> str:
+    return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _n_test(run: Run) -> int:
+    """Test images of the run (0 when the metrics do not say)."""
+    return int(metric_value(run, "n_test")) if "n_test" in run.metrics else 0
+
+
+def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes: Sequence[str],
+                    seed_key: str = SEED_KEY, title: str = "gva results",
+                    plots: Sequence[str] = ()) -> str:
+    """The report as Markdown (deterministic: no timestamps, sorted everything)."""
+    lines = [f"# {title}", ""]
+    n_test = sorted({_n_test(r) for r in runs})
+    lines += [f"{len(runs)} finished runs in {len(results)} configurations; seeds vary "
+              f"`{seed_key}`; {', '.join(map(str, n_test))} paired test images per run "
+              "(the same images in every run). Mean ± sample std over seeds.", ""]
+    classes = runs[0].params.get("data.classes")
+    if isinstance(classes, list) and classes:
+        k = len(classes)
+        lines += [f"{k} classes: chance is top-1 {1 / k:.3f}, top-3 {min(1.0, 3 / k):.3f}.", ""]
+    fixed = {k: runs[0].params[k] for k in FIXED_KEYS
+             if k in runs[0].params and len({format_value(r.params.get(k)) for r in runs}) == 1}
+    if fixed:
+        lines += ["Fixed settings: " + ", ".join(f"`{k}={format_value(v)}`"
+                                                 for k, v in fixed.items()), ""]
+
+    lines += ["## Accuracy per configuration and model", "",
+              "| configuration | model | seeds | top-1 | top-3 | macro-F1 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for c in results:
+        for m in MODELS:
+            s = c.metrics[m]
+            lines.append(f"| {c.label} | {MODEL_LABELS[m]} | {len(c.runs)} | {_pm(s['top1'])} | "
+                         f"{_pm(s['top3'])} | {_pm(s['f1_macro'])} |")
+    lines += ["", "## Paired difference: 3-D minus 2-D (same test images)", "",
+              "Δ top-1 over seeds with a 95 % t-interval over seeds; per seed the paired bootstrap "
+              "95 % interval and the exact McNemar p-value (discordant pairs: only 2-D correct / "
+              "only 3-D correct). Δ top-3 and Δ macro-F1 are means over seeds.", "",
+              "| configuration | seeds | Δ top-1 | 95 % t-interval (seeds) | Δ top-3 | Δ macro-F1 | "
+              "per seed: Δ top-1 [bootstrap 95 %] | per seed: McNemar p (2-D only / 3-D only) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in results:
+        lo, hi = c.delta_top1.t_interval()
+        d3 = Summary([metric_value(r, "delta.top3") for r in c.runs])
+        df1 = Summary([metric_value(r, "delta.f1_macro") for r in c.runs])
+        per_seed = "; ".join(f"s{format_value(s)}: {d:+.3f} [{a:+.3f}, {b:+.3f}]" for s, d, (a, b)
+                             in zip(c.seeds, c.delta_top1.values, c.delta_ci))
+        mc = "; ".join(f"s{format_value(s)}: {_p(p)} ({x}/{y})" for s, p, (x, y)
+                       in zip(c.seeds, c.mcnemar_p, c.discordant))
+        interval = f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else "–"
+        lines.append(f"| {c.label} | {len(c.runs)} | {_pm(c.delta_top1, signed=True)} | {interval} | "
+                     f"{d3.mean:+.3f} | {df1.mean:+.3f} | {per_seed} | {mc} |")
+    pairs = control_pairs(results, seed_key)
+    if pairs:
+        lines += ["", "## Control: 2-D trained with the generated frames as extra images", "",
+                  "2-D top-1 on the original test images, `train2d.frames=all` minus "
+                  "`train2d.frames=first`, paired by seed (95 % t-interval over seeds).", "",
+                  "| control | seeds | Δ 2-D top-1 | 95 % t-interval (seeds) |",
+                  "| --- | --- | --- | --- |"]
+        for _base, ctrl, diff in pairs:
+            lo, hi = diff.t_interval()
+            interval = f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else "–"
+            lines.append(f"| {ctrl.label} | {len(diff.values)} | {_pm(diff, signed=True)} | "
+                         f"{interval} |")
+    lines += ["", "## Runs", "", "| configuration | seed | run | 2-D top-1 | 3-D top-1 | Δ top-1 |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for c in results:
+        for s, r in zip(c.seeds, c.runs):
+            lines.append(f"| {c.label} | {format_value(s)} | {r.name} | "
+                         f"{metric_value(r, 'model2d.top1'):.3f} | "
+                         f"{metric_value(r, 'model3d.top1'):.3f} | "
+                         f"{metric_value(r, 'delta.top1'):+.3f} |")
+    if notes:
+        lines += ["", "Skipped: " + "; ".join(notes) + "."]
+    if plots:
+        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------------------------- JSON
+
+def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY) -> dict[str, Any]:
+    """The aggregated rows as plain data (for other tools)."""
+    def summ(s: Summary) -> dict:
+        return {"mean": s.mean if s.values else None,
+                "std": None if math.isnan(s.std) else s.std, "values": s.values}
+    rows = []
+    for c in results:
+        lo, hi = c.delta_top1.t_interval()
+        rows.append({
+            "configuration": c.label, "settings": c.settings, "seeds": c.seeds,
+            "runs": [r.name for r in c.runs],
+            **{m: {k: summ(v) for k, v in c.metrics[m].items()} for m in MODELS},
+            "delta_top1": {**summ(c.delta_top1),
+                           "t95_low": None if math.isnan(lo) else lo,
+                           "t95_high": None if math.isnan(hi) else hi,
+                           "bootstrap95": [list(ci) for ci in c.delta_ci],
+                           "mcnemar_p": c.mcnemar_p,
+                           "discordant_2d_only_3d_only": [list(d) for d in c.discordant]},
+        })
+    controls = [{"baseline": b.label, "control": c.label, "delta_model2d_top1": summ(d)}
+                for b, c, d in control_pairs(results, seed_key)]
+    return {"seed_key": seed_key, "configurations": rows, "controls": controls}
+
+
+# ------------------------------------------------------------------------------------- plots
+
+def _short(label: str) -> str:
+    """Axis label: values only, one per line (``svd.generator=motion`` -> ``motion``)."""
+    return "\n".join(part.split("=", 1)[-1] for part in label.split(", "))
+
+
+def plot_metrics(results: Sequence[ConfigResult], path: str | Path,
+                 n_classes: int | None = None) -> None:
+    """top-1 / top-3 / macro-F1 per configuration: bars = mean, error bars = std, dots = seeds;
+    a dashed line at chance level when ``n_classes`` is known."""
+    from matplotlib.figure import Figure
+    n = len(results)
+    fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 9.0))
+    axes = fig.subplots(len(METRIC_KEYS), 1, sharex=True)
+    x = np.arange(n)
+    width = 0.38
+    colours = {"model2d": "#4c72b0", "model3d": "#dd8452"}
+    for ax, metric in zip(axes, METRIC_KEYS):
+        for j, m in enumerate(MODELS):
+            off = (j - 0.5) * width
+            summ = [c.metrics[m][metric] for c in results]
+            means = [s.mean for s in summ]
+            errs = [0.0 if math.isnan(s.std) else s.std for s in summ]
+            ax.bar(x + off, means, width, yerr=errs, capsize=3, color=colours[m],
+                   alpha=0.8, label=MODEL_LABELS[m])
+            for i, s in enumerate(summ):
+                ax.scatter(np.full(len(s.values), x[i] + off), s.values, s=12, color="black",
+                           zorder=3)
+        if n_classes:
+            chance = min(1.0, (3 if metric == "top3" else 1) / n_classes)
+            ax.axhline(chance, color="grey", ls="--", lw=1,
+                       label="chance" if metric == METRIC_KEYS[0] else None)
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].set_title("Test metrics per configuration (mean ± std over seeds; dots: seeds)")
+    axes[-1].set_xticks(x, [_short(c.label) for c in results], fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+
+
+def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
+    """3-D minus 2-D top-1 per configuration: each seed with its bootstrap interval, the mean
+    over seeds with its t-interval."""
+    from matplotlib.figure import Figure
+    n = len(results)
+    fig = Figure(figsize=(max(6.0, 1.6 * n + 2), 4.5))
+    ax = fig.subplots()
+    ax.axhline(0.0, color="grey", lw=1)
+    for i, c in enumerate(results):
+        k = len(c.runs)
+        offs = np.linspace(-0.25, 0.05, k) if k > 1 else np.array([-0.1])
+        for j, (off, d, (lo, hi)) in enumerate(zip(offs, c.delta_top1.values, c.delta_ci)):
+            ax.errorbar(i + off, d, yerr=[[d - lo], [hi - d]], fmt="o", color="#4c72b0", ms=4,
+                        capsize=2, label="seed (paired bootstrap 95 %)" if i == j == 0 else None)
+        lo, hi = c.delta_top1.t_interval()
+        m = c.delta_top1.mean
+        yerr = None if math.isnan(lo) else [[m - lo], [hi - m]]
+        ax.errorbar(i + 0.2, m, yerr=yerr, fmt="D", color="#c44e52", ms=6, capsize=4,
+                    label="mean over seeds (t 95 %)" if i == 0 else None)
+    ax.set_xticks(np.arange(n), [_short(c.label) for c in results], fontsize=8)
+    ax.set_ylabel("top-1: 3-D minus 2-D")
+    ax.set_title("Paired difference on the same test images")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+
+
+# ------------------------------------------------------------------------------------ report
+
+def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),
+                 seed_key: str = SEED_KEY, title: str = "gva results",
+                 repo_root: str | Path = ".") -> list[ConfigResult]:
+    """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
+    ``out``; absolute paths among the params are shown relative to ``repo_root``
+    (:func:`display_paths`). Returns the aggregated configurations (as shown)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
+    from gva.io import atomic_path
+
+    out = Path(out)
+    runs = display_paths(runs, repo_root)
+    results = aggregate(runs, seed_key)
+    classes = runs[0].params.get("data.classes")
+    plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)
+    plot_delta(results, out / "delta_top1.png")
+    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS)
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(md)
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(results_json(results, seed_key), indent=2, sort_keys=True) + "\n")
+    return results
+
+
+__all__ = ["METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths",
+           "render_markdown", "results_json", "plot_metrics", "plot_delta", "write_report"]

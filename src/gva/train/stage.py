@@ -1,0 +1,177 @@
+"""Stages ``train2d`` (images -> ``models/model2d.pt``) and ``train3d`` (clips -> ``models/model3d.pt``).
+
+Both call the one loop, :func:`gva.train.loop.fit`; they differ in data (curated images plus,
+with ``train2d.frames: all``, the ``extra_frames`` store / generated clips), epochs, batch size and,
+when ``train3d.lr`` is set, the fine-tuning learning rate. A stage's outputs (checkpoint and
+dvclive log directory) appear together and whole: the log is written to a temporary directory
+and swapped in after the checkpoint, so a failed run (a NaN stop, a crash) leaves the previous
+model *and* its logs as they were. Under several processes only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+
+from gva import distributed
+from gva.config import Config
+from gva.data.arrays import Store, open_clips, open_images
+from gva.data.loader import concat, split_samples
+from gva.device import resolve_device
+from gva.errors import CheckpointError, ConfigError, StoreError
+from gva.io import atomic_path
+from gva.models.backbones import build_backbone
+from gva.models.checkpoint import CheckpointMeta, ClassInfo, TrainingRecord, load_checkpoint, save_checkpoint
+from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR, LIVE2D, LIVE3D, MODEL2D, MODEL3D, MODEL3D_INIT
+from gva.train.loop import FitResult, fit
+
+log = logging.getLogger(__name__)
+
+
+def classes_of(store: Store, where: str) -> list[ClassInfo]:
+    """The store's classes in label order; labels must be 0..K-1 with one id and name each."""
+    found: dict[int, ClassInfo] = {}
+    for r in store.rows:
+        info = found.setdefault(r.label, ClassInfo(r.wnid, r.class_name))
+        if info != ClassInfo(r.wnid, r.class_name):
+            raise StoreError(f"{where}: label {r.label} is both {info.wnid} and {r.wnid}")
+    if sorted(found) != list(range(len(found))):
+        raise StoreError(f"{where}: labels must be 0..{len(found) - 1}, got {sorted(found)}")
+    return [found[k] for k in range(len(found))]
+
+
+def check_processes(processes: int, world: int, stage: str) -> None:
+    """``train.processes`` must be the launched world size: the per-rank batch and BN depend on it."""
+    if world == processes:
+        return
+    if world == 1:
+        raise ConfigError(f"train.processes is {processes} but {stage} runs as one process: start it with "
+                          f"`gva {stage}` (it launches the ranks itself) or set train.processes: 1")
+    raise ConfigError(f"train.processes is {processes} but the launcher started {world} processes; they must "
+                      "agree (with --nnodes M --nproc-per-node N, train.processes is M*N)")
+
+
+@contextlib.contextmanager
+def _outputs(live_dir: Path, dist: distributed.Dist) -> Iterator[Path]:
+    """The dvclive directory to write to: a temporary one renamed onto ``live_dir`` on success
+    (rank 0); other ranks write nothing."""
+    if not dist.is_main:
+        yield live_dir
+        return
+    with atomic_path(live_dir) as tmp:
+        yield tmp
+
+
+def _record(result: FitResult, epochs: int, lr: float, seed: int, samples: int, world: int,
+            frames_2d: Optional[str] = None) -> TrainingRecord:
+    return TrainingRecord(epochs=int(epochs), best_epoch=int(result.best_epoch), selected_on=result.selected_on,
+                          train_time_s=float(result.train_time_s), seed=seed, lr=lr, train_samples=samples,
+                          processes=world, frames_2d=frames_2d, history=result.history)
+
+
+def run_train2d(cfg: Config, curated_dir: str | Path = CURATED_DIR,
+                extra_frames_dir: str | Path = EXTRA_FRAMES_DIR, model_path: str | Path = MODEL2D,
+                live_dir: str | Path = LIVE2D) -> CheckpointMeta:
+    """Stage ``train2d`` (one rank of it under a launcher): curated images (+ the extra frames with
+    ``train2d.frames: all``) -> ``model_path`` and ``live_dir``."""
+    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
+        check_processes(cfg.train.processes, dist.world, "train2d")
+        return _train2d(cfg, Path(curated_dir), Path(extra_frames_dir), Path(model_path), Path(live_dir), dist)
+
+
+def run_train3d(cfg: Config, init_path: str | Path = MODEL3D_INIT, clips_dir: str | Path = CLIPS_DIR,
+                model_path: str | Path = MODEL3D, live_dir: str | Path = LIVE3D) -> CheckpointMeta:
+    """Stage ``train3d`` (one rank of it under a launcher): ``init_path`` + clips -> ``model_path``."""
+    with distributed.session(resolve_device(cfg.train.device, "train.device").type) as dist:
+        check_processes(cfg.train.processes, dist.world, "train3d")
+        return _train3d(cfg, Path(init_path), Path(clips_dir), Path(model_path), Path(live_dir), dist)
+
+
+def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, live_dir: Path,
+             dist: distributed.Dist) -> CheckpointMeta:
+    t = cfg.train
+    images = open_images(curated_dir)
+    classes = classes_of(images, str(curated_dir / "index.csv"))
+    parts = [split_samples(images, curated_dir / "images.npy", 4, "train", augment=t.augment)]
+    if cfg.train2d.frames == "all":
+        extra = open_images(extra_dir)
+        if extra.array.shape[1:] != images.array.shape[1:]:
+            raise StoreError(f"{extra_dir}: frames are {extra.array.shape[1:3]}, images "
+                             f"{images.array.shape[1:3]}; re-run extra_frames")
+        if any(r.label >= len(classes) or classes[r.label].wnid != r.wnid for r in extra.rows):
+            raise StoreError(f"{extra_dir}: classes differ from {curated_dir}'s; re-run extra_frames")
+        if not extra.rows:
+            log.warning("train2d.frames is all but %s holds no frames (re-run extra_frames?)", extra_dir)
+        parts.append(split_samples(extra, extra_dir / "images.npy", 4, "train", augment=t.augment))
+    train_set = concat(parts)
+    if train_set is None:
+        raise StoreError(f"{curated_dir}: no train split")
+    val_set = split_samples(images, curated_dir / "images.npy", 4, "val")
+    log.info("train2d: %d train samples (frames: %s), %d val images, %d classes, arch %s", len(train_set),
+             cfg.train2d.frames, 0 if val_set is None else len(val_set), len(classes), cfg.model.arch)
+
+    torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
+    model = build_backbone(cfg.model.arch, len(classes), cfg.model.pretrained)
+    with _outputs(live_dir, dist) as live_tmp:
+        result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
+                     live_tmp, "train2d", dist)
+        meta = CheckpointMeta(
+            kind="2d", arch=cfg.model.arch, pretrained=cfg.model.pretrained, classes=classes,
+            input_size=t.image_size, mean=list(t.mean), std=list(t.std),
+            image_size=int(images.array.shape[1]),
+            training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(train_set), dist.world,
+                             cfg.train2d.frames))
+        if dist.is_main:
+            save_checkpoint(model_path, model, meta)
+    dist.barrier("train2d: waiting for rank 0 to write the checkpoint")
+    log.info("train2d: wrote %s (epoch %d selected on %s, %.1fs)", model_path, result.best_epoch,
+             result.selected_on, result.train_time_s)
+    return meta
+
+
+def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, live_dir: Path,
+             dist: distributed.Dist) -> CheckpointMeta:
+    t = cfg.train
+    if cfg.train3d.lr is not None:
+        # Fine-tuning a 2-D model trained from scratch wants a smaller step than that training.
+        t = dataclasses.replace(t, lr=cfg.train3d.lr)
+    model, init = load_checkpoint(init_path)
+    if init.kind != "3d":
+        raise CheckpointError(f"{init_path}: expected a 3d checkpoint, got {init.kind}")
+    clips = open_clips(clips_dir, image_size=init.image_size)
+    classes = classes_of(clips, str(clips_dir / "index.csv"))
+    if classes != init.classes:
+        raise StoreError(f"{clips_dir}: classes {[c.wnid for c in classes]} differ from {init_path}'s "
+                         f"{init.wnids}")
+    path = clips_dir / "clips.npy"
+    train_set = split_samples(clips, path, 5, "train", augment=t.augment)
+    if train_set is None:
+        raise StoreError(f"{clips_dir}: no train split")
+    val_set = split_samples(clips, path, 5, "val")
+    frames = int(clips.array.shape[1])
+    log.info("train3d: %d train clips of %d frames, %d val clips, arch %s inflated (%s, last_n %s)",
+             len(train_set), frames, 0 if val_set is None else len(val_set), init.arch,
+             init.inflation.source, init.inflation.last_n)
+
+    torch.manual_seed(t.seed)
+    with _outputs(live_dir, dist) as live_tmp:
+        result = fit(model, train_set, val_set, t, cfg.train3d.epochs, cfg.train3d.batch_size,
+                     live_tmp, "train3d", dist)
+        meta = dataclasses.replace(init, frames=frames, input_size=t.image_size, mean=list(t.mean),
+                                   std=list(t.std),
+                                   training=_record(result, cfg.train3d.epochs, t.lr, t.seed, len(train_set),
+                                                    dist.world))
+        if dist.is_main:
+            save_checkpoint(model_path, model, meta)
+    dist.barrier("train3d: waiting for rank 0 to write the checkpoint")
+    log.info("train3d: wrote %s (epoch %d selected on %s, %.1fs)", model_path, result.best_epoch,
+             result.selected_on, result.train_time_s)
+    return meta
+
+
+__all__ = ["run_train2d", "run_train3d", "classes_of", "check_processes"]

@@ -1,0 +1,249 @@
+"""svd_generate's resume-cache key and output determinism.
+
+* The key changes with everything that can change clip bytes -- the generator's settings, the
+  curated data, gva's generation code, the library versions -- and with nothing else (batch size,
+  chunk size, processes, previews): a code or library change regenerates instead of resuming
+  chunks another code made.
+* ``data/clips`` is a function of what changes the clips: a run knob leaves every file in it
+  byte-identical (generation.json and the MP4 previews included); run facts go to the run file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gva.config import config_from_dict
+from gva.generate import provenance
+from gva.generate.stage import clip_key
+from tests.test_generate import TINY32, make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
+
+MOTION = {"generator": "motion", "chunk_size": 2, "previews_per_class": 0}
+
+
+def _stage(tmp_path: Path, svd: dict, out: str = "clips", run_file: str = "run.json") -> dict:
+    from gva.generate.stage import run
+
+    return run(config_from_dict({"svd": svd}), curated_dir=tmp_path / "curated", out_dir=tmp_path / out,
+               cache_root=tmp_path / "cache", run_file=tmp_path / run_file, progress=False)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _copy_sources(tmp_path: Path) -> list[Path]:
+    """A copy of the generation sources (same layout), to edit without touching the checkout."""
+    copies = []
+    for path in provenance.code_files():
+        copy = tmp_path / "src" / path.relative_to(provenance.PACKAGE_DIR.parent)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        copies.append(copy)
+    return copies
+
+
+# --- the key's ingredients ---------------------------------------------------------------------
+
+def test_code_files_cover_the_generation_package_and_what_reads_the_data():
+    names = [p.relative_to(provenance.PACKAGE_DIR.parent).as_posix() for p in provenance.code_files()]
+    assert {"gva/generate/base.py", "gva/generate/svd.py", "gva/generate/controls.py", "gva/generate/stage.py",
+            "gva/generate/runner.py", "gva/generate/registry.py", "gva/data/arrays.py"} <= set(names)
+    assert all(p.is_file() for p in provenance.code_files())
+
+
+def test_code_hash_follows_code_not_comments_or_docstrings(tmp_path):
+    files = _copy_sources(tmp_path)
+    svd = next(p for p in files if p.name == "svd.py")
+    ref = provenance.code_hash(files)
+    assert provenance.code_hash(files) == ref  # stable
+    text = svd.read_text()
+
+    svd.write_text(text.replace('"""Stable Video Diffusion', '"""Reworded: Stable Video Diffusion', 1)
+                   .replace("\nlog = logging", "\n# a new comment\n\nlog = logging", 1))
+    assert provenance.code_hash(files) == ref  # docstring, comment and blank-line edits keep the key
+
+    svd.write_text(text.replace("TINY_SVD_SEED = 0", "TINY_SVD_SEED = 1"))
+    assert provenance.code_hash(files) != ref  # a code edit changes it
+    svd.write_text(text)
+    assert provenance.code_hash(files) == ref
+    (files[0].parent / "extra.py").write_text("X = 1\n")
+    assert provenance.code_hash(files + [files[0].parent / "extra.py"]) != ref  # a new module too
+
+
+def test_key_tracks_settings_data_device_code_and_versions(monkeypatch):
+    base = config_from_dict({"svd": TINY32})
+    key, record = clip_key(base, "cpu", "data")
+    assert record["code_hash"] == provenance.code_hash() and record["versions"] == provenance.library_versions()
+    # run knobs are not part of the key
+    same = config_from_dict({"svd": {**TINY32, "batch_size": 1, "chunk_size": 9, "processes": 2,
+                                     "preview_fps": 3, "previews_per_class": 0, "device": "cuda"}})
+    assert clip_key(same, "cpu", "data")[0] == key
+    for change in ({"steps": 3}, {"seed": 1}, {"frames": 4}, {"height": 72}, {"first_frame": "generated"},
+                   {"decode_chunk_size": 1}, {"noise_aug_strength": 0.1}, {"dtype": "fp32"}):
+        other = config_from_dict({"svd": {**TINY32, **change}})
+        # dtype matters only where it is used: on a GPU
+        assert clip_key(other, "cuda", "data")[0] != clip_key(base, "cuda", "data")[0], change
+    assert clip_key(base, "cpu", "other data")[0] != key
+    assert clip_key(base, "cuda", "data")[0] != key
+    assert clip_key(base, "cuda:1", "data")[0] == clip_key(base, "cuda:0", "data")[0]
+    # controls depend only on what they read: svd.steps does not touch a motion cache
+    motion = config_from_dict({"svd": {"generator": "motion"}})
+    assert clip_key(config_from_dict({"svd": {"generator": "motion", "steps": 30}}), "cpu", "d")[0] == \
+        clip_key(motion, "cpu", "d")[0]
+    assert clip_key(config_from_dict({"svd": {"generator": "motion", "seed": 3}}), "cpu", "d")[0] != \
+        clip_key(motion, "cpu", "d")[0]
+    rep = config_from_dict({"svd": {"generator": "repeat"}})
+    assert clip_key(config_from_dict({"svd": {"generator": "repeat", "seed": 4, "steps": 30}}), "cpu", "d")[0] == \
+        clip_key(rep, "cpu", "d")[0]
+    # code and library versions
+    monkeypatch.setattr(provenance, "code_hash", lambda files=None: "another code")
+    assert clip_key(base, "cpu", "data")[0] != key
+    monkeypatch.undo()
+    real = provenance.library_versions()
+    monkeypatch.setattr(provenance, "library_versions", lambda: {**real, "diffusers": "0.0.1"})
+    assert clip_key(base, "cpu", "data")[0] != key
+
+
+# --- the stage: a change of code or libraries regenerates --------------------------------------
+
+def test_code_change_regenerates_instead_of_resuming(tmp_path, monkeypatch):
+    """The integrity fault: an edited generator must not re-assemble the chunks the old code made."""
+    make_curated(tmp_path / "curated", n=5)
+    files = _copy_sources(tmp_path)
+    monkeypatch.setattr(provenance, "code_files", lambda: files)
+    first = _stage(tmp_path, MOTION)
+    assert first["run"]["generated_images"] == 5
+
+    again = _stage(tmp_path, MOTION)  # nothing changed: a pure resume
+    assert again["run"]["resumed_images"] == 5 and again["generation"] == first["generation"]
+
+    controls = next(p for p in files if p.name == "controls.py")
+    source = controls.read_text()
+    assert "rng.uniform(-1.0, 1.0, size=4)" in source
+    controls.write_text(source.replace("rng.uniform(-1.0, 1.0, size=4)", "rng.uniform(-0.5, 0.5, size=4)"))
+    edited = _stage(tmp_path, MOTION)
+    assert edited["run"]["generated_images"] == 5 and edited["run"]["resumed_images"] == 0
+    assert edited["generation"]["cache_key"] != first["generation"]["cache_key"]
+    assert edited["generation"]["provenance"]["code_hash"] == provenance.code_hash(files)
+    assert edited["generation"]["provenance"]["code_hash"] != first["generation"]["provenance"]["code_hash"]
+    assert len(list((tmp_path / "cache" / "svd").iterdir())) == 2  # the old chunks stay under the old key
+
+
+def test_library_version_change_regenerates(tmp_path, monkeypatch):
+    make_curated(tmp_path / "curated", n=4)
+    real = provenance.library_versions()
+    first = _stage(tmp_path, MOTION)
+    monkeypatch.setattr(provenance, "library_versions", lambda: {**real, "torch": "9.9.9+cu999"})
+    other = _stage(tmp_path, MOTION)
+    assert other["run"]["generated_images"] == 4 and other["run"]["resumed_images"] == 0
+    assert other["generation"]["cache_key"] != first["generation"]["cache_key"]
+    # generation.json and key.json record the versions the chunks were made under
+    assert other["generation"]["provenance"]["versions"]["torch"] == "9.9.9+cu999"
+    key_json = json.loads((tmp_path / "cache" / "svd" / other["generation"]["cache_key"] / "key.json").read_text())
+    assert key_json["key"] == other["generation"]["cache_key"]
+    assert {k: key_json[k] for k in ("code_hash", "code_files", "versions")} == other["generation"]["provenance"]
+    assert key_json["settings"] == other["generation"]["clip_settings"]
+    assert key_json["curated_hash"] == other["generation"]["curated_hash"]
+
+
+# --- data/clips depends only on what changes the clips -----------------------------------------
+
+def test_run_knobs_leave_data_clips_byte_identical(tmp_path):
+    """svd.batch_size 4 -> 1 and another chunk size: same data/clips bytes (previews and
+    generation.json included), only the run file differs; also when the cached description is gone."""
+    make_curated(tmp_path / "curated", n=4)
+    tiny = {**TINY32, "previews_per_class": 1}
+    first = _stage(tmp_path, {**tiny, "batch_size": 4, "chunk_size": 4}, run_file="run1.json")
+    ref = _files(tmp_path / "clips")
+    assert set(ref) == {"clips.npy", "index.csv", "generation.json", "previews/000_n00000000_test_100.mp4",
+                        "previews/001_n00000001_test_103.mp4"}
+    second = _stage(tmp_path, {**tiny, "batch_size": 1, "chunk_size": 3}, run_file="run2.json")
+    assert second["run"]["resumed_images"] == 4 and second["run"]["generated_images"] == 0
+    assert _files(tmp_path / "clips") == ref
+    run1, run2 = (json.loads((tmp_path / f).read_text()) for f in ("run1.json", "run2.json"))
+    assert run1 != run2 and (run1["batch_size"], run2["batch_size"]) == (4, 1)
+    assert (run1["generated_images"], run2["resumed_images"]) == (4, 4)
+
+    # generation.json: content facts only
+    meta = json.loads(ref["generation.json"])
+    assert list(meta) == ["generator", "cache_key", "clip_settings", "resolved", "curated_hash", "shape", "images",
+                          "frames", "seed_rule", "provenance"]
+    assert "batch_size" not in json.dumps(meta) and "seconds" not in json.dumps(meta)
+    assert meta == first["generation"] == second["generation"]
+
+    # a cache without the stored description (deleted): built once to describe, same bytes
+    (tmp_path / "cache" / "svd" / meta["cache_key"] / "generator.json").unlink()
+    _stage(tmp_path, {**tiny, "batch_size": 2}, run_file="run3.json")
+    assert _files(tmp_path / "clips") == ref
+
+    # a fresh cache and another batch size from scratch: the same files too (within the documented
+    # 1e-5 float tolerance a rare uint8 may round differently, so compare everything but the clips)
+    (tmp_path / "cache2").mkdir()
+    from gva.generate.stage import run
+
+    run(config_from_dict({"svd": {**tiny, "batch_size": 3}}), curated_dir=tmp_path / "curated",
+        out_dir=tmp_path / "clips2", cache_root=tmp_path / "cache2", run_file=tmp_path / "run4.json", progress=False)
+    fresh = _files(tmp_path / "clips2")
+    assert {k: v for k, v in fresh.items() if k.endswith((".json", ".csv"))} == \
+        {k: v for k, v in ref.items() if k.endswith((".json", ".csv"))}
+    a, b = (np.load(d / "clips.npy").astype(int) for d in (tmp_path / "clips", tmp_path / "clips2"))
+    assert np.abs(a - b).max() <= 1
+
+
+def test_preview_mp4s_are_byte_deterministic(tmp_path):
+    from gva.data.video import write_mp4
+
+    clip = np.random.default_rng(0).integers(0, 256, (3, 64, 48, 3), dtype=np.uint8)
+    write_mp4(tmp_path / "a.mp4", clip, 6)
+    write_mp4(tmp_path / "b.mp4", clip, 6)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+def test_tiny_model_dir_is_rebuilt_when_its_builder_changes(tmp_path, monkeypatch):
+    from gva.generate import svd
+
+    path = svd.tiny_model_dir(tmp_path)
+    stamp = json.loads((path / svd.TINY_STAMP).read_text())
+    assert stamp == svd.tiny_stamp()
+    marker = path / "marker"
+    marker.write_text("kept while the stamp matches")
+    assert svd.tiny_model_dir(tmp_path) == path and marker.exists()
+    monkeypatch.setattr(svd, "tiny_stamp", lambda: {**stamp, "code_hash": "edited"})
+    assert svd.tiny_model_dir(tmp_path) == path and not marker.exists()  # rebuilt
+    assert json.loads((path / svd.TINY_STAMP).read_text())["code_hash"] == "edited"
+
+
+@pytest.mark.parametrize("ingredient", ["settings", "versions"])
+def test_ranks_that_disagree_fail_naming_what_differs(tmp_path, monkeypatch, ingredient):
+    """Two ranks with different key records (simulated: rank 1's record is altered) refuse to run."""
+    from gva.distributed import Dist
+    from gva.errors import GenerationError
+    from gva.generate import stage
+
+    make_curated(tmp_path / "curated", n=3)
+
+    class TwoRanks(Dist):
+        def all_gather_object(self, obj, what=""):
+            other = json.loads(json.dumps(obj))
+            other[ingredient] = {"different": True}
+            return [obj, other]
+
+    monkeypatch.setattr(stage.distributed, "session", lambda device_type: _Ctx(TwoRanks()))
+    with pytest.raises(GenerationError, match="ranks disagree on the (svd settings|library versions)"):
+        _stage(tmp_path, MOTION)
+
+
+class _Ctx:
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return False
