@@ -14,12 +14,12 @@ import contextlib
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
 from gva import distributed
-from gva.config import Config
+from gva.config import Config, TrainConfig
 from gva.data.arrays import Store, open_clips, open_images
 from gva.data.loader import concat, split_samples
 from gva.device import resolve_device
@@ -117,21 +117,16 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
 
     torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
     model = build_backbone(cfg.model.arch, len(classes), cfg.model.pretrained)
-    with _outputs(live_dir, dist) as live_tmp:
-        result = fit(model, train_set, val_set, t, cfg.train2d.epochs, cfg.train2d.batch_size,
-                     live_tmp, "train2d", dist)
-        meta = CheckpointMeta(
+    def meta(result: FitResult) -> CheckpointMeta:
+        return CheckpointMeta(
             kind="2d", arch=cfg.model.arch, pretrained=cfg.model.pretrained, classes=classes,
             input_size=t.image_size, mean=list(t.mean), std=list(t.std),
             image_size=int(images.array.shape[1]),
             training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(train_set), dist.world,
                              cfg.train2d.frames))
-        if dist.is_main:
-            save_checkpoint(model_path, model, meta)
-    dist.barrier("train2d: waiting for rank 0 to write the checkpoint")
-    log.info("train2d: wrote %s (epoch %d selected on %s, %.1fs)", model_path, result.best_epoch,
-             result.selected_on, result.train_time_s)
-    return meta
+
+    return _fit_and_save("train2d", model, train_set, val_set, cfg.train2d.epochs, cfg.train2d.batch_size, t,
+                         meta, model_path, live_dir, dist)
 
 
 def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, live_dir: Path,
@@ -159,17 +154,26 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
              init.inflation.source, init.inflation.last_n)
 
     torch.manual_seed(t.seed)
+    def meta(result: FitResult) -> CheckpointMeta:
+        return dataclasses.replace(init, frames=frames, input_size=t.image_size, mean=list(t.mean),
+                                   std=list(t.std), training=_record(result, cfg.train3d.epochs, t.lr, t.seed,
+                                                                     len(train_set), dist.world))
+
+    return _fit_and_save("train3d", model, train_set, val_set, cfg.train3d.epochs, cfg.train3d.batch_size, t,
+                         meta, model_path, live_dir, dist)
+
+
+def _fit_and_save(stage: str, model: torch.nn.Module, train_set, val_set, epochs: int, batch_size: int,
+                  t: TrainConfig, make_meta: Callable[[FitResult], CheckpointMeta], model_path: Path,
+                  live_dir: Path, dist: distributed.Dist) -> CheckpointMeta:
+    """Train, then write the checkpoint and swap in the dvclive log together (rank 0)."""
     with _outputs(live_dir, dist) as live_tmp:
-        result = fit(model, train_set, val_set, t, cfg.train3d.epochs, cfg.train3d.batch_size,
-                     live_tmp, "train3d", dist)
-        meta = dataclasses.replace(init, frames=frames, input_size=t.image_size, mean=list(t.mean),
-                                   std=list(t.std),
-                                   training=_record(result, cfg.train3d.epochs, t.lr, t.seed, len(train_set),
-                                                    dist.world))
+        result = fit(model, train_set, val_set, t, epochs, batch_size, live_tmp, stage, dist)
+        meta = make_meta(result)
         if dist.is_main:
             save_checkpoint(model_path, model, meta)
-    dist.barrier("train3d: waiting for rank 0 to write the checkpoint")
-    log.info("train3d: wrote %s (epoch %d selected on %s, %.1fs)", model_path, result.best_epoch,
+    dist.barrier(f"{stage}: waiting for rank 0 to write the checkpoint")
+    log.info("%s: wrote %s (epoch %d selected on %s, %.1fs)", stage, model_path, result.best_epoch,
              result.selected_on, result.train_time_s)
     return meta
 
