@@ -338,3 +338,14 @@ def test_dvc_stage_metrics_and_plots(tmp_path):
         assert rendered[png][0]["type"] == "image"
     sh(str(bin_dir / "dvc"), "plots", "show", "-o", "dvc_plots")
     assert (tmp_path / "dvc_plots" / "index.html").stat().st_size > 0
+
+
+def test_bf16_channels_last_inference_is_recorded_and_agrees(tmp_path):
+    """evaluate.precision / channels_last: the report says what ran; constant heads answer the same."""
+    make_stores(tmp_path)
+    make_checkpoints(tmp_path, label2d=0, label3d=1)
+    m = run(tiny_cfg(precision="bf16", channels_last=True, latency_batch_sizes=[1]), tmp_path)
+    report = json.loads((tmp_path / "metrics/report.json").read_text())
+    assert report["execution"]["model3d"] == {"precision": "bf16", "channels_last": True, "compile": False}
+    n = sum(TEST_COUNTS)
+    assert m["model2d"]["top1"] == pytest.approx(2 / n) and m["model3d"]["top1"] == pytest.approx(6 / n)

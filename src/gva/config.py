@@ -119,6 +119,9 @@ class TrainConfig:
     processes: int = 1
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])   # ImageNet
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
+    channels_last: bool = False
+    compile: bool = False
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
@@ -178,6 +181,9 @@ class EvaluateConfig:
     extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
     device: str = "auto"
     latency_budget_s: Optional[float] = 120.0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # inference autocast; latency is for this
+    channels_last: bool = False
+    compile: bool = False
 
     def validate(self) -> None:
         _bounded(self.batch_size, 1, MAX_BATCH, "evaluate.batch_size")

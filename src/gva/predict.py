@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 from gva.config import Config
 from gva.device import resolve_device, synchronize
 from gva.errors import PredictError
+from gva.execution import Execution, FastInference
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
@@ -121,9 +122,11 @@ class Predictor:
         self.device = resolve_device(device, "--device")
         if not checkpoint.is_file():
             raise PredictError(f"{checkpoint}: checkpoint not found (train the run first: dvc repro)")
-        self.model, self.meta = load_checkpoint(checkpoint, map_location="cpu")
-        self.model.to(self.device).eval()
+        model, self.meta = load_checkpoint(checkpoint, map_location="cpu")
         self._check(checkpoint, model_kind)
+        ev = cfg.evaluate  # the run's inference settings: precision, layout (not compile: one-off calls)
+        self.execution = Execution.resolve(ev.precision, ev.channels_last, False, self.device, "evaluate")
+        self.model = FastInference(model.to(self.device).eval(), self.execution, clips=model_kind == "3d")
         self.kind = model_kind
         self.generator = None
         if model_kind == "3d":

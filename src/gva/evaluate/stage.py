@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from gva.data.loader import to_model_input
 from gva.errors import CheckpointError, StoreError
+from gva.execution import Execution, FastInference
 from gva.models.checkpoint import CheckpointMeta, load_checkpoint
 from gva.config import Config, EvaluateConfig, to_dict
 from gva.data.arrays import Store, open_clips, open_images
@@ -150,8 +151,9 @@ def model_cost(model: nn.Module, meta: CheckpointMeta, source: np.ndarray, rows:
     """
     need = max(cfg.latency_batch_sizes, default=1)
     samples = _inputs(source[rows[:need]], meta)       # real test inputs, cycled if fewer
-    cost: dict = {"params": count_parameters(model),
-                  "macs": count_macs(model, samples[:1].to(device))}
+    plain = model.model if isinstance(model, FastInference) else model   # MACs do not depend on precision
+    cost: dict = {"params": count_parameters(plain),
+                  "macs": count_macs(plain, samples[:1].to(device))}
     latency, calls = {}, {}
     for bs in cfg.latency_batch_sizes:
         lat = measure_latency(model, samples, bs, cfg.latency_warmup, cfg.latency_repeats, device,
@@ -231,8 +233,12 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
     model2d, meta2d = load_checkpoint(model2d_path, map_location="cpu")
     model3d, meta3d = load_checkpoint(model3d_path, map_location="cpu")
     names = unique_names(_check_meta(meta2d, meta3d, test), test.wnids)
-    model2d.to(device).eval()
-    model3d.to(device).eval()
+    execution = Execution.resolve(ecfg.precision, ecfg.channels_last, ecfg.compile, device, "evaluate")
+    model2d = FastInference(model2d.to(device).eval(), execution, clips=False)
+    model3d = FastInference(model3d.to(device).eval(), execution, clips=True)
+    if execution.compile:
+        model2d.compile_on(_inputs(test.images[test.rows[:2]], meta2d).to(device), "evaluate model2d")
+        model3d.compile_on(_inputs(test.clips[test.rows[:2]], meta3d).to(device), "evaluate model3d")
     log.info("evaluating %d paired test samples on %s", len(test.rows), device)
 
     logits = {
@@ -300,6 +306,7 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
                               "on CUDA",
                     "calls": latency_calls},
         "macs": "torch.utils.flop_counter FLOPs / 2 for one sample",
+        "execution": {"model2d": model2d.describe(), "model3d": model3d.describe()},
         "environment": {
             "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -52,6 +52,7 @@ class TrainingRecord:
     train_samples: Optional[int] = None
     processes: int = 1
     frames_2d: Optional[str] = None        # train2d.frames of a 2-D model: first | all
+    execution: dict = field(default_factory=dict)   # precision / channels_last / compile used
     history: list[dict] = field(default_factory=list)
 
 

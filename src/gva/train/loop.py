@@ -20,6 +20,7 @@ selection is rank 0's decision, broadcast; only rank 0 writes dvclive logs and t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -38,6 +39,9 @@ from gva.config import TrainConfig
 from gva.errors import DeviceError, NonFiniteLossError
 from gva.data.loader import make_eval_loader, make_train_loader, per_rank_batch, to_model_input
 from gva.device import resolve_device
+from gva.execution import Execution
+
+FP32 = Execution()
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class FitResult:
     selected_on: str           # "val" | "last_epoch"
     train_time_s: float
     history: list[dict[str, float]] = field(default_factory=list)
+    execution: dict = field(default_factory=dict)   # precision, channels_last, compile as used
 
 
 class _Meter:
@@ -140,34 +145,46 @@ def _check_finite(loss: torch.Tensor, where: str) -> None:
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, size: int, mean: Sequence[float], std: Sequence[float],
-                    epoch: int = 1, desc: str = "train") -> EpochStats:
-    """One pass over ``loader`` in train mode; raises :class:`NonFiniteLossError` on NaN/inf."""
+                    epoch: int = 1, desc: str = "train", execution: Execution = FP32,
+                    scaler: Optional[torch.amp.GradScaler] = None) -> EpochStats:
+    """One pass over ``loader`` in train mode; raises :class:`NonFiniteLossError` on NaN/inf.
+
+    ``execution``: autocast precision and input layout; ``scaler``: fp16 loss scaling (GPU).
+    """
     model.train()
     meter = _Meter()
     for step, (x, y) in enumerate(tqdm(loader, desc=f"{desc} epoch {epoch}", leave=False,
                                        disable=_bars_off())):
-        x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
+        x = execution.input(to_model_input(x.to(device, non_blocking=True), size, mean, std))
         y = y.to(device, non_blocking=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        with execution.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
         _check_finite(loss, f"{desc} epoch {epoch} step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        meter.add(loss.detach(), logits.detach(), y)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        meter.add(loss.detach(), logits.detach().float(), y)
     return meter.stats()
 
 
 @torch.no_grad()
 def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, size: int,
-                    mean: Sequence[float], std: Sequence[float], desc: str = "val") -> EpochStats:
+                    mean: Sequence[float], std: Sequence[float], desc: str = "val",
+                    execution: Execution = FP32) -> EpochStats:
     """Loss / top-1 / top-3 over ``loader`` in eval mode."""
     model.eval()
     meter = _Meter()
     for x, y in tqdm(loader, desc=desc, leave=False, disable=_bars_off()):
-        x = to_model_input(x.to(device, non_blocking=True), size, mean, std)
+        x = execution.input(to_model_input(x.to(device, non_blocking=True), size, mean, std))
         y = y.to(device, non_blocking=True)
-        logits = model(x)
+        with execution.autocast():
+            logits = model(x).float()
         loss = F.cross_entropy(logits, y)
         _check_finite(loss, desc)
         meter.add(loss, logits, y)
@@ -191,13 +208,22 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     if dist.active and device.type == "cuda" and dist.backend != "nccl":
         raise DeviceError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
     per_rank_batch(batch_size, dist.world, f"{desc}.batch_size")
-    model.to(device)
+    execution = Execution.resolve(cfg.precision, cfg.channels_last, cfg.compile, device, "train")
+    clips = train_set[0][0].dim() == 4  # uint8 [T,H,W,3] samples: a 3-D model
+    execution.model(model.to(device), clips)
     net: nn.Module = model
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)  # broadcasts rank 0's weights
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # per-rank augmentation / dropout streams
+    if execution.compile:
+        example = torch.stack([train_set[i][0] for i in range(min(2, len(train_set)))]).to(device)
+        compiled = execution.compiled(net, to_model_input(example, cfg.image_size, cfg.mean, cfg.std), desc)
+        if compiled is net:  # the backend failed (warned): record what actually ran
+            execution = dataclasses.replace(execution, compile=False)
+        net = compiled
+    scaler = execution.grad_scaler()
     pin = device.type == "cuda"
     train_loader = make_train_loader(train_set, batch_size, cfg.num_workers, cfg.seed, dist.rank, dist.world, pin)
     val_loader = (make_eval_loader(val_set, per_rank_batch(batch_size, dist.world), cfg.num_workers, dist.rank,
@@ -216,14 +242,16 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             train_loader.sampler.set_epoch(epoch)
-            tr = train_one_epoch(net, train_loader, optimizer, device, size, mean, std, epoch, desc)
+            tr = train_one_epoch(net, train_loader, optimizer, device, size, mean, std, epoch, desc,
+                                 execution, scaler)
             tr = _reduce(tr, dist, f"{desc} epoch {epoch}: summing the train metrics")
             scheduler.step()
             va = None
             if val_loader is not None:
                 if dist.active:
                     _broadcast_buffers(model, dist)  # every rank evaluates rank 0's model
-                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} epoch {epoch} val"),
+                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} epoch {epoch} val",
+                                                execution),
                              dist, f"{desc} epoch {epoch}: summing the val metrics")
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -253,8 +281,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
             live.summary["best_val_top1"] = best_top1
         live.summary["train_time_s"] = train_time
         live.summary["processes"] = dist.world
+        live.summary["execution"] = execution.describe()
     if best_state is not None:
         model.load_state_dict(best_state)
     elif dist.active:
         _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
-    return FitResult(best_epoch, selected_on, train_time, history)
+    return FitResult(best_epoch, selected_on, train_time, history, execution.describe())
