@@ -349,3 +349,17 @@ def test_bf16_channels_last_inference_is_recorded_and_agrees(tmp_path):
     assert report["execution"]["model3d"] == {"precision": "bf16", "channels_last": True, "compile": False}
     n = sum(TEST_COUNTS)
     assert m["model2d"]["top1"] == pytest.approx(2 / n) and m["model3d"]["top1"] == pytest.approx(6 / n)
+
+
+def test_models_selected_on_the_test_set_are_flagged(tmp_path, caplog):
+    from gva.models.checkpoint import load_checkpoint, save_checkpoint
+
+    make_stores(tmp_path)
+    make_checkpoints(tmp_path, label2d=0, label3d=1)
+    model, meta = load_checkpoint(tmp_path / "models/model3d.pt")
+    meta.training.selected_on = "test"
+    save_checkpoint(tmp_path / "models/model3d.pt", model, meta)
+    with caplog.at_level("WARNING"):
+        m = run(tiny_cfg(latency_batch_sizes=[1]), tmp_path)
+    assert "model3d selected on the test set" in m["protocol_warning"]
+    assert "MODEL3D SELECTED ON THE TEST SET" in caplog.text

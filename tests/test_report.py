@@ -358,3 +358,16 @@ def test_varying_absolute_paths_name_configurations_relative_to_the_root(tmp_pat
     assert [r["settings"]["data.source"] for r in rows] == ["data/motion", "data/motion",
                                                             "data/repeat"]
     assert str(tmp_path) not in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_runs_selected_on_the_test_set_are_flagged_at_the_top():
+    runs, notes = report.runs_from_exp_show(exp_show())
+    flagged = runs[0]
+    runs[0] = report.Run(flagged.name, flagged.params, {**flagged.metrics,
+                                                       "protocol_warning": "model2d selected on the test set"})
+    md = report.render_markdown(report.aggregate(runs), runs, notes)
+    assert md.splitlines()[2] == (f"**WARNING: 1 run(s) selected their model on the TEST set (train.select_on: "
+                                  f"test, the reference code's protocol); their test numbers estimate nothing: "
+                                  f"{flagged.name}.**")
+    clean = report.render_markdown(report.aggregate(runs[1:]), runs[1:], notes)
+    assert "WARNING" not in clean

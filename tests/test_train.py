@@ -308,3 +308,23 @@ def test_inflate_from_imagenet_offline_fails_clearly(tmp_path, monkeypatch):
     with pytest.raises(PretrainedWeightsError, match="pretrained: false"):
         run_inflate(_cfg(inflate={"source": "imagenet"}), p["m2"], p["m3i"])
     assert not p["m3i"].exists()
+
+
+def test_reference_protocol_knobs_select_on_test_and_drop_bn_stats(tmp_path, caplog):
+    """train.select_on: test selects on the test split and says so; inflate.bn_stats: drop resets
+    the running statistics (the reference code's inflation), recorded in the plan."""
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    cfg = _cfg(train={"select_on": "test"}, inflate={"bn_stats": "drop"})
+    with caplog.at_level("WARNING"):
+        meta2 = _train2d(cfg, p)
+    assert meta2.training.selected_on == "test" and "MODEL SELECTED ON THE TEST SET" in caplog.text
+    assert "TEST SET" in json.loads((p["live2"] / "metrics.json").read_text())["warning"]
+    run_inflate(cfg, p["m2"], p["m3i"])
+    m3i, meta3i = load_checkpoint(p["m3i"])
+    bns = [m for m in m3i.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(torch.equal(m.running_var, torch.ones_like(m.running_var)) for m in bns)
+    assert meta3i.inflation.bn_stats == "drop"
+    m2, _ = load_checkpoint(p["m2"])
+    assert not any(torch.equal(m.running_var, torch.ones_like(m.running_var))
+                   for m in m2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))

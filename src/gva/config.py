@@ -119,6 +119,7 @@ class TrainConfig:
     processes: int = 1
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])   # ImageNet
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    select_on: Literal["val", "test"] = "val"   # test: the reference code's protocol, never an estimate
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
     compile: bool = False
@@ -163,6 +164,7 @@ class InflateConfig:
     time_kernel: int = 3
     init: Literal["centre", "mean"] = "centre"
     last_n: Optional[int] = None
+    bn_stats: Literal["copy", "drop"] = "copy"   # drop: reset BN running statistics (reference code)
 
     def validate(self) -> None:
         _check(self.time_kernel > 0 and self.time_kernel % 2 == 1, "inflate.time_kernel",

@@ -258,6 +258,12 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
     correct = {k: p == test.labels for k, p in preds.items()}
 
     metrics: dict = {"n_test": int(len(test.rows))}
+    on_test = [tag for tag, meta in (("model2d", meta2d), ("model3d", meta3d))
+               if meta.training.selected_on == "test"]
+    if on_test:
+        metrics["protocol_warning"] = (f"{' and '.join(on_test)} selected on the test set (train.select_on: "
+                                       "test, the reference code's protocol): no number here estimates anything")
+        log.warning("evaluate: %s", metrics["protocol_warning"].upper())
     costs, latency_calls = {}, {}
     for tag, model, meta, source in (("2d", model2d, meta2d, test.images),
                                      ("3d", model3d, meta3d, test.clips)):

@@ -64,6 +64,7 @@ class InflationPlan:
 
     source: str
     report: dict
+    bn_stats: str = "copy"   # copy: BN running statistics transferred | drop: reset (reference code)
 
     @property
     def time_kernel(self) -> int:

@@ -25,6 +25,15 @@ from gva.paths import MODEL2D, MODEL3D_INIT
 log = logging.getLogger(__name__)
 
 
+def reset_bn_statistics(model: torch.nn.Module) -> int:
+    """Running mean 0, variance 1, no batches seen, in every BatchNorm layer; returns how many."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+              and m.track_running_stats]
+    for m in layers:
+        m.reset_running_stats()
+    return len(layers)
+
+
 def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
                 out_path: str | Path = MODEL3D_INIT) -> CheckpointMeta:
     """``model2d_path`` (+ ImageNet weights for ``inflate.source: imagenet``) -> ``out_path``."""
@@ -43,11 +52,17 @@ def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
     probe = min(meta2d.input_size, 64)
     model3d, report = inflate_with_report(model2d, time_kernel=cfg.inflate.time_kernel, init=cfg.inflate.init,
                                           last_n=cfg.inflate.last_n, probe_size=probe)
+    if cfg.inflate.bn_stats == "drop":
+        # The reference code built fresh BatchNorm3d layers and copied only weight and bias: the
+        # running statistics restart at mean 0 / var 1. Static-clip equivalence is then gone.
+        n = reset_bn_statistics(model3d)
+        log.warning("inflate: inflate.bn_stats is drop: the running statistics of %d BatchNorm layers were "
+                    "reset (the reference code's protocol, not gva's)", n)
     log.info("inflate (%s): %s", cfg.inflate.source, report.summary())
     if report.untransferred:
         log.warning("inflate: 2-D weights not transferred: %s", report.untransferred)
     meta = dataclasses.replace(meta2d, kind="3d", pretrained=pretrained, frames=None, training=training,
-                               inflation=InflationPlan(cfg.inflate.source, report.to_dict()))
+                               inflation=InflationPlan(cfg.inflate.source, report.to_dict(), cfg.inflate.bn_stats))
     save_checkpoint(out_path, model3d, meta)
     log.info("inflate: wrote %s", out_path)
     return meta

@@ -84,6 +84,11 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                     plots: Sequence[str] = ()) -> str:
     """The report as Markdown (deterministic: no timestamps, sorted everything)."""
     lines = [f"# {title}", ""]
+    flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
+    if flagged:
+        lines += [f"**WARNING: {len(flagged)} run(s) selected their model on the TEST set (train.select_on: "
+                  f"test, the reference code's protocol); their test numbers estimate nothing: "
+                  f"{', '.join(flagged)}.**", ""]
     n_test = sorted({_n_test(r) for r in runs})
     lines += [f"{len(runs)} finished runs in {len(results)} configurations; seeds vary "
               f"`{seed_key}`; {', '.join(map(str, n_test))} paired test images per run "

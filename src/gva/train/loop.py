@@ -42,6 +42,9 @@ from gva.device import resolve_device
 from gva.execution import Execution
 
 FP32 = Execution()
+TEST_SELECTION_WARNING = ("MODEL SELECTED ON THE TEST SET (train.select_on: test, the reference code's protocol): "
+                          "the 'val' curves are test-split curves and no test number of this run estimates "
+                          "anything")
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +196,7 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, 
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
         epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train",
-        dist: Optional[distributed.Dist] = None) -> FitResult:
+        dist: Optional[distributed.Dist] = None, select_split: str = "val") -> FitResult:
     """Train ``model`` in place and leave it holding the selected epoch's weights.
 
     Selection: best val top-1 (earliest epoch on ties) when ``val_set`` is given, else the last
@@ -274,9 +277,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
                 log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
                          ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         train_time = time.perf_counter() - start
-        selected_on = "val" if val_loader is not None else "last_epoch"
+        selected_on = select_split if val_loader is not None else "last_epoch"
         live.summary["best_epoch"] = best_epoch
         live.summary["selected_on"] = selected_on
+        if selected_on == "test":
+            live.summary["warning"] = TEST_SELECTION_WARNING
         if val_loader is not None:
             live.summary["best_val_top1"] = best_top1
         live.summary["train_time_s"] = train_time

@@ -28,7 +28,7 @@ from gva.io import atomic_path
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, ClassInfo, TrainingRecord, load_checkpoint, save_checkpoint
 from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR, LIVE2D, LIVE3D, MODEL2D, MODEL3D, MODEL3D_INIT
-from gva.train.loop import FitResult, fit
+from gva.train.loop import TEST_SELECTION_WARNING, FitResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
     train_set = concat(parts)
     if train_set is None:
         raise StoreError(f"{curated_dir}: no train split")
-    val_set = split_samples(images, curated_dir / "images.npy", 4, "val")
+    val_set = _selection_set(images, curated_dir / "images.npy", 4, t.select_on, "train2d")
     log.info("train2d: %d train samples (frames: %s), %d val images, %d classes, arch %s", len(train_set),
              cfg.train2d.frames, 0 if val_set is None else len(val_set), len(classes), cfg.model.arch)
 
@@ -128,6 +128,13 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
 
     return _fit_and_save("train2d", model, train_set, val_set, cfg.train2d.epochs, cfg.train2d.batch_size, t,
                          meta, model_path, live_dir, dist)
+
+
+def _selection_set(store: Store, path: Path, ndim: int, split: str, stage: str):
+    """The split model selection reads: ``val`` (gva) or ``test`` (the reference code, loudly)."""
+    if split == "test":
+        log.warning("%s: %s", stage, TEST_SELECTION_WARNING)
+    return split_samples(store, path, ndim, split)
 
 
 def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, live_dir: Path,
@@ -148,7 +155,7 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
     train_set = split_samples(clips, path, 5, "train", augment=t.augment)
     if train_set is None:
         raise StoreError(f"{clips_dir}: no train split")
-    val_set = split_samples(clips, path, 5, "val")
+    val_set = _selection_set(clips, path, 5, t.select_on, "train3d")
     frames = int(clips.array.shape[1])
     log.info("train3d: %d train clips of %d frames, %d val clips, arch %s inflated (%s, last_n %s)",
              len(train_set), frames, 0 if val_set is None else len(val_set), init.arch,
@@ -169,7 +176,7 @@ def _fit_and_save(stage: str, model: torch.nn.Module, train_set, val_set, epochs
                   live_dir: Path, dist: distributed.Dist) -> CheckpointMeta:
     """Train, then write the checkpoint and swap in the dvclive log together (rank 0)."""
     with _outputs(live_dir, dist) as live_tmp:
-        result = fit(model, train_set, val_set, t, epochs, batch_size, live_tmp, stage, dist)
+        result = fit(model, train_set, val_set, t, epochs, batch_size, live_tmp, stage, dist, t.select_on)
         meta = make_meta(result)
         if dist.is_main:
             save_checkpoint(model_path, model, meta)
