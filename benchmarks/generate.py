@@ -14,7 +14,6 @@ Then images/s of the ``motion`` and ``repeat`` controls. Prints measured figures
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
 
 from gva.config import MotionConfig  # noqa: E402
+from gva.device import device_name  # noqa: E402
 from gva.generate.registry import resolve_device  # noqa: E402
 from gva.generate.svd import resolve_dtype  # noqa: E402
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.n, 64, 64, 3), dtype=np.uint8)
     seeds = [int(s) for s in rng.integers(0, 2 ** 31, args.n)]
-    print(f"model: {model}; device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else platform.processor() or 'cpu'}), "
+    print(f"model: {model}; device {device} ({device_name(device)}), "
           f"dtype {dtype}, torch threads {torch.get_num_threads()}")
     print(f"settings: {args.n} images 64 px -> {args.size}x{args.size}, {args.frames} frames, {args.steps} steps, "
           f"batch {args.batch_size}")

@@ -28,7 +28,7 @@ import torch
 
 from gva.data.arrays import IndexRow, open_store, write_array, write_index
 from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, make_loader, split_samples, to_model_input
-from gva.device import resolve_device, synchronize
+from gva.device import device_name, resolve_device, synchronize
 from gva.execution import Execution, FastInference
 from gva.models import build_backbone, inflate
 from gva.train.loop import train_one_epoch
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"device {device} ({device_name(device)}), torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"batch 2-D {args.batch_2d}, 3-D {args.batch_3d} clips of {args.frames} frames; {args.steps} timed steps")
     print(f"{'model':24} {'precision':9} {'layout':13} {'compile':7} {'train/s':>8} {'x':>5} "
           f"{'infer/s':>8} {'x':>5} {'loader/s':>9}")

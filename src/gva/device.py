@@ -7,6 +7,7 @@ are), so that a clip or a trained model depends only on its inputs and seeds on 
 from __future__ import annotations
 
 import os
+import platform
 
 from gva.errors import DeviceError
 import torch
@@ -22,6 +23,14 @@ def use_deterministic_cuda() -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device_name(device: torch.device | str) -> str:
+    """The GPU's name for a CUDA device, else the CPU's (as far as the platform tells)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def synchronize(device: torch.device) -> None:

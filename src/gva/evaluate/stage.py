@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
 from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
 from gva.io import atomic_path, write_json
-from gva.device import resolve_device
+from gva.device import device_name, resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
 
 log = logging.getLogger(__name__)
@@ -315,8 +314,7 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         "execution": {"model2d": model2d.describe(), "model3d": model3d.describe()},
         "environment": {
             "device": str(device),
-            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
+            "device_name": device_name(device),
             "torch": torch.__version__,
             "cpu_threads": torch.get_num_threads(),
         },

@@ -23,7 +23,6 @@ rank 0 alone writes ``data/clips`` and the run file, byte-identical to a one-pro
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from gva.generate.base import SEED_RULE, image_seed
 from gva.generate.provenance import cache_key, key_record
 from gva.generate.registry import cache_settings, generator_class, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
+from gva.device import device_name
 from gva.io import atomic_path, hash_files, write_json
 from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR, GENERATION_RUN
 
@@ -226,15 +226,6 @@ def _write_clips(out_dir: Path, cache: ChunkCache, rows: list[IndexRow], generat
         del clips  # close the memory map before atomic_path renames the directory (Windows refuses otherwise)
         write_json(tmp / "generation.json", generation)
     return previews
-
-
-def device_name(device: str) -> str:
-    """The GPU's name for a CUDA device, else the CPU's (as far as the platform tells)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def _run_record(cfg: Config, key: str, cache: ChunkCache, stats: RunStats, device: str, previews: list[str],
