@@ -14,18 +14,25 @@
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
 #   --no-start                     only queue; start later with `dvc queue start -j N`
 #   --wait                         after starting, block until the queue is empty
+#   --preset reference             every run under the reference code's protocol (`gva protocol`)
+#   --audit                        protocol audit instead (issue 14): per generator and seed, gva's
+#                                  protocol, the reference protocol, and the reference with each
+#                                  --loo knob set back to gva's; "frame0" needs no run of its own
+#   --loo "geometry select bn_drop"  the leave-one-out knobs of --audit (gva protocol --help)
 #
-# Experiments are named <generator>-<first|all>-s<seed> and queued seed-major, so a grid cut short
+# Experiments are named <generator>-<first|all>-s<seed> (--audit: <generator>-<gva|ref|ref-no-KNOB>-s<seed>)
+# and queued seed-major, so a grid cut short
 # still has complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
 # Afterwards:  dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports
 # Stopping:    dvc queue remove --queued, then dvc queue kill <running name>. (`dvc queue stop --kill`
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,20p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,26p "$0" >&2; exit 2; }
 data_dir=$1; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
-epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=()
+epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0
+loo="geometry select bn_drop"
 while [ $# -gt 0 ]; do
   case $1 in
     --generators) generators=$2; shift 2 ;;
@@ -37,6 +44,9 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --no-start) start=0; shift ;;
     --wait) wait=1; shift ;;
+    --preset) preset=$2; shift 2 ;;
+    --audit) audit=1; shift ;;
+    --loo) loo=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "grid.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -61,16 +71,32 @@ common=(
   -S evaluate.latency_repeats=5
 )
 
-queue() {  # name generator frames seed
+# protocol overrides (one place: src/gva/protocol.py); from scratch, so no ImageNet-only knobs
+protocol() {  # preset [knobs set back to gva's, comma-separated]
+  local line args=()
+  while IFS= read -r line; do args+=(-S "$line"); done \
+    < <(gva protocol "$1" --from-scratch --lines ${2:+--without "$2"})
+  printf '%s\0' "${args[@]}"
+}
+
+queue() {  # name generator frames seed preset [without]
   echo "queue $1"
-  dvc exp run --queue -n "$1" "${common[@]}" -S "svd.generator=$2" -S "train2d.frames=$3" \
+  local proto=()
+  mapfile -d '' proto < <(protocol "$5" "${6:-}")
+  dvc exp run --queue -n "$1" "${common[@]}" "${proto[@]}" -S "svd.generator=$2" -S "train2d.frames=$3" \
     -S "train.seed=$4" "${extra[@]}" dvc.yaml
 }
 
 for seed in $seeds; do
   for gen in $generators; do
-    queue "$gen-first-s$seed" "$gen" first "$seed"
-    case " $control " in *" $gen "*) queue "$gen-all-s$seed" "$gen" all "$seed" ;; esac
+    if [ "$audit" = 1 ]; then
+      queue "$gen-gva-s$seed" "$gen" first "$seed" gva
+      queue "$gen-ref-s$seed" "$gen" first "$seed" reference
+      for knob in $loo; do queue "$gen-ref-no-${knob//_/-}-s$seed" "$gen" first "$seed" reference "$knob"; done
+    else
+      queue "$gen-first-s$seed" "$gen" first "$seed" "$preset"
+      case " $control " in *" $gen "*) queue "$gen-all-s$seed" "$gen" all "$seed" "$preset" ;; esac
+    fi
   done
 done
 

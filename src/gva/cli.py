@@ -1,4 +1,4 @@
-"""``gva <stage>``, ``gva predict``, ``gva report``: a thin shell over the library.
+"""``gva <stage>``, ``gva predict``, ``gva report``, ``gva protocol``: a thin shell over the library.
 
 Each stage function takes the whole :class:`gva.config.Config` and reads only the sections it
 declares as params in dvc.yaml. Errors: a :class:`gva.errors.GvaError` (bad params, bad input, a
@@ -53,12 +53,12 @@ def _fail(command: str, exc: BaseException, verbose: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "report" in argv:  # `gva [-v] report ...`: needs no params file, it reads finished experiments
-        i = argv.index("report")
-        if all(a in ("-v", "--verbose") for a in argv[:i]):
-            from gva.report import main as report_main
-
-            return report_main(argv[i + 1:])
+    for command in ("report", "protocol"):  # need no params file: finished runs / a preset
+        if command in argv:
+            i = argv.index(command)
+            if all(a in ("-v", "--verbose") for a in argv[:i]):
+                module = importlib.import_module(f"gva.{command}")
+                return module.main(argv[i + 1:])
     parser = argparse.ArgumentParser(prog="gva", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -68,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"run the {name} stage")
     _add_predict_parser(sub)
     sub.add_parser("report", help="results table over experiments (gva report --help)", add_help=False)
+    sub.add_parser("protocol", help="dvc exp run overrides of the reference protocol (gva protocol --help)",
+                   add_help=False)
     args, unknown = parser.parse_known_args(argv)
-    if args.command == "report":  # reached only with options before it that report has no use for
-        parser.error("gva report takes no --params: put its own options after it (gva report --help)")
+    if args.command in ("report", "protocol"):  # reached only with options before it
+        parser.error(f"gva {args.command} takes no --params: put its own options after it "
+                     f"(gva {args.command} --help)")
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -76,6 +76,11 @@ class SvdConfig:
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     device: str = "auto"
     first_frame: Literal["original", "generated"] = "original"
+    # Frame geometry and codec of the stored clips (every generator, every frame). gva: square, none.
+    # reference: stretch to width x height, then Resize(short side) + CenterCrop back to the square,
+    # as the reference code's SVD preprocessing and frame transforms do; h264: an MP4 round trip.
+    geometry: Literal["square", "reference"] = "square"
+    codec: Literal["none", "h264"] = "none"
     batch_size: int = 4
     chunk_size: int = 64
     seed: int = 0
@@ -151,6 +156,7 @@ class Train3dConfig:
     epochs: int = 20
     batch_size: int = 8
     lr: Optional[float] = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
+    augment: Optional[bool] = None   # None = train.augment; false: no augmentation (reference code's 3-D)
 
     def validate(self) -> None:
         _check(self.epochs > 0, "train3d.epochs", "must be positive")

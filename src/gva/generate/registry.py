@@ -15,6 +15,7 @@ from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate.base import Generator
 from gva.generate.controls import MotionGenerator, RepeatGenerator
+from gva.generate.postprocess import apply_protocol, protocol_settings
 from gva.generate.svd import SvdGenerator, TinySvdGenerator
 from gva.paths import CACHE_DIR
 
@@ -46,14 +47,18 @@ def build_generator(svd_cfg: SvdConfig, device: str = "auto", cache_root: str | 
     """The generator named by ``svd.generator``, on ``device`` (``auto``: cuda if available).
 
     ``cache_root`` holds what a generator builds or downloads (e.g. ``<cache_root>/tiny-svd``).
+    With ``svd.geometry: reference`` or ``svd.codec: h264`` it comes wrapped
+    (:mod:`gva.generate.postprocess`).
     """
     cls = generator_class(svd_cfg.generator)
-    return cls.from_config(svd_cfg, resolve_device(device), cache_root)
+    return apply_protocol(cls.from_config(svd_cfg, resolve_device(device), cache_root), svd_cfg)
 
 
 def cache_settings(svd_cfg: SvdConfig, device: str) -> dict[str, Any]:
-    """The generator's name and the settings that change its bytes on (resolved) ``device``."""
-    return {"generator": svd_cfg.generator, **generator_class(svd_cfg.generator).cache_settings(svd_cfg, device)}
+    """The generator's name and the settings that change its bytes on (resolved) ``device``,
+    plus the frame geometry and codec every generator's clips go through."""
+    return {"generator": svd_cfg.generator, **generator_class(svd_cfg.generator).cache_settings(svd_cfg, device),
+            **protocol_settings(svd_cfg)}
 
 
 def prepare(svd_cfg: SvdConfig, cache_root: str | Path = CACHE_DIR) -> None:

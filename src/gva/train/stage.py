@@ -143,6 +143,9 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
     if cfg.train3d.lr is not None:
         # Fine-tuning a 2-D model trained from scratch wants a smaller step than that training.
         t = dataclasses.replace(t, lr=cfg.train3d.lr)
+    if cfg.train3d.augment is not None:
+        # The reference code trains its 3-D model without augmentation (its 2-D one with crop + flip).
+        t = dataclasses.replace(t, augment=cfg.train3d.augment)
     model, init = load_checkpoint(init_path)
     if init.kind != "3d":
         raise CheckpointError(f"{init_path}: expected a 3d checkpoint, got {init.kind}")

@@ -1,0 +1,150 @@
+"""The reference code's evaluation protocol as a set of knobs: the one place that defines it.
+
+gva's defaults are its own protocol. The published reference run differs in the ways listed in
+:data:`KNOBS` (read from its public code); each is a params override here, so the reference
+protocol, or it with any knob set back to gva's, is one ``dvc exp run``:
+
+    dvc exp run $(gva protocol reference) dvc.yaml
+    dvc exp run $(gva protocol reference --without geometry,select) dvc.yaml
+
+``scripts/grid.sh --audit`` queues the leave-one-out grid from this module, and ``gva report``
+names each run's *protocol variant* with :func:`variant_of`. The ``frame0`` knob is a way of
+*scoring* (2-D on generated frame 0 instead of the original image): ``evaluate`` computes both
+from the same models, so a run with it yields two variants, with and without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One way the reference protocol differs from gva's."""
+
+    name: str
+    what: str                    # the reference's behaviour, in words
+    reference: dict[str, Any]    # params overrides that turn it on (flattened keys)
+    gva: dict[str, Any]          # gva's values (the defaults)
+    key: str                     # the param whose value says whether a run has it on
+    needs_pretrained: bool = False  # meaningful only with ImageNet weights (model.pretrained)
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("geometry", "every frame stretched 16:9 (1024x576), then Resize + CenterCrop: the central "
+         "56 % of the width, 1.78x wider", {"svd.geometry": "reference", "svd.width": 1024, "svd.height": 576},
+         {"svd.geometry": "square"}, "svd.geometry"),
+    Knob("codec", "clips through an H.264 MP4 (crf 18, yuv420p) for training and scoring",
+         {"svd.codec": "h264"}, {"svd.codec": "none"}, "svd.codec"),
+    Knob("frame0", "2-D model scored on frame 0 of the generated test clip, not the original image",
+         {"svd.first_frame": "generated", "evaluate.extra_protocols": ["frame0"]},
+         {"svd.first_frame": "original", "evaluate.extra_protocols": []}, "evaluate.extra_protocols"),
+    Knob("select", "best epoch chosen on the test set (both models)",
+         {"train.select_on": "test"}, {"train.select_on": "val"}, "train.select_on"),
+    Knob("bn_drop", "BatchNorm running statistics dropped at inflation",
+         {"inflate.bn_stats": "drop"}, {"inflate.bn_stats": "copy"}, "inflate.bn_stats"),
+    Knob("aug3d", "3-D model trained without augmentation (2-D with flip + shift)",
+         {"train3d.augment": False}, {"train3d.augment": None}, "train3d.augment"),
+    Knob("init", "3-D model initialised from ImageNet weights with a fresh head, not from the 2-D model",
+         {"inflate.source": "imagenet"}, {"inflate.source": "train2d"}, "inflate.source", needs_pretrained=True),
+)
+KNOB_NAMES = tuple(k.name for k in KNOBS)
+#: Knobs that are a way of scoring, read from the same run both ways.
+SCORING_KNOBS = ("frame0",)
+
+
+def knob(name: str) -> Knob:
+    """The knob called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
+    for k in KNOBS:
+        if k.name == name:
+            return k
+    raise ValueError(f"unknown protocol knob {name!r}; known: {', '.join(KNOB_NAMES)}")
+
+
+def overrides(preset: str, without: tuple[str, ...] = (), pretrained: bool = True) -> dict[str, Any]:
+    """Params overrides (flattened key -> value) of ``preset`` (``reference`` or ``gva``).
+
+    ``without`` sets those knobs back to gva's values; ``pretrained=False`` leaves out the knobs
+    that need ImageNet weights (from scratch, the 3-D model can only start from the 2-D one).
+    """
+    if preset not in ("reference", "gva"):
+        raise ValueError(f"unknown protocol preset {preset!r}; known: reference, gva")
+    for name in without:
+        knob(name)
+    out: dict[str, Any] = {}
+    for k in KNOBS:
+        on = preset == "reference" and k.name not in without and (pretrained or not k.needs_pretrained)
+        out.update(k.reference if on else k.gva)
+    return out
+
+
+def format_value(value: Any) -> str:
+    """A value as ``dvc exp run -S`` parses it (YAML flow style)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def set_args(values: Mapping[str, Any]) -> list[str]:
+    """``["-S", "k=v", ...]`` for ``dvc exp run``."""
+    return [a for key, value in values.items() for a in ("-S", f"{key}={format_value(value)}")]
+
+
+def _is_on(k: Knob, params: Mapping[str, Any]) -> bool:
+    value = params.get(k.key, k.gva[k.key])
+    if k.name == "frame0":
+        return "frame0" in (value or [])
+    return value == k.reference[k.key]
+
+
+def knobs_on(params: Mapping[str, Any]) -> tuple[str, ...]:
+    """The knobs a run (flattened params) has at the reference's values, in :data:`KNOBS` order."""
+    return tuple(k.name for k in KNOBS if _is_on(k, params))
+
+
+def variant_name(on: tuple[str, ...], applicable: tuple[str, ...] = KNOB_NAMES) -> str:
+    """``gva protocol``, ``reference protocol``, ``reference, gva's geometry`` (leave-one-out), or
+    ``gva + select`` (a few knobs on), by whichever is shorter to say."""
+    off = tuple(n for n in applicable if n not in on)
+    if not on:
+        return "gva protocol"
+    if not off:
+        return "reference protocol"
+    if len(off) <= len(on):
+        return "reference, gva's " + " + ".join(off)
+    return "gva + " + " + ".join(on)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``gva protocol {reference,gva} [--without K,...] [--from-scratch] [--lines]``: print the
+    ``dvc exp run`` overrides of a protocol preset."""
+    parser = argparse.ArgumentParser(prog="gva protocol", description=main.__doc__.splitlines()[0],
+                                     epilog="knobs: " + "; ".join(f"{k.name}: {k.what}" for k in KNOBS))
+    parser.add_argument("preset", choices=["reference", "gva"])
+    parser.add_argument("--without", default="", metavar="K,...",
+                        help="knobs set back to gva's values (leave-one-out)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="model.pretrained is false: leave out knobs that need ImageNet weights")
+    parser.add_argument("--lines", action="store_true", help="one key=value per line (for scripts)")
+    args = parser.parse_args(argv)
+    without = tuple(n for n in args.without.split(",") if n)
+    try:
+        values = overrides(args.preset, without, pretrained=not args.from_scratch)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.lines:
+        print("\n".join(f"{k}={format_value(v)}" for k, v in values.items()))
+    else:
+        print(" ".join(set_args(values)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
