@@ -29,7 +29,8 @@
 set -euo pipefail
 
 [ $# -ge 1 ] || { sed -n 2,26p "$0" >&2; exit 2; }
-data_dir=$1; shift
+# absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
+data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
 epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0
 loo="geometry select bn_drop"

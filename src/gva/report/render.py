@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.io import save_png
+from gva.report.audit import audit_json, audit_rows, is_audit, render_audit
 from gva.report.collect import Run
 from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate,
                               control_pairs, format_value, metric_value)
@@ -103,6 +104,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
         lines += ["Fixed settings: " + ", ".join(f"`{k}={format_value(v)}`"
                                                  for k, v in fixed.items()), ""]
 
+    if is_audit(runs):
+        lines += render_audit(audit_rows(runs, seed_key)) + [""]
     lines += ["## Accuracy per configuration and model", "",
               "| configuration | model | seeds | top-1 | top-3 | macro-F1 |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -158,8 +161,10 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
 
 # -------------------------------------------------------------------------------------- JSON
 
-def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY) -> dict[str, Any]:
-    """The aggregated rows as plain data (for other tools)."""
+def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
+                 runs: Sequence[Run] = ()) -> dict[str, Any]:
+    """The aggregated rows as plain data (for other tools); with an audit grid among ``runs``,
+    its rows too (``audit``)."""
     def summ(s: Summary) -> dict:
         return {"mean": s.mean if s.values else None,
                 "std": None if math.isnan(s.std) else s.std, "values": s.values}
@@ -179,7 +184,10 @@ def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY) -> d
         })
     controls = [{"baseline": b.label, "control": c.label, "delta_model2d_top1": summ(d)}
                 for b, c, d in control_pairs(results, seed_key)]
-    return {"seed_key": seed_key, "configurations": rows, "controls": controls}
+    out = {"seed_key": seed_key, "configurations": rows, "controls": controls}
+    if is_audit(runs):
+        out["audit"] = audit_json(audit_rows(runs, seed_key))
+    return out
 
 
 # ------------------------------------------------------------------------------------- plots
@@ -276,7 +284,7 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(results_json(results, seed_key), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(results_json(results, seed_key, runs), indent=2, sort_keys=True) + "\n")
     return results
 
 

@@ -119,6 +119,19 @@ def _count(run: Run, key: str) -> int:
     return int(metric_value(run, f"delta.{key}"))
 
 
+def _label(settings: dict[str, Any], run: Run, runs: Sequence[Run]) -> str:
+    """``k=v, ...`` of the varying params; reference-protocol params (many, and always together)
+    are named by the protocol variant instead (:func:`gva.protocol.variant_name`)."""
+    from gva.protocol import KNOBS, knobs_on, variant_name
+
+    protocol_keys = {key for k in KNOBS for key in (*k.reference, *k.gva)}
+    parts = [f"{k}={format_value(v)}" for k, v in settings.items() if k not in protocol_keys]
+    if any(k in protocol_keys for k in settings):
+        applicable = tuple(k.name for k in KNOBS if any(k.name in knobs_on(r.params) for r in runs))
+        parts.append(f"protocol: {variant_name(knobs_on(run.params), applicable)}")
+    return ", ".join(parts) or "all runs"
+
+
 def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResult]:
     """Group ``runs`` by their varying params and summarise each group over seeds."""
     if not runs:
@@ -131,7 +144,7 @@ def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResul
     for members in groups.values():
         members = sorted(members, key=lambda r: (_sort_key(r.params.get(seed_key)), r.name, r.rev))
         settings = {k: members[0].params.get(k) for k in keys}
-        label = ", ".join(f"{k}={format_value(v)}" for k, v in settings.items()) or "all runs"
+        label = _label(settings, members[0], runs)
         seeds = [r.params.get(seed_key) for r in members]
         metrics = {m: {k: Summary([metric_value(r, f"{m}.{k}") for r in members])
                        for k in METRIC_KEYS} for m in MODELS}
