@@ -14,21 +14,26 @@
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
 #   --no-start                     only queue; start later with `dvc queue start -j N`
 #   --wait                         after starting, block until the queue is empty
-#   --preset reference             every run under the reference code's protocol (`gva protocol`)
+#   --preset gva|reference|shift   every run under this protocol preset (`gva protocol --help`):
+#                                  reference = the reference code's protocol; shift = frame 0
+#                                  generated, 2-D also scored on frame 0 and all frames (3-D gain vs
+#                                  2-D domain shift: run it with --control on the same generators)
 #   --audit                        protocol audit instead (issue 14): per generator and seed, gva's
 #                                  protocol, the reference protocol, and the reference with each
 #                                  --loo knob set back to gva's; "frame0" needs no run of its own
 #   --loo "geometry select bn_drop"  the leave-one-out knobs of --audit (gva protocol --help)
 #
-# Experiments are named <generator>-<first|all>-s<seed> (--audit: <generator>-<gva|ref|ref-no-KNOB>-s<seed>)
-# and queued seed-major, so a grid cut short
-# still has complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
+# Experiments are named <generator>-<first|all>[-<preset>]-s<seed> (the preset when not gva; --audit:
+# <generator>-<gva|ref|ref-no-KNOB>-s<seed>) and queued seed-major, so a grid cut short still has
+# complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
 # Afterwards:  dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports
+# While it runs, leave src/ alone: queued experiments import gva from this checkout (an editable
+# install), while DVC hashes the code snapshot they were queued with.
 # Stopping:    dvc queue remove --queued, then dvc queue kill <running name>. (`dvc queue stop --kill`
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,26p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,29p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
@@ -95,8 +100,9 @@ for seed in $seeds; do
       queue "$gen-ref-s$seed" "$gen" first "$seed" reference
       for knob in $loo; do queue "$gen-ref-no-${knob//_/-}-s$seed" "$gen" first "$seed" reference "$knob"; done
     else
-      queue "$gen-first-s$seed" "$gen" first "$seed" "$preset"
-      case " $control " in *" $gen "*) queue "$gen-all-s$seed" "$gen" all "$seed" "$preset" ;; esac
+      tag=; [ "$preset" = gva ] || tag=-$preset
+      queue "$gen-first$tag-s$seed" "$gen" first "$seed" "$preset"
+      case " $control " in *" $gen "*) queue "$gen-all$tag-s$seed" "$gen" all "$seed" "$preset" ;; esac
     fi
   done
 done

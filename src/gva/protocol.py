@@ -36,7 +36,7 @@ class Knob:
 KNOBS: tuple[Knob, ...] = (
     Knob("geometry", "every frame stretched 16:9 (1024x576), then Resize + CenterCrop: the central "
          "56 % of the width, 1.78x wider", {"svd.geometry": "reference", "svd.width": 1024, "svd.height": 576},
-         {"svd.geometry": "square"}, "svd.geometry"),
+         {"svd.geometry": "square", "svd.width": 224, "svd.height": 224}, "svd.geometry"),
     Knob("codec", "clips through an H.264 MP4 (crf 18, yuv420p) for training and scoring",
          {"svd.codec": "h264"}, {"svd.codec": "none"}, "svd.codec"),
     Knob("frame0", "2-D model scored on frame 0 of the generated test clip, not the original image",
@@ -52,6 +52,14 @@ KNOBS: tuple[Knob, ...] = (
          {"inflate.source": "imagenet"}, {"inflate.source": "train2d"}, "inflate.source", needs_pretrained=True),
 )
 KNOB_NAMES = tuple(k.name for k in KNOBS)
+
+#: The experiment that settles what CPU controls cannot: with a real generator, is the reported
+#: gap a 3-D gain or a 2-D domain shift? Frame 0 is generated, and evaluate scores the 2-D model
+#: on the original image, on generated frame 0 and on all frames averaged, all paired with the
+#: 3-D model (``gva report``'s "3-D gain vs 2-D domain shift" table). Run it with the
+#: ``train2d.frames: all`` control (``scripts/grid.sh --preset shift --control "svd"``).
+SHIFT = {"svd.first_frame": "generated", "evaluate.extra_protocols": ["frame0", "frames_mean"]}
+PRESETS = ("reference", "gva", "shift")
 #: Knobs that are a way of scoring, read from the same run both ways.
 SCORING_KNOBS = ("frame0",)
 
@@ -65,15 +73,18 @@ def knob(name: str) -> Knob:
 
 
 def overrides(preset: str, without: tuple[str, ...] = (), pretrained: bool = True) -> dict[str, Any]:
-    """Params overrides (flattened key -> value) of ``preset`` (``reference`` or ``gva``).
+    """Params overrides (flattened key -> value) of ``preset`` (``reference``, ``gva`` or ``shift``).
 
     ``without`` sets those knobs back to gva's values; ``pretrained=False`` leaves out the knobs
     that need ImageNet weights (from scratch, the 3-D model can only start from the 2-D one).
+    ``shift`` is gva's protocol plus :data:`SHIFT`.
     """
-    if preset not in ("reference", "gva"):
-        raise ValueError(f"unknown protocol preset {preset!r}; known: reference, gva")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown protocol preset {preset!r}; known: {', '.join(PRESETS)}")
     for name in without:
         knob(name)
+    if preset == "shift":
+        return {**overrides("gva"), **SHIFT}
     out: dict[str, Any] = {}
     for k in KNOBS:
         on = preset == "reference" and k.name not in without and (pretrained or not k.needs_pretrained)
@@ -123,11 +134,11 @@ def variant_name(on: tuple[str, ...], applicable: tuple[str, ...] = KNOB_NAMES) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``gva protocol {reference,gva} [--without K,...] [--from-scratch] [--lines]``: print the
-    ``dvc exp run`` overrides of a protocol preset."""
+    """``gva protocol {reference,gva,shift} [--without K,...] [--from-scratch] [--lines]``: print
+    the ``dvc exp run`` overrides of a protocol preset."""
     parser = argparse.ArgumentParser(prog="gva protocol", description=main.__doc__.splitlines()[0],
                                      epilog="knobs: " + "; ".join(f"{k.name}: {k.what}" for k in KNOBS))
-    parser.add_argument("preset", choices=["reference", "gva"])
+    parser.add_argument("preset", choices=PRESETS)
     parser.add_argument("--without", default="", metavar="K,...",
                         help="knobs set back to gva's values (leave-one-out)")
     parser.add_argument("--from-scratch", action="store_true",

@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.io import save_png
-from gva.report.audit import audit_json, audit_rows, is_audit, render_audit
+from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, render_shift,
+                              shift_json, shift_rows)
 from gva.report.collect import Run
 from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate,
                               control_pairs, format_value, metric_value)
@@ -144,6 +145,9 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
             interval = f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else "–"
             lines.append(f"| {ctrl.label} | {len(diff.values)} | {_pm(diff, signed=True)} | "
                          f"{interval} |")
+    shifts = shift_rows(results)
+    if shifts:
+        lines += [""] + render_shift(shifts)
     lines += ["", "## Runs", "", "| configuration | seed | run | 2-D top-1 | 3-D top-1 | Δ top-1 |",
               "| --- | --- | --- | --- | --- | --- |"]
     for c in results:
@@ -187,6 +191,9 @@ def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
     out = {"seed_key": seed_key, "configurations": rows, "controls": controls}
     if is_audit(runs):
         out["audit"] = audit_json(audit_rows(runs, seed_key))
+    shifts = shift_rows(results)
+    if shifts:
+        out["shift"] = shift_json(shifts)
     return out
 
 
