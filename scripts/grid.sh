@@ -9,6 +9,8 @@
 #   --generators "repeat motion"   svd.generator values (add svd / tiny-svd where weights exist)
 #   --control "motion"             generators that also get the train2d.frames=all control ("" = none)
 #   --seeds "0 1 2"                train.seed values
+#   --vary-all                     each seed also sets svd.seed and data.seed (generation and the
+#                                  train/val split vary too, so intervals over seeds cover them)
 #   --limit null                   data.limit_per_class ("null" = the whole split)
 #   --epochs2d 10 --epochs3d 2     train2d.epochs / train3d.epochs
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
@@ -33,11 +35,11 @@
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,29p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,31p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
-epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0
+epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0; vary_all=0
 loo="geometry select bn_drop"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -52,6 +54,7 @@ while [ $# -gt 0 ]; do
     --wait) wait=1; shift ;;
     --preset) preset=$2; shift 2 ;;
     --audit) audit=1; shift ;;
+    --vary-all) vary_all=1; shift ;;
     --loo) loo=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "grid.sh: unknown option $1" >&2; exit 2 ;;
@@ -89,8 +92,10 @@ queue() {  # name generator frames seed preset [without]
   echo "queue $1"
   local proto=()
   mapfile -d '' proto < <(protocol "$5" "${6:-}")
+  local seeds=(-S "train.seed=$4")
+  [ "$vary_all" = 0 ] || seeds+=(-S "svd.seed=$4" -S "data.seed=$4")
   dvc exp run --queue -n "$1" "${common[@]}" "${proto[@]}" -S "svd.generator=$2" -S "train2d.frames=$3" \
-    -S "train.seed=$4" "${extra[@]}" dvc.yaml
+    "${seeds[@]}" "${extra[@]}" dvc.yaml
 }
 
 for seed in $seeds; do

@@ -1,0 +1,95 @@
+"""scripts/grid.sh queues the right experiments (a stub `dvc` on PATH records each call)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gva.protocol import format_value, overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _queue(tmp_path: Path, *args: str) -> list[list[str]]:
+    """Run grid.sh --no-start with a recording `dvc`; return the args of every `dvc exp run`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    stub = bin_dir / "dvc"
+    stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> {log}\nprintf "\\n" >> {log}\n')
+    stub.chmod(0o755)
+    gva = shutil.which("gva") or str(Path(sys.executable).parent / "gva")
+    (bin_dir / "gva").symlink_to(gva)
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["bash", str(ROOT / "scripts" / "grid.sh"), os.path.relpath(data), "--no-start", *args],
+                   check=True, env=env, capture_output=True, text=True, cwd=os.getcwd())
+    calls = [c.rstrip("\0").split("\0") for c in log.read_text().split("\0\n") if c.strip("\0\n")]
+    return [c for c in calls if c[:2] == ["exp", "run"]]
+
+
+def _sets(call: list[str]) -> dict[str, str]:
+    """The -S key=value pairs of one call; later ones win, as in dvc."""
+    out = {}
+    for flag, value in zip(call, call[1:]):
+        if flag == "-S":
+            key, _, v = value.partition("=")
+            out[key] = v
+    return out
+
+
+def _name(call: list[str]) -> str:
+    return call[call.index("-n") + 1]
+
+
+def test_audit_queues_gva_reference_and_leave_one_out_per_generator_and_seed(tmp_path):
+    calls = _queue(tmp_path, "--audit", "--generators", "repeat motion", "--seeds", "0 1",
+                   "--loo", "geometry bn_drop")
+    names = [_name(c) for c in calls]
+    assert names == [f"{g}-{v}-s{s}" for s in (0, 1) for g in ("repeat", "motion")
+                     for v in ("gva", "ref", "ref-no-geometry", "ref-no-bn-drop")]
+    by_name = {_name(c): _sets(c) for c in calls}
+    ref = by_name["motion-ref-s1"]
+    for key, value in overrides("reference", pretrained=False).items():
+        assert ref[key] == format_value(value), key
+    assert ref["svd.generator"] == "motion" and ref["train.seed"] == "1"
+    assert ref["model.pretrained"] == "false" and ref["inflate.source"] == "train2d"  # from scratch
+    loo = by_name["repeat-ref-no-geometry-s0"]
+    assert loo["svd.geometry"] == "square" and loo["inflate.bn_stats"] == "drop"
+    assert by_name["repeat-gva-s0"]["svd.geometry"] == "square"
+    assert by_name["repeat-gva-s0"]["train.select_on"] == "val"
+    # queued experiments run in a temp dir: the data path must be absolute
+    assert all(Path(s["data.source"]).is_absolute() for s in by_name.values())
+
+
+def test_plain_grid_with_controls_vary_all_and_extra_args(tmp_path):
+    calls = _queue(tmp_path, "--generators", "repeat", "--control", "repeat", "--seeds", "3",
+                   "--vary-all", "--", "-S", "train.image_size=32")
+    assert [_name(c) for c in calls] == ["repeat-first-s3", "repeat-all-s3"]
+    sets = _sets(calls[1])
+    assert sets["train2d.frames"] == "all" and sets["train.image_size"] == "32"
+    assert sets["train.seed"] == sets["svd.seed"] == sets["data.seed"] == "3"
+
+
+def test_without_vary_all_only_the_training_seed_varies(tmp_path):
+    (call,) = _queue(tmp_path, "--generators", "repeat", "--control", "", "--seeds", "2")
+    sets = _sets(call)
+    assert sets["train.seed"] == "2" and "svd.seed" not in sets and "data.seed" not in sets
+
+
+def test_preset_names_its_runs(tmp_path):
+    calls = _queue(tmp_path, "--generators", "motion", "--control", "", "--seeds", "0", "--preset", "shift")
+    assert [_name(c) for c in calls] == ["motion-first-shift-s0"]
+    assert _sets(calls[0])["evaluate.extra_protocols"] == "[frame0,frames_mean]"
+
+
+def test_missing_data_dir_fails_clearly(tmp_path):
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "grid.sh"), str(tmp_path / "nope"), "--no-start"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no such data directory" in r.stderr
