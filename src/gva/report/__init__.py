@@ -22,6 +22,9 @@ The package, by job:
 
 * :mod:`gva.report.collect` — reading runs (``dvc exp show --json``, run directories);
 * :mod:`gva.report.stats` — grouping into configurations, summaries and intervals over seeds;
+* :mod:`gva.report.audit` — protocol-audit rows and the 3-D gain vs 2-D domain shift split;
+* :mod:`gva.report.inference` — two-level bootstrap, MDE/power, TOST, Holm, verdicts, McNemar;
+* :mod:`gva.report.compare` — the comparisons section built from the runs' predictions;
 * :mod:`gva.report.render` — Markdown, ``results.json``, the plots, :func:`write_report`;
 * here — :func:`main`, the ``gva report`` command line.
 """
@@ -33,8 +36,9 @@ import subprocess
 import sys
 
 from gva.errors import GvaError, ReportError
-from gva.report.collect import (METRICS_FILE, Run, dvc_exp_show, flatten, parse_json,
-                                read_exp_json, run_from_path, runs_from_exp_show)
+from gva.report.collect import (METRICS_FILE, Run, attach_predictions, dvc_exp_show, flatten,
+                                parse_json, read_exp_json, run_from_path, runs_from_exp_show)
+from gva.report.compare import DEFAULT_BOOTSTRAP, DEFAULT_MARGIN
 from gva.report.render import (FIXED_KEYS, METRIC_LABELS, MODEL_LABELS, display_path,
                                display_paths, plot_delta, plot_metrics, render_markdown,
                                results_json, write_report)
@@ -70,7 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-root", default=".", metavar="DIR",
                         help="absolute paths among the params (data.source ...) are shown "
                              "relative to DIR (default: the current directory)")
+    parser.add_argument("--predictions", metavar="DIR",
+                        help="per-run predictions.csv store (DIR/<run>.csv): read from there, else from "
+                             "the run's git revision and saved there (for the comparisons section)")
+    parser.add_argument("--equivalence-margin", type=float, default=DEFAULT_MARGIN, metavar="M",
+                        help=f"TOST margin for Δ top-1 (default {DEFAULT_MARGIN})")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
+                        help=f"two-level bootstrap replicates (default {DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--primary", metavar="NAME", help="the comparison declared primary (its full name)")
     args = parser.parse_args(argv)
+    if args.equivalence_margin <= 0 or args.bootstrap < 100:
+        parser.error("--equivalence-margin must be > 0 and --bootstrap at least 100")
     try:
         notes: list[str] = []
         if args.runs:
@@ -87,7 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                 data = dvc_exp_show(args.from_dvc)
             runs, notes = runs_from_exp_show(data, include_workspace=args.include_workspace,
                                              source=source)
-        results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root)
+            repo = args.from_dvc or args.repo_root
+            runs, missing = attach_predictions(runs, repo, args.predictions)
+            if any(r.predictions is not None for r in runs):
+                notes += missing
+        results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root,
+                               args.equivalence_margin, args.bootstrap, args.primary)
     except (GvaError, OSError, subprocess.CalledProcessError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gva report: error: {message}", file=sys.stderr)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
 from gva.errors import ReportError
 
 METRICS_FILE = "metrics/metrics.json"
+PREDICTIONS_FILE = "metrics/predictions.csv"
 EXP_SHOW = "`dvc exp show --json` output"
 
 
@@ -30,6 +31,8 @@ class Run:
     params: dict[str, Any]
     metrics: dict[str, Any]
     rev: str = ""
+    #: ``metrics/predictions.csv`` as arrays (:func:`gva.report.inference.read_predictions`), if known
+    predictions: Optional[dict] = field(default=None, compare=False, repr=False)
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -149,7 +152,61 @@ def run_from_path(path: str | Path) -> Run:
     metrics = _read(metrics_path, "JSON")
     if not isinstance(metrics, dict) or "delta" not in metrics:
         raise ReportError(f"{metrics_path}: not a gva evaluate metrics.json (no 'delta')")
-    return Run(root.resolve().name, flatten(params), metrics)
+    preds = root / PREDICTIONS_FILE
+    from gva.report.inference import read_predictions
+
+    return Run(root.resolve().name, flatten(params), metrics,
+               predictions=read_predictions(preds) if preds.is_file() else None)
+
+
+def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
+                       store: str | Path | None = None) -> tuple[list[Run], list[str]]:
+    """``runs`` with their ``predictions.csv`` attached where it can be found, and notes on the rest.
+
+    Looked up in ``store/<run name>.csv`` first, then in the run's git revision (``git show
+    <rev>:metrics/predictions.csv`` in ``repo``: DVC experiments commit it). A file found in git
+    is also written to ``store`` when given, so a report can be regenerated later from the
+    committed store without the experiment refs (which live only in the clone that ran them).
+    """
+    from gva.io import atomic_path
+    from gva.report.inference import read_predictions
+
+    out, notes = [], []
+    store_dir = Path(store) if store is not None else None
+    for run in runs:
+        if run.predictions is not None:
+            out.append(run)
+            continue
+        cached = store_dir / f"{run.name}.csv" if store_dir is not None else None
+        if cached is not None and cached.is_file():
+            out.append(replace(run, predictions=read_predictions(cached)))
+            continue
+        text = _git_show(repo, run.rev, PREDICTIONS_FILE) if run.rev else None
+        if text is None:
+            notes.append(f"{run.name}: no {PREDICTIONS_FILE}")
+            out.append(run)
+            continue
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "predictions.csv"
+            path.write_text(text)
+            predictions = read_predictions(path)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cached) as tmp_path:
+                tmp_path.write_text(text)
+        out.append(replace(run, predictions=predictions))
+    return out, notes
+
+
+def _git_show(repo: str | Path, rev: str, path: str) -> str | None:
+    """``git show rev:path`` in ``repo``, or None when git, the repo, the rev or the file is missing."""
+    try:
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=repo, capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def parse_json(text: str, source: str) -> Any:
@@ -184,5 +241,5 @@ def dvc_exp_show(repo: str | Path = ".") -> Any:
     return parse_json(out, f"`dvc exp show --json` in {repo}")
 
 
-__all__ = ["METRICS_FILE", "Run", "flatten", "runs_from_exp_show", "run_from_path",
+__all__ = ["METRICS_FILE", "PREDICTIONS_FILE", "attach_predictions", "Run", "flatten", "runs_from_exp_show", "run_from_path",
            "parse_json", "read_exp_json", "dvc_exp_show"]

@@ -23,10 +23,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gva.errors import ReportError
 from gva.io import save_png
 from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, render_shift,
                               shift_json, shift_rows)
 from gva.report.collect import Run
+from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, Comparison, comparisons,
+                                comparisons_json, render_comparisons)
 from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate,
                               control_pairs, format_value, metric_value)
 
@@ -83,7 +86,8 @@ def _n_test(run: Run) -> int:
 
 def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes: Sequence[str],
                     seed_key: str = SEED_KEY, title: str = "gva results",
-                    plots: Sequence[str] = ()) -> str:
+                    plots: Sequence[str] = (), compared: Sequence[Comparison] = (),
+                    compare_notes: Sequence[str] = ()) -> str:
     """The report as Markdown (deterministic: no timestamps, sorted everything)."""
     lines = [f"# {title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
@@ -107,6 +111,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
 
     if is_audit(runs):
         lines += render_audit(audit_rows(runs, seed_key)) + [""]
+    if compared:
+        lines += render_comparisons(compared, compare_notes) + [""]
     lines += ["## Accuracy per configuration and model", "",
               "| configuration | model | seeds | top-1 | top-3 | macro-F1 |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -166,7 +172,7 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
 # -------------------------------------------------------------------------------------- JSON
 
 def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
-                 runs: Sequence[Run] = ()) -> dict[str, Any]:
+                 runs: Sequence[Run] = (), compared: Sequence[Comparison] = ()) -> dict[str, Any]:
     """The aggregated rows as plain data (for other tools); with an audit grid among ``runs``,
     its rows too (``audit``)."""
     def summ(s: Summary) -> dict:
@@ -194,6 +200,8 @@ def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
     shifts = shift_rows(results)
     if shifts:
         out["shift"] = shift_json(shifts)
+    if compared:
+        out["comparisons"] = comparisons_json(compared)
     return out
 
 
@@ -272,10 +280,13 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
 
 def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),
                  seed_key: str = SEED_KEY, title: str = "gva results",
-                 repo_root: str | Path = ".") -> list[ConfigResult]:
+                 repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
+                 n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None) -> list[ConfigResult]:
     """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
     ``out``; absolute paths among the params are shown relative to ``repo_root``
-    (:func:`display_paths`). Returns the aggregated configurations (as shown)."""
+    (:func:`display_paths`). Runs with predictions attached also get the comparisons section
+    (:mod:`gva.report.compare`: equivalence ``margin``, ``n_boot`` replicates, the ``primary``
+    comparison). Returns the aggregated configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
@@ -287,11 +298,17 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     classes = runs[0].params.get("data.classes")
     plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)
     plot_delta(results, out / "delta_top1.png")
-    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS)
+    compared, compare_notes = ([], [])
+    if any(r.predictions is not None for r in runs):
+        compared, compare_notes = comparisons(results, margin, n_boot, primary, seed_key)
+    elif primary is not None:
+        raise ReportError("--primary needs the runs' predictions.csv (none was found)")
+    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS, compared=compared,
+                         compare_notes=compare_notes)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(results_json(results, seed_key, runs), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(results_json(results, seed_key, runs, compared), indent=2, sort_keys=True) + "\n")
     return results
 
 

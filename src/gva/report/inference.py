@@ -1,0 +1,506 @@
+"""Statistics that can carry a claim: is configuration/model B better than A, equivalent, or
+simply not distinguishable with the data we have?
+
+The experiments have a *crossed* design. Each run (one training seed) scores a 2-D and a 3-D
+classifier on the SAME test images, and every seed of a configuration scores the same images
+again. Test images are therefore a random factor shared by all seeds: their sampling noise is
+common to the seeds and does not average out over them. Everything here respects that:
+
+* :func:`hierarchical_bootstrap` resamples seeds *and* one set of test images shared by all
+  drawn seeds, for ``mean over seeds of metric(b) - metric(a)`` (top-1, top-3, macro-F1);
+* :func:`mde_paired`, :func:`power_paired`, :func:`n_for_power`: how small a top-1 difference
+  the design can detect (image variance + seed variance), so "no difference" is stated with
+  the size it could have missed;
+* :func:`tost` (equivalence within a margin), :func:`holm` (multiplicity over comparisons);
+* :func:`verdict`: the one rule that picks the wording ("a difference" / "equivalent within
+  ±m" / "no detectable difference (MDE ±x)"), so prose cannot claim more than the numbers;
+* :func:`mcnemar_exact`, :func:`per_class_mcnemar`: exact paired tests on one seed;
+* :func:`read_predictions`, :func:`paired_seed`: ``metrics/predictions.csv`` -> arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from gva.errors import ReportError
+
+METRICS = ("top1", "top3", "f1_macro")
+_CHUNK = 2000   # bootstrap replicates per batch: memory is O(_CHUNK * n_images)
+
+
+# --------------------------------------------------------------------------------------------
+# Paired predictions and metrics
+
+
+def _as_labels(x: object, name: str) -> np.ndarray:
+    """Integer array; integral floats are accepted (CSV / JSON round trips), anything else not."""
+    arr = np.asarray(x)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return arr.astype(np.int64)
+    raise ValueError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+
+
+@dataclass
+class PairedSeed:
+    """One seed's predictions of two models (``a`` = baseline, e.g. 2-D; ``b`` = the other) on
+    the shared test images.
+
+    ``labels``: (n,) true classes. ``pred_a`` / ``pred_b``: (n,) top-1 predicted labels or
+    (n, k) ranked predictions (column 0 = top-1). All seeds given to one analysis must hold the
+    same test images in the same order.
+    """
+
+    labels: np.ndarray
+    pred_a: np.ndarray
+    pred_b: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.labels = _as_labels(self.labels, "labels")
+        self.pred_a = _as_labels(self.pred_a, "pred_a")
+        self.pred_b = _as_labels(self.pred_b, "pred_b")
+        if self.labels.ndim != 1 or self.labels.size == 0:
+            raise ValueError(f"labels must be a non-empty 1-D array, got shape {self.labels.shape}")
+        n = self.labels.size
+        for name, pred in (("pred_a", self.pred_a), ("pred_b", self.pred_b)):
+            bad_k = pred.ndim == 2 and pred.shape[1] < 1
+            if pred.ndim not in (1, 2) or pred.shape[0] != n or bad_k:
+                raise ValueError(f"{name} must be (n,) or (n, k) with n = {n} images, "
+                                 f"got shape {pred.shape}")
+
+    @property
+    def n_images(self) -> int:
+        return int(self.labels.size)
+
+
+def _top1(pred: np.ndarray) -> np.ndarray:
+    return pred if pred.ndim == 1 else pred[:, 0]
+
+
+def _correct(labels: np.ndarray, pred: np.ndarray, metric: str) -> np.ndarray:
+    """Per-image 0/1 correctness for top1 / top3."""
+    if metric == "top1":
+        return (_top1(pred) == labels).astype(np.float64)
+    if pred.ndim != 2 or pred.shape[1] < 3:
+        raise ValueError(f"top3 needs (n, k >= 3) ranked predictions, got shape {pred.shape}")
+    return (pred[:, :3] == labels[:, None]).any(axis=1).astype(np.float64)
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+
+
+def model_metric(labels: np.ndarray, pred: np.ndarray, metric: str = "top1") -> float:
+    """One model's metric on one seed: ``top1``, ``top3`` (needs (n, k >= 3) predictions) or
+    ``f1_macro`` (= ``sklearn.metrics.f1_score(labels, top1, labels=np.unique(labels),
+    average="macro", zero_division=0)``: macro F1 over the classes present in ``labels``)."""
+    _check_metric(metric)
+    seed = PairedSeed(labels, pred, pred)
+    prep = _Prepared([seed], metric)
+    ones = np.ones((1, seed.n_images))
+    return float(prep.per_seed(ones)[0][0, 0])
+
+
+class _Prepared:
+    """The seeds turned into matrices, so that any image re-weighting (a bootstrap resample is
+    a vector of counts per image) gives every seed's metric by a matrix product."""
+
+    def __init__(self, seeds: Sequence[PairedSeed], metric: str) -> None:
+        self.metric = metric
+        self.n_seeds = len(seeds)
+        self.n_images = seeds[0].n_images
+        labels = seeds[0].labels
+        preds = [s.pred_a for s in seeds] + [s.pred_b for s in seeds]   # a's seeds, then b's
+        if metric in ("top1", "top3"):
+            # (n, 2S): accuracy under image weights w is w @ correct / sum(w)
+            self.correct = np.stack([_correct(labels, p, metric) for p in preds], axis=1)
+            return
+        # Macro-F1 over the classes present in the (full) labels. Per class c,
+        # F1_c = 2 tp / (2 tp + fp + fn) = 2 tp / (n_true_c + n_pred_c): all three counts are
+        # linear in the image weights, so one-hot matrices turn them into matrix products.
+        classes = np.unique(labels)
+        self.n_classes = classes.size
+        self.true_onehot = (labels[:, None] == classes[None, :]).astype(np.float64)   # (n, C)
+        pred_onehot = np.concatenate(
+            [(_top1(p)[:, None] == classes[None, :]).astype(np.float64) for p in preds],
+            axis=1)                                                                      # (n, 2S*C)
+        self.pred_onehot = pred_onehot
+        self.tp_onehot = pred_onehot * np.tile(self.true_onehot, (1, len(preds)))
+
+    def per_seed(self, image_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, n) image counts -> metric of model a and of model b per replicate and seed,
+        each (B, S)."""
+        s = self.n_seeds
+        if self.metric in ("top1", "top3"):
+            acc = image_counts @ self.correct / image_counts.sum(axis=1, keepdims=True)
+            return acc[:, :s], acc[:, s:]
+        c = self.n_classes
+        n_true = image_counts @ self.true_onehot                                   # (B, C)
+        n_pred = (image_counts @ self.pred_onehot).reshape(-1, 2 * s, c)           # (B, 2S, C)
+        tp = (image_counts @ self.tp_onehot).reshape(-1, 2 * s, c)
+        den = n_true[:, None, :] + n_pred
+        # A class with no true and no predicted image scores 0 (sklearn's zero_division=0).
+        f1 = np.divide(2.0 * tp, den, out=np.zeros_like(tp), where=den > 0).mean(axis=2)
+        return f1[:, :s], f1[:, s:]
+
+    def statistic(self, seed_counts: np.ndarray, image_counts: np.ndarray) -> np.ndarray:
+        """Mean over the drawn seeds of metric(b) - metric(a), one value per replicate.
+
+        ``seed_counts`` (B, S): how often each seed was drawn; ``image_counts`` (B, n): how often
+        each image was drawn (the same images for every seed of a replicate)."""
+        m_a, m_b = self.per_seed(np.asarray(image_counts, dtype=np.float64))
+        seed_w = np.asarray(seed_counts, dtype=np.float64)
+        seed_w = seed_w / seed_w.sum(axis=1, keepdims=True)
+        return ((m_b - m_a) * seed_w).sum(axis=1)
+
+
+def _check_seeds(seeds: Sequence[PairedSeed]) -> None:
+    if len(seeds) == 0:
+        raise ValueError("no seeds")
+    first = seeds[0]
+    for i, s in enumerate(seeds[1:], start=1):
+        if s.n_images != first.n_images:
+            raise ValueError(f"seed {i} has {s.n_images} test images, seed 0 has {first.n_images}: "
+                             "all seeds must score the same test images in the same order")
+        if not np.array_equal(s.labels, first.labels):
+            raise ValueError(f"seed {i}'s labels differ from seed 0's: all seeds must score the "
+                             "same test images in the same order")
+
+
+def _row_counts(idx: np.ndarray, size: int) -> np.ndarray:
+    """(B, m) drawn indices in [0, size) -> (B, size) counts, one bincount for all rows."""
+    rows = idx.shape[0]
+    flat = idx + (np.arange(rows) * size)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * size).reshape(rows, size)
+
+
+# --------------------------------------------------------------------------------------------
+# Hierarchical bootstrap
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """``estimate`` on the original data; ``low``/``high`` the percentile interval; ``se`` the
+    standard deviation of the replicates (ddof 1); ``replicates`` (n_boot,)."""
+
+    estimate: float
+    low: float
+    high: float
+    se: float
+    replicates: np.ndarray
+    metric: str
+    confidence: float
+    n_boot: int
+    seed: int
+    n_seeds: int
+    n_images: int
+
+
+def hierarchical_bootstrap(seeds: Sequence[PairedSeed], metric: str = "top1",
+                           n_boot: int = 10000, seed: int = 0,
+                           confidence: float = 0.95) -> BootstrapResult:
+    """Bootstrap of ``mean over seeds of metric(b) - metric(a)`` for a crossed seed x image design.
+
+    Each replicate draws the seeds with replacement and ONE resample of the test images that
+    all drawn seeds share. Resampling images independently per seed would treat the image
+    noise as if it averaged out over seeds, and give too narrow an interval when the seeds'
+    errors on an image are correlated (they are: same images, same labels). With one seed
+    this is the ordinary paired bootstrap over images.
+
+    Deterministic for a given ``seed`` (``numpy.random.default_rng``).
+    """
+    _check_metric(metric)
+    _check_seeds(seeds)
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    prep = _Prepared(seeds, metric)
+    s, n = prep.n_seeds, prep.n_images
+    estimate = float(prep.statistic(np.ones((1, s)), np.ones((1, n)))[0])
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, _CHUNK):
+        m = min(_CHUNK, n_boot - start)
+        seed_counts = _row_counts(rng.integers(0, s, size=(m, s)), s)
+        image_counts = _row_counts(rng.integers(0, n, size=(m, n)), n)
+        reps[start:start + m] = prep.statistic(seed_counts, image_counts)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(reps, [tail, 1.0 - tail])
+    return BootstrapResult(estimate=estimate, low=float(low), high=float(high),
+                           se=float(reps.std(ddof=1)), replicates=reps, metric=metric,
+                           confidence=confidence, n_boot=n_boot, seed=seed, n_seeds=s, n_images=n)
+
+
+# --------------------------------------------------------------------------------------------
+# Power: minimal detectable difference of a paired top-1 difference
+#
+# Normal approximation. For one seed, the per-image difference d_i = correct_b - correct_a is
+# in {-1, 0, 1}; with discordant fraction psi and a small true difference delta,
+# Var(d_i) = psi - delta**2 ~= psi, so Var(mean d) ~= psi / n (the McNemar / paired-proportion
+# variance under H0). The image part is NOT divided by the number of seeds: the seeds share the
+# images, so the image noise is (up to the seed x image interaction) common to all of them;
+# psi / n is therefore the conservative value, exact when the seeds' per-image differences are
+# identical. Seed-to-seed variation of the per-seed delta beyond that (sd ``seed_sd``) does
+# average out: + seed_sd**2 / n_seeds. A two-sided level-alpha z-test then has power
+# Phi(|delta| / se - z_{1-alpha/2}) + Phi(-|delta| / se - z_{1-alpha/2}), and the MDE
+# (ignoring the far tail) is (z_{1-alpha/2} + z_power) * se.
+#
+# ``continuity=True`` shrinks |delta| by McNemar's continuity correction, 1 / (n_images *
+# n_seeds) (one discordant pair of the pooled count): that reproduces the power of the exact
+# McNemar test (binomial on discordant pairs, as ``gva evaluate`` reports) closely for one seed,
+# e.g. 0.19 instead of 0.22 for delta 0.02, n 500, psi 0.14.
+
+
+def _check_design(n_images: float, discordance: float, n_seeds: int, seed_sd: float,
+                  alpha: float) -> None:
+    if not n_images > 0:
+        raise ValueError(f"n_images must be > 0, got {n_images}")
+    if not 0.0 <= discordance <= 1.0:
+        raise ValueError(f"discordance must be in [0, 1], got {discordance}")
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
+    if not seed_sd >= 0.0:
+        raise ValueError(f"seed_sd must be >= 0, got {seed_sd}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if discordance == 0.0 and seed_sd == 0.0:
+        raise ValueError("discordance and seed_sd are both 0: the difference has no variance")
+
+
+def paired_se(n_images: float, discordance: float, n_seeds: int = 1, seed_sd: float = 0.0) -> float:
+    """Standard error of the mean over seeds of a paired top-1 difference:
+    ``sqrt(discordance / n_images + seed_sd**2 / n_seeds)`` (see the notes above)."""
+    return math.sqrt(discordance / n_images + seed_sd ** 2 / n_seeds)
+
+
+def mde_paired(n_images: int, discordance: float, n_seeds: int, seed_sd: float,
+               alpha: float = 0.05, power: float = 0.8, continuity: bool = False) -> float:
+    """Minimal detectable top-1 difference: ``(z_{1-alpha/2} + z_power) * se`` with
+    ``se = sqrt(discordance / n_images + seed_sd**2 / n_seeds)`` (pass ``seed_sd=0`` for one
+    seed); plus ``1 / (n_images * n_seeds)`` with ``continuity=True`` (exact-McNemar-like)."""
+    _check_design(n_images, discordance, n_seeds, seed_sd, alpha)
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be in (0, 1), got {power}")
+    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
+    mde = float(z * paired_se(n_images, discordance, n_seeds, seed_sd))
+    return mde + (1.0 / (n_images * n_seeds) if continuity else 0.0)
+
+
+def power_paired(delta: float, n_images: int, discordance: float, n_seeds: int = 1,
+                 seed_sd: float = 0.0, alpha: float = 0.05, continuity: bool = False) -> float:
+    """Power of the two-sided level-``alpha`` test to detect a true top-1 difference ``delta``
+    (the inverse of :func:`mde_paired`, both tails counted)."""
+    _check_design(n_images, discordance, n_seeds, seed_sd, alpha)
+    se = paired_se(n_images, discordance, n_seeds, seed_sd)
+    shift = abs(delta) - (1.0 / (n_images * n_seeds) if continuity else 0.0)
+    shift = max(shift, 0.0)
+    z = stats.norm.ppf(1.0 - alpha / 2.0)
+    power = stats.norm.cdf(shift / se - z) + stats.norm.cdf(-shift / se - z)
+    return float(power)
+
+
+def n_for_power(delta: float, discordance: float, n_seeds: int = 1, seed_sd: float = 0.0,
+                alpha: float = 0.05, power: float = 0.8, continuity: bool = False) -> int:
+    """Smallest number of paired test images for which :func:`power_paired` reaches ``power``.
+
+    Raises ``ValueError`` when no number of images suffices: the seed part of the variance does
+    not shrink with more images, only with more seeds."""
+    if delta == 0:
+        raise ValueError("delta must be non-zero")
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be in (0, 1), got {power}")
+    _check_design(1, discordance, n_seeds, seed_sd, alpha)
+    if seed_sd > 0:
+        z_lim = abs(delta) * math.sqrt(n_seeds) / seed_sd
+        z = stats.norm.ppf(1.0 - alpha / 2.0)
+        limit = stats.norm.cdf(z_lim - z) + stats.norm.cdf(-z_lim - z)
+        if limit <= power:
+            raise ValueError(f"power {power} is out of reach with {n_seeds} seeds and seed_sd "
+                             f"{seed_sd}, whatever the number of images (at most {limit:.3f})")
+
+    def enough(n: int) -> bool:
+        return power_paired(delta, n, discordance, n_seeds, seed_sd, alpha, continuity) >= power
+
+    hi = 1
+    while not enough(hi):   # power grows with n: double, then bisect
+        hi *= 2
+    lo = hi // 2            # not enough (or 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# --------------------------------------------------------------------------------------------
+# Equivalence, multiplicity, the verdict
+
+
+def tost(estimate: float, se: float, margin: float, df: float | None = None) -> float:
+    """Two one-sided tests of H0: |true difference| >= ``margin`` against |diff| < margin.
+
+    p = max(p_lower, p_upper), with p_lower testing diff <= -margin and p_upper diff >= margin;
+    normal reference when ``df`` is None, Student t with ``df`` degrees of freedom otherwise.
+    Small p: the difference is within ±margin."""
+    if not (se > 0 and math.isfinite(se)):
+        raise ValueError(f"se must be positive and finite, got {se}")
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if df is not None and not df > 0:
+        raise ValueError(f"df must be > 0, got {df}")
+    dist = stats.norm if df is None else stats.t(df)
+    p_lower = float(dist.sf((estimate + margin) / se))
+    p_upper = float(dist.cdf((estimate - margin) / se))
+    return max(p_lower, p_upper)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order: the i-th smallest p is multiplied
+    by (m - i + 1), then made monotone (running maximum) and capped at 1."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be a flat sequence, got shape {p.shape}")
+    if p.size == 0:
+        return []
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted.tolist()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``kind``: "difference" | "equivalent" | "inconclusive"; ``text``: the one-line phrase."""
+
+    kind: str
+    text: str
+
+
+def verdict(estimate: float, low: float, high: float, p_adjusted: float, mde: float | None,
+            margin: float | None = None, p_tost: float | None = None, alpha: float = 0.05,
+            label: str = "3-D − 2-D") -> Verdict:
+    """The wording a comparison is allowed, so that prose cannot claim more than the numbers.
+
+    * "difference": the interval [low, high] excludes 0 AND the multiplicity-adjusted (Holm)
+      p-value is < alpha — both, since an interval alone ignores the other comparisons made;
+    * otherwise "equivalent" within ±margin when the TOST p-value is < alpha;
+    * otherwise "inconclusive": no detectable difference, with the MDE that could be missed.
+    """
+    head = f"{label} = {estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
+    excludes_zero = low > 0 or high < 0
+    if excludes_zero and p_adjusted < alpha:
+        return Verdict("difference", f"{head}: a difference (Holm p = {p_adjusted:.3f})")
+    if margin is not None and p_tost is not None and p_tost < alpha:
+        return Verdict("equivalent",
+                       f"{head}: equivalent within ±{margin:.3f} (TOST p = {p_tost:.3f})")
+    tail = f" (MDE ±{mde:.3f})" if mde is not None else ""
+    return Verdict("inconclusive", f"{head}: no detectable difference{tail}")
+
+
+# --------------------------------------------------------------------------------------------
+# Exact paired tests on one seed
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
+    """McNemar's exact test: (two-sided p, #only a correct, #only b correct). Under H0 each
+    discordant pair favours either model with probability 1/2; p = 1 without discordant pairs."""
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired outcomes must be 1-D and equally long, "
+                         f"got {a.shape} and {b.shape}")
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0, only_a, only_b
+    p = stats.binomtest(only_b, only_a + only_b, 0.5, alternative="two-sided").pvalue
+    return min(1.0, float(p)), only_a, only_b
+
+
+def per_class_mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
+                      n_classes: int) -> list[dict]:
+    """Per true class c in 0..n_classes-1: ``{"class", "n", "only_a", "only_b", "p", "p_holm"}``
+    — McNemar's exact test on that class's images, Holm-adjusted over the classes."""
+    seed = PairedSeed(labels, pred_a, pred_b)
+    correct_a = _top1(seed.pred_a) == seed.labels
+    correct_b = _top1(seed.pred_b) == seed.labels
+    rows = []
+    for c in range(n_classes):
+        mask = seed.labels == c
+        p, only_a, only_b = mcnemar_exact(correct_a[mask], correct_b[mask])
+        rows.append({"class": c, "n": int(mask.sum()), "only_a": only_a, "only_b": only_b, "p": p})
+    for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = p_adj
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# predictions.csv
+
+
+def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    """``metrics/predictions.csv`` (``id,label,class_name,pred_2d,pred_3d[,...]``) -> int arrays
+    ``"id"``, ``"label"`` and one per ``pred_*`` column. Raises :class:`ReportError` naming the
+    file when it is missing or unreadable, lacks ``id``/``label``, or holds a non-integer."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read predictions ({exc.strerror or exc})") from None
+    if not rows:
+        raise ReportError(f"{path}: empty file, expected a header with id,label,pred_* columns")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in ("id", "label") if c not in header]
+    if missing:
+        raise ReportError(f"{path}: no {'/'.join(missing)} column (header: {','.join(header)})")
+    wanted = [c for c in header if c in ("id", "label") or c.startswith("pred_")]
+    cols = [header.index(c) for c in wanted]
+    body = [r for r in rows[1:] if r]
+    values = np.empty((len(body), len(cols)), dtype=np.int64)
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise ReportError(f"{path}, line {i + 2}: {len(row)} fields, header has {len(header)}")
+        try:
+            values[i] = [int(row[j]) for j in cols]
+        except ValueError:
+            raise ReportError(f"{path}, line {i + 2}: non-integer value in "
+                              f"{','.join(wanted)}") from None
+    return {c: values[:, k].copy() for k, c in enumerate(wanted)}
+
+
+def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
+                b: Mapping[str, np.ndarray] | None = None, col_b: str = "pred_3d") -> PairedSeed:
+    """A :class:`PairedSeed` from :func:`read_predictions` output: ``a[col_a]`` vs
+    ``(b or a)[col_b]``, e.g. 2-D vs 3-D of one run, or 2-D of run A vs 2-D of run B
+    (``b``, same seed). Raises ``ValueError`` when the two files' ids or labels differ."""
+    other = a if b is None else b
+    for key, src in ((col_a, a), (col_b, other)):
+        if key not in src:
+            raise ValueError(f"no column {key!r} (have {sorted(src)})")
+    if b is not None and not (np.array_equal(a["id"], b["id"])
+                              and np.array_equal(a["label"], b["label"])):
+        raise ValueError("the two prediction files do not hold the same test images in the "
+                         "same order")
+    return PairedSeed(a["label"], a[col_a], other[col_b])
+
+
+__all__ = ["METRICS", "PairedSeed", "model_metric", "BootstrapResult", "hierarchical_bootstrap",
+           "paired_se", "mde_paired", "power_paired", "n_for_power", "tost", "holm", "Verdict",
+           "verdict", "mcnemar_exact", "per_class_mcnemar", "read_predictions", "paired_seed"]

@@ -1,0 +1,94 @@
+"""gva report's comparisons: two-level intervals, Holm, MDE, TOST and verdicts from predictions."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from gva.errors import ReportError
+from gva.report import Run, aggregate, write_report
+from gva.report.collect import attach_predictions
+from gva.report.compare import comparisons
+
+N = 300
+
+
+def _preds(seed: int, acc2: float, acc3: float, rng_seed: int) -> dict:
+    rng = np.random.default_rng(rng_seed)
+    labels = np.arange(N) % 10
+    def model(acc):
+        right = rng.random(N) < acc
+        return np.where(right, labels, (labels + 1 + rng.integers(0, 9, N)) % 10)
+    return {"id": np.arange(N), "label": labels, "pred_2d": model(acc2), "pred_3d": model(acc3)}
+
+
+def _metrics(p: dict) -> dict:
+    t2, t3 = np.mean(p["pred_2d"] == p["label"]), np.mean(p["pred_3d"] == p["label"])
+    return {"n_test": N, "model2d": {"top1": t2, "top3": 0.9, "f1_macro": t2},
+            "model3d": {"top1": t3, "top3": 0.9, "f1_macro": t3},
+            "delta": {"top1": t3 - t2, "top1_ci95_low": -1, "top1_ci95_high": 1, "mcnemar_p": 0.5,
+                      "top3": 0.0, "f1_macro": t3 - t2}}
+
+
+def _runs(gen: str, acc2: float, acc3: float, offset: int = 0) -> list[Run]:
+    out = []
+    for s in range(3):
+        p = _preds(s, acc2, acc3, 100 * offset + s)
+        if acc2 == acc3 and gen == "same":
+            p["pred_3d"] = p["pred_2d"].copy()
+        out.append(Run(f"{gen}-s{s}", {"svd.generator": gen, "train.seed": s}, _metrics(p), predictions=p))
+    return out
+
+
+def test_verdicts_follow_the_numbers():
+    runs = _runs("better", 0.40, 0.70, 1) + _runs("same", 0.5, 0.5, 2) + _runs("noisy", 0.50, 0.52, 3)
+    rows, notes = comparisons(aggregate(runs), margin=0.05, n_boot=2000)
+    by = {r.name.split(":")[0]: r for r in rows}
+    assert not notes and len(rows) == 3
+    assert by["svd.generator=better"].verdict.kind == "difference"
+    assert by["svd.generator=better"].top1.low > 0.2
+    assert by["svd.generator=same"].verdict.kind == "equivalent"
+    noisy = by["svd.generator=noisy"]
+    assert noisy.verdict.kind == "inconclusive" and f"MDE ±{noisy.mde:.3f}" in noisy.verdict.text
+    # Holm: adjusted p never below the raw one; the interval covers both variance sources, so it
+    # is at least as wide as the image-only spread of one seed
+    assert all(r.p_holm >= r.p for r in rows)
+    assert noisy.mde > 0.05
+
+
+def test_primary_must_name_a_comparison_and_is_marked(tmp_path):
+    runs = _runs("better", 0.40, 0.70, 1)
+    with pytest.raises(ReportError, match="names no comparison"):
+        comparisons(aggregate(runs), primary="nope", n_boot=200)
+    write_report(runs, tmp_path, n_boot=200, primary="all runs: 3-D − 2-D")
+    md = (tmp_path / "results.md").read_text()
+    assert "| **primary:** all runs: 3-D − 2-D | 3 |" in md
+
+
+def test_runs_without_predictions_are_left_out_and_said(tmp_path):
+    runs = _runs("better", 0.40, 0.70, 1) + [Run(f"old-s{s}", {"svd.generator": "old", "train.seed": s},
+                                                  _metrics(_preds(s, 0.5, 0.5, 9))) for s in range(3)]
+    rows, notes = comparisons(aggregate(runs), n_boot=200)
+    assert [r.name for r in rows] == ["svd.generator=better: 3-D − 2-D"]
+    assert notes and "svd.generator=old" in notes[0]
+
+
+def test_predictions_come_from_git_and_are_stored(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "metrics").mkdir(parents=True)
+    csv = "id,label,class_name,pred_2d,pred_3d\n1,0,a,0,1\n2,1,b,1,1\n"
+    (repo / "metrics" / "predictions.csv").write_text(csv)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], cwd=repo, check=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    store = tmp_path / "store"
+    runs, notes = attach_predictions([Run("e1", {}, {}, rev), Run("e2", {}, {}, "0" * 40)], repo, store)
+    assert runs[0].predictions["pred_3d"].tolist() == [1, 1] and runs[1].predictions is None
+    assert notes == ["e2: no metrics/predictions.csv"]
+    assert (store / "e1.csv").read_text() == csv
+    again, _ = attach_predictions([Run("e1", {}, {}, "")], tmp_path / "elsewhere", store)  # no git needed now
+    assert again[0].predictions["pred_2d"].tolist() == [0, 1]
