@@ -411,3 +411,13 @@ def test_train3d_augment_overrides_train_augment(tmp_path, monkeypatch, train_au
     assert calls[-1] == ("fit", expected, expected)
     assert all(not aug for split, aug, *_ in calls if split in ("val", "test"))  # selection never augments
     assert not (tmp_path / "m3.pt").exists()
+
+
+def test_shift_preset_is_gva_plus_generated_frame0_scoring():
+    from gva.protocol import SHIFT, knobs_on, overrides
+
+    shift = overrides("shift")
+    assert shift == {**overrides("gva"), **SHIFT}
+    assert shift["svd.first_frame"] == "generated"
+    assert shift["evaluate.extra_protocols"] == ["frame0", "frames_mean"]
+    assert knobs_on(shift) == ("frame0",)   # frame-0 scoring is on; every other knob at gva's
