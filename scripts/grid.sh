@@ -15,6 +15,8 @@
 #   --epochs2d 10 --epochs3d 2     train2d.epochs / train3d.epochs
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
 #   --no-start                     only queue; start later with `dvc queue start -j N`
+#   --skip-existing                leave out names that already exist as experiments or are queued /
+#                                  running (to finish a grid that was cut short, or reorder one)
 #   --wait                         after starting, block until the queue is empty
 #   --preset gva|reference|shift   every run under this protocol preset (`gva protocol --help`):
 #                                  reference = the reference code's protocol; shift = frame 0
@@ -35,11 +37,11 @@
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,31p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,33p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
-epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0; vary_all=0
+epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0; vary_all=0; skip_existing=0
 loo="geometry select bn_drop"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
     --preset) preset=$2; shift 2 ;;
     --audit) audit=1; shift ;;
     --vary-all) vary_all=1; shift ;;
+    --skip-existing) skip_existing=1; shift ;;
     --loo) loo=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "grid.sh: unknown option $1" >&2; exit 2 ;;
@@ -88,7 +91,15 @@ protocol() {  # preset [knobs set back to gva's, comma-separated]
   printf '%s\0' "${args[@]}"
 }
 
+existing=" "
+if [ "$skip_existing" = 1 ]; then
+  existing=" $( { dvc exp list --all-commits --name-only 2>/dev/null
+                  dvc queue status 2>/dev/null | awk 'NR>1 && $NF ~ /^(Queued|Running|Success)$/ {print $2}'
+                } | tr '\n' ' ') "
+fi
+
 queue() {  # name generator frames seed preset [without]
+  case "$existing" in *" $1 "*) echo "skip $1 (exists)"; return 0 ;; esac
   echo "queue $1"
   local proto=()
   mapfile -d '' proto < <(protocol "$5" "${6:-}")

@@ -15,13 +15,17 @@ from gva.protocol import format_value, overrides
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _queue(tmp_path: Path, *args: str) -> list[list[str]]:
-    """Run grid.sh --no-start with a recording `dvc`; return the args of every `dvc exp run`."""
+def _queue(tmp_path: Path, *args: str, existing: str = "") -> list[list[str]]:
+    """Run grid.sh --no-start with a recording `dvc`; return the args of every `dvc exp run`.
+    ``existing``: what the stub prints for `dvc exp list` (one name per line)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls"
     stub = bin_dir / "dvc"
-    stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> {log}\nprintf "\\n" >> {log}\n')
+    stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> {log}\nprintf "\\n" >> {log}\n'
+                    f'[ "$1 $2" = "exp list" ] && printf "{existing}"\n'
+                    f'[ "$1 $2" = "queue status" ] && printf "Task Name Created Status\\n'
+                    f'abc motion-gva-s0 10:00 Running\\nabd motion-ref-s0 10:00 Failed\\n"\nexit 0\n')
     stub.chmod(0o755)
     gva = shutil.which("gva") or str(Path(sys.executable).parent / "gva")
     (bin_dir / "gva").symlink_to(gva)
@@ -93,3 +97,9 @@ def test_missing_data_dir_fails_clearly(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "scripts" / "grid.sh"), str(tmp_path / "nope"), "--no-start"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no such data directory" in r.stderr
+
+
+def test_skip_existing_leaves_out_finished_and_running_names_but_not_failed(tmp_path):
+    calls = _queue(tmp_path, "--audit", "--generators", "motion", "--seeds", "0", "--loo", "select",
+                   "--skip-existing", existing="repeat-x\\nmotion-ref-no-select-s0\\n")
+    assert [_name(c) for c in calls] == ["motion-ref-s0"]   # gva running, no-select done, ref failed
