@@ -15,7 +15,7 @@ from gva.evaluate import plots
 from gva.evaluate.cost import count_macs, count_parameters, make_batch, measure_latency
 from gva.evaluate.metrics import (classification_report, confusion_matrix, offdiagonal_mass,
                                   top_k_accuracy)
-from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.evaluate.stats import holm, mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 
 # --- metrics -------------------------------------------------------------------------------------
 
@@ -243,3 +243,16 @@ def test_evaluate_params_are_validated(bad):
     ok = config_from_dict({"evaluate": {"latency_batch_sizes": [2], "latency_budget_s": None,
                                         "device": "cuda:1", "extra_protocols": ["frames_mean"]}})
     assert ok.evaluate.latency_budget_s is None
+
+
+def test_per_class_mcnemar_by_hand():
+    # class 0: 12 images, a wrong / b right on 9, a right / b wrong on 1, both right on 2;
+    # class 1: 4 images, both right; class 2: no images.
+    labels = np.array([0] * 12 + [1] * 4)
+    pred_a = np.array([1] * 9 + [0] * 3 + [1] * 4)
+    pred_b = np.array([0] * 9 + [1] + [0, 0] + [1] * 4)
+    rows = per_class_mcnemar(labels, pred_a == labels, pred_b == labels, n_classes=3)
+    assert [(r["n"], r["only_a"], r["only_b"]) for r in rows] == [(12, 1, 9), (4, 0, 0), (0, 0, 0)]
+    assert [r["p"] for r in rows] == pytest.approx([22 / 1024, 1.0, 1.0])
+    assert [r["p_holm"] for r in rows] == pytest.approx([3 * 22 / 1024, 1.0, 1.0])
+    assert holm([r["p"] for r in rows]) == [r["p_holm"] for r in rows]

@@ -95,7 +95,11 @@ def tiny_cfg(**evaluate):
 def _predictions(path: Path) -> dict[str, np.ndarray]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: np.array([int(r[k]) for r in rows]) for k in rows[0] if k != "class_name"}
+    out = {k: np.array([int(r[k]) for r in rows]) for k in rows[0]
+           if k != "class_name" and not k.startswith("top3_")}
+    out.update({k: np.array([[int(v) for v in r[k].split()] for r in rows]) for k in rows[0]
+                if k.startswith("top3_")})
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +131,10 @@ def test_known_metrics(constant_run):
     assert (d["only_2d_correct"], d["only_3d_correct"]) == (2, 6)
     assert d["mcnemar_p"] == pytest.approx(2 * (1 + 8 + 28) / 256)     # 2 * P(X <= 2 | 8, 1/2)
     assert d["top1_ci95_low"] <= d["top1"] <= d["top1_ci95_high"]
-    assert d["offdiag_mass"] == pytest.approx(0.0)          # both get exactly one class right
+    # unbalanced test set, so balanced top-1 is reported: each model gets exactly one class right
+    assert m["model2d"]["balanced_top1"] == m["model3d"]["balanced_top1"] == pytest.approx(1 / 3)
+    assert d["balanced_top1"] == pytest.approx(0.0)
+    assert "offdiag_mass" not in d and "offdiag_mass" not in m["model2d"]
     # The 2-D model on frame 0 / on all frames (here: copies of the image) answers the same.
     for proto in ("frame0", "frames_mean"):
         assert m[f"model2d_{proto}"]["top1"] == pytest.approx(2 / n)
@@ -175,8 +182,17 @@ def test_plot_and_table_files(constant_run):
     assert report["largest_confusion_changes"][0] == {
         "actual": NAMES[1], "predicted": NAMES[0], "model2d": 6, "model3d": 0, "change": -6}
     assert len(report["largest_confusion_changes"]) == 4        # cells that changed at all
+    # per-class McNemar, 3-D vs 2-D, Holm over the 3 classes: only the tabby cats (6 of 6 only
+    # 3-D right) reach p = 2 / 2^6; goldfish 2 of 2 only 2-D right (p = 0.5); bees: nobody right
+    paired = [table[name]["model3d_vs_model2d"] for name in NAMES]
+    assert [(r["n"], r["only_a"], r["only_b"]) for r in paired] == [(2, 2, 0), (6, 0, 6), (4, 0, 0)]
+    assert [r["p"] for r in paired] == pytest.approx([0.5, 0.03125, 1.0])
+    assert [r["p_holm"] for r in paired] == pytest.approx([1.0, 0.09375, 1.0])
+    assert "model3d_vs_model2d_frame0" in table[NAMES[0]]
     preds = _predictions(root / "metrics/predictions.csv")
     assert (preds["pred_2d"] == 0).all() and (preds["pred_3d"] == 1).all()
+    assert (preds["top3_2d"][:, 0] == preds["pred_2d"]).all() and preds["top3_3d"].shape == (n, 3)
+    assert all(sorted(row) == [0, 1, 2] for row in preds["top3_3d"].tolist())
     assert list(preds["id"]) == list(range(106, 106 + n))
     for png in ("confusion_2d.png", "confusion_3d.png", "per_class.png"):
         assert (root / "plots" / png).read_bytes()[:4] == b"\x89PNG"

@@ -16,10 +16,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from gva.errors import GvaError, ReportError
-from gva.report.inference import (PairedSeed, _Prepared, hierarchical_bootstrap, holm,
-                                  mcnemar_exact, mde_paired, model_metric, n_for_power,
-                                  paired_seed, per_class_mcnemar, power_paired, read_predictions,
-                                  tost, verdict)
+from gva.report.inference import (PairedSeed, _Prepared, hierarchical_bootstrap, holm, mde_paired,
+                                  model_metric, n_for_power, paired_seed, power_paired,
+                                  read_predictions, tost, verdict)
 
 # ------------------------------------------------------------------------------------------------
 # A tiny crossed design: 2 seeds x 4 images. Both seeds' per-image differences (b - a) are
@@ -384,30 +383,6 @@ def test_verdict_equivalent_and_inconclusive():
 # McNemar
 
 
-def test_mcnemar_exact_by_hand():
-    a = np.array([0] * 9 + [1] + [1, 1, 0], bool)
-    b = np.array([1] * 9 + [0] + [1, 1, 0], bool)
-    p, only_a, only_b = mcnemar_exact(a, b)
-    assert (only_a, only_b) == (1, 9)
-    assert p == pytest.approx(22 / 1024)                 # 2 * P(X >= 9), X ~ Bin(10, 1/2)
-    assert mcnemar_exact(a, a) == (1.0, 0, 0)
-    with pytest.raises(ValueError):
-        mcnemar_exact(a, b[:-1])
-
-
-def test_per_class_mcnemar_by_hand():
-    # class 0: 12 images, a wrong / b right on 9, a right / b wrong on 1, both right on 2;
-    # class 1: 4 images, both right; class 2: no images.
-    labels = np.array([0] * 12 + [1] * 4)
-    pred_a = np.array([1] * 9 + [0] * 3 + [1] * 4)
-    pred_b = np.array([0] * 9 + [1] + [0, 0] + [1] * 4)
-    rows = per_class_mcnemar(labels, pred_a, pred_b, n_classes=3)
-    assert [(r["class"], r["n"], r["only_a"], r["only_b"]) for r in rows] == [
-        (0, 12, 1, 9), (1, 4, 0, 0), (2, 0, 0, 0)]
-    assert [r["p"] for r in rows] == pytest.approx([22 / 1024, 1.0, 1.0])
-    assert [r["p_holm"] for r in rows] == pytest.approx([3 * 22 / 1024, 1.0, 1.0])
-
-
 # ------------------------------------------------------------------------------------------------
 # predictions.csv
 
@@ -418,6 +393,13 @@ def test_read_predictions_and_pairing(tmp_path):
                     "7,0,goldfish,0,0,1\n8,1,tabby,2,1,1\n9,2,bee,2,0,2\n")
     pred = read_predictions(path)
     assert sorted(pred) == ["id", "label", "pred_2d", "pred_2d_frame0", "pred_3d"]
+    ranked = tmp_path / "ranked.csv"
+    ranked.write_text("id,label,class_name,pred_2d,pred_3d,top3_2d,top3_3d\n7,0,a,0,1,0 2 1,1 0 2\n")
+    r = read_predictions(ranked)
+    assert r["top3_2d"].tolist() == [[0, 2, 1]] and r["top3_3d"].shape == (1, 3)
+    ranked.write_text("id,label,class_name,pred_2d,top3_2d\n7,0,a,0,0 x 1\n")
+    with pytest.raises(ReportError, match="top3_2d must be three integer labels"):
+        read_predictions(ranked)
     np.testing.assert_array_equal(pred["id"], [7, 8, 9])
     np.testing.assert_array_equal(pred["pred_3d"], [0, 1, 0])
     assert all(v.dtype.kind == "i" for v in pred.values())

@@ -92,3 +92,22 @@ def test_predictions_come_from_git_and_are_stored(tmp_path):
     assert (store / "e1.csv").read_text() == csv
     again, _ = attach_predictions([Run("e1", {}, {}, "")], tmp_path / "elsewhere", store)  # no git needed now
     assert again[0].predictions["pred_2d"].tolist() == [0, 1]
+
+
+def test_ranked_predictions_give_delta_top3():
+    runs = []
+    for s in range(3):
+        p = _preds(s, 0.4, 0.6, 40 + s)
+        rng = np.random.default_rng(s)
+        for m in ("2d", "3d"):  # top-1 first, then two other classes
+            others = (p[f"pred_{m}"][:, None] + 1 + rng.permutation(9)[:2][None, :]) % 10
+            p[f"top3_{m}"] = np.column_stack([p[f"pred_{m}"], others])
+        runs.append(Run(f"r-s{s}", {"train.seed": s}, _metrics(p), predictions=p))
+    (row,), _ = comparisons(aggregate(runs), n_boot=500)
+    assert row.top3 is not None and row.top1.estimate == pytest.approx(
+        np.mean([np.mean(r.predictions["pred_3d"] == r.predictions["label"])
+                 - np.mean(r.predictions["pred_2d"] == r.predictions["label"]) for r in runs]))
+    hit = lambda t, y: np.mean([yy in tt for tt, yy in zip(t, y)])  # noqa: E731
+    assert row.top3.estimate == pytest.approx(np.mean([hit(r.predictions["top3_3d"], r.predictions["label"])
+                                                       - hit(r.predictions["top3_2d"], r.predictions["label"])
+                                                       for r in runs]))

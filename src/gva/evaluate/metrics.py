@@ -23,21 +23,32 @@ class ClassificationReport:
     recall_macro: float
     f1_macro: float
     balanced_error: float      # mean over classes of the off-diagonal share of each confusion row
+                               # (1 - balanced top-1; on a balanced test set exactly 1 - top-1)
     confusion: np.ndarray      # [C, C] counts, rows = actual, columns = predicted
     precision: np.ndarray      # [C]
     recall: np.ndarray         # [C]
     f1: np.ndarray             # [C]
     support: np.ndarray        # [C] number of samples of each actual class
 
+    @property
+    def balanced(self) -> bool:
+        """Every class present has the same number of test samples."""
+        present = self.support[self.support > 0]
+        return bool(present.size == 0 or np.all(present == present[0]))
+
     def summary(self) -> dict[str, float]:
-        """The scalar metrics, for metrics.json."""
-        return {
+        """The scalar metrics, for metrics.json; ``balanced_top1`` (mean per-class recall) only
+        when the test set is unbalanced: on a balanced one it equals ``top1``."""
+        out = {
             "top1": self.top1,
             "top3": self.top3,
             "precision_macro": self.precision_macro,
             "recall_macro": self.recall_macro,
             "f1_macro": self.f1_macro,
         }
+        if not self.balanced:
+            out["balanced_top1"] = 1.0 - self.balanced_error
+        return out
 
 
 def _check_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -47,14 +47,20 @@ def per_class_records(class_names: Sequence[str], wnids: Sequence[str],
 
 
 def per_class_table(class_names: Sequence[str], wnids: Sequence[str],
-                    reports: Mapping[str, ClassificationReport]) -> dict[str, dict]:
-    """``{class name: {"wnid", "support", <model key>: {"precision", "recall", "f1"}}}``."""
+                    reports: Mapping[str, ClassificationReport],
+                    paired: Mapping[str, Sequence[dict]] | None = None) -> dict[str, dict]:
+    """``{class name: {"wnid", "support", <model key>: {"precision", "recall", "f1"}, <comparison>:
+    {"n", "only_a", "only_b", "p", "p_holm"}}}``; ``paired`` maps a comparison name (e.g.
+    ``model3d_vs_model2d``) to per-class McNemar rows (:func:`gva.evaluate.stats.per_class_mcnemar`,
+    Holm-adjusted over the classes; ``only_a``: only the second-named model right)."""
     first = next(iter(reports.values()))
     table = {}
     for k, name in enumerate(class_names):
         entry: dict = {"wnid": wnids[k], "support": int(first.support[k])}
         for key, rep in reports.items():
             entry[key] = {m: float(getattr(rep, m)[k]) for m in METRICS}
+        for key, rows in (paired or {}).items():
+            entry[key] = dict(rows[k])
         table[name] = entry
     return table
 
@@ -86,9 +92,14 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], title: str
 
 
 def plot_per_class(class_names: Sequence[str], reports: Mapping[str, ClassificationReport],
-                   path: str | Path) -> None:
-    """Grouped horizontal bars: precision, recall and F1 per class, one bar per model."""
+                   path: str | Path, paired: Sequence[dict] | None = None) -> None:
+    """Grouped horizontal bars: precision, recall and F1 per class, one bar per model. With
+    ``paired`` (per-class McNemar rows, 3-D vs 2-D), each class label carries its Holm-adjusted p
+    and a ``*`` where it is below 0.05."""
     n = len(class_names)
+    if paired is not None:
+        class_names = [f"{name}  (p={row['p_holm']:.2g}{'*' if row['p_holm'] < 0.05 else ''})"
+                       for name, row in zip(class_names, paired)]
     fig = Figure(figsize=(12.0, max(3.0, 0.45 * n + 1.5)))
     axes = np.atleast_1d(fig.subplots(1, len(METRICS), sharey=True))
     y = np.arange(n)

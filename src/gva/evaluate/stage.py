@@ -39,7 +39,7 @@ from gva.data.arrays import Store, open_clips, open_images
 from gva.evaluate import plots
 from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
-from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 from gva.io import atomic_path, write_json
 from gva.device import device_name, resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
@@ -170,7 +170,8 @@ def model_cost(model: nn.Module, meta: CheckpointMeta, source: np.ndarray, rows:
 
 def compare(base: ClassificationReport, base_correct: np.ndarray, other: ClassificationReport,
             other_correct: np.ndarray, cfg: EvaluateConfig) -> dict:
-    """``other`` minus ``base``: top-1 with a paired bootstrap interval, McNemar, confusion mass."""
+    """``other`` minus ``base``: top-1 with a paired bootstrap interval, McNemar, top-3, macro-F1
+    (and balanced top-1 on an unbalanced test set)."""
     boot = paired_bootstrap_diff(base_correct, other_correct, resamples=cfg.bootstrap,
                                  seed=cfg.seed, confidence=0.95)
     mc = mcnemar_exact(base_correct, other_correct)
@@ -183,9 +184,8 @@ def compare(base: ClassificationReport, base_correct: np.ndarray, other: Classif
         "only_3d_correct": mc.only_b,
         "top3": other.top3 - base.top3,
         "f1_macro": other.f1_macro - base.f1_macro,
-        # Change in the mean per-class misclassified share (row-normalised off-diagonal mass);
-        # negative = the 3-D model confuses classes less.
-        "offdiag_mass": other.balanced_error - base.balanced_error,
+        **({} if base.balanced and other.balanced
+           else {"balanced_top1": base.balanced_error - other.balanced_error}),
     }
 
 
@@ -206,14 +206,22 @@ def largest_confusion_changes(cm2d: np.ndarray, cm3d: np.ndarray, names: list[st
 
 
 def _write_predictions(path: Path, test: TestSet, names: list[str],
-                       preds: dict[str, np.ndarray]) -> None:
+                       logits: dict[str, np.ndarray]) -> None:
+    """One row per test image: top-1 per model (``pred_<model>``) and its three best classes, best
+    first (``top3_<model>``, space-separated), so ``gva report`` can resample top-1, top-3 and
+    macro-F1 over seeds and images."""
+    k = min(3, next(iter(logits.values())).shape[1])
+    # stable: ties keep the lower class first, as argmax does
+    ranked = {m: np.argsort(-v, axis=1, kind="stable")[:, :k] for m, v in logits.items()}
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["id", "label", "class_name", *[f"pred_{k}" for k in preds]])
+            w.writerow(["id", "label", "class_name", *[f"pred_{m}" for m in logits],
+                        *([f"top3_{m}" for m in logits] if k == 3 else [])])
             for i in range(len(test.labels)):
                 w.writerow([int(test.ids[i]), int(test.labels[i]), names[int(test.labels[i])],
-                            *[int(p[i]) for p in preds.values()]])
+                            *[int(r[i, 0]) for r in ranked.values()],
+                            *([" ".join(map(str, r[i])) for r in ranked.values()] if k == 3 else [])])
 
 
 def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Path = CLIPS_DIR,
@@ -269,13 +277,11 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         costs[tag], latency_calls[f"model{tag}"] = model_cost(model, meta, source, test.rows,
                                                               ecfg, device)
     for tag in ("2d", "3d"):
-        metrics[f"model{tag}"] = {**reports[tag].summary(),
-                                  "offdiag_mass": reports[tag].balanced_error, **costs[tag]}
+        metrics[f"model{tag}"] = {**reports[tag].summary(), **costs[tag]}
     metrics["delta"] = compare(reports["2d"], correct["2d"], reports["3d"], correct["3d"], ecfg)
     for proto in ecfg.extra_protocols:
         key = f"2d_{proto}"
-        metrics[f"model{key}"] = {**reports[key].summary(),
-                                  "offdiag_mass": reports[key].balanced_error}
+        metrics[f"model{key}"] = reports[key].summary()
         metrics[f"delta_{proto}"] = compare(reports[key], correct[key], reports["3d"],
                                             correct["3d"], ecfg)
 
@@ -283,15 +289,17 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
     wnids = [test.wnids.get(k, "") for k in range(len(names))]
     labelled = {MODEL_LABELS[tag]: reports[tag] for tag in ("2d", "3d")}
     write_json(plots_dir / "per_class.json", plots.per_class_records(names, wnids, labelled))
+    paired = {f"model3d_vs_model{k}": per_class_mcnemar(test.labels, correct[k], correct["3d"], len(names))
+              for k in logits if k != "3d"}
     write_json(metrics_dir / "per_class.json", plots.per_class_table(
-        names, wnids, {f"model{k}": r for k, r in reports.items()}))
+        names, wnids, {f"model{k}": r for k, r in reports.items()}, paired))
     for tag in ("2d", "3d"):
         write_json(plots_dir / f"confusion_{tag}.json",
                    plots.confusion_records(test.labels, preds[tag], names))
         plots.plot_confusion(reports[tag].confusion, names,
                              f"{PROTOCOLS['image' if tag == '2d' else 'clip']}\n"
                              f"top-1 {reports[tag].top1:.3f}", plots_dir / f"confusion_{tag}.png")
-    plots.plot_per_class(names, labelled, plots_dir / "per_class.png")
+    plots.plot_per_class(names, labelled, plots_dir / "per_class.png", paired["model3d_vs_model2d"])
 
     report = {
         "protocols": {k: PROTOCOLS["image" if k == "2d" else "clip" if k == "3d" else k[3:]]
@@ -328,7 +336,7 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         "params": to_dict(ecfg),
     }
     write_json(metrics_dir / "report.json", report)
-    _write_predictions(metrics_dir / "predictions.csv", test, names, preds)
+    _write_predictions(metrics_dir / "predictions.csv", test, names, logits)
     write_json(metrics_dir / "metrics.json", metrics)
     d = metrics["delta"]
     log.info("top-1 2-D %.4f, 3-D %.4f, delta %+.4f [%.4f, %.4f], McNemar p=%.3g",

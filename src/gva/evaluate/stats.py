@@ -1,4 +1,5 @@
-"""Is the 3-D vs 2-D difference real? Paired bootstrap interval and McNemar's exact test.
+"""Is the 3-D vs 2-D difference real? Paired bootstrap interval, McNemar's exact test (overall and
+per class, Holm-adjusted over the classes).
 
 Both models are scored on the same test images in the same order, so the comparison is paired:
 sample i contributes (correct_a[i], correct_b[i]). The bootstrap resamples *pairs*, which keeps
@@ -10,6 +11,7 @@ to favour either model, so their split is Binomial(b + c, 1/2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import binomtest
@@ -79,3 +81,40 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult
     p = 1.0 if discordant == 0 else float(binomtest(only_b, discordant, 0.5,
                                                     alternative="two-sided").pvalue)
     return McNemarResult(only_a=only_a, only_b=only_b, p_value=min(1.0, p))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the input order: the i-th smallest p is multiplied
+    by (m - i + 1), then made monotone (running maximum) and capped at 1."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be a flat sequence, got shape {p.shape}")
+    if p.size == 0:
+        return []
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted.tolist()
+
+
+def per_class_mcnemar(labels: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
+                      n_classes: int) -> list[dict]:
+    """Per true class 0..n_classes-1: ``{"n", "only_a", "only_b", "p", "p_holm"}``: McNemar's exact
+    test on that class's images, Holm-adjusted over the classes (a class without images: p = 1)."""
+    labels = np.asarray(labels)
+    a, b = _paired(correct_a, correct_b)
+    rows = []
+    for c in range(n_classes):
+        mask = labels == c
+        if not mask.any():
+            rows.append({"n": 0, "only_a": 0, "only_b": 0, "p": 1.0})
+            continue
+        res = mcnemar_exact(a[mask], b[mask])
+        rows.append({"n": int(mask.sum()), "only_a": res.only_a, "only_b": res.only_b, "p": res.p_value})
+    for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = p_adj
+    return rows

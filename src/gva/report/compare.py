@@ -7,7 +7,8 @@ Every comparison pairs two models' predictions on the same test images, seed by 
 * per ``train2d.frames=all`` control, its 2-D model against the baseline's 2-D model (same seed).
 
 For each: the hierarchical bootstrap over seeds and test images (:mod:`gva.report.inference`)
-of Δ top-1 and Δ macro-F1 (the primary interval), a two-sided bootstrap p-value, Holm-adjusted
+of Δ top-1, Δ top-3 (when predictions.csv has the ranked ``top3_*`` columns) and Δ macro-F1
+(the primary intervals), a two-sided bootstrap p-value of Δ top-1, Holm-adjusted
 over all comparisons in the report, the minimal detectable Δ top-1 of the design (80 % power,
 α 0.05: test images, discordance, seeds), TOST against the declared equivalence margin, and the
 verdict whose wording follows from those numbers (:func:`gva.report.inference.verdict`). One
@@ -41,6 +42,7 @@ class Comparison:
     seeds: list[Any]
     n_images: int
     top1: BootstrapResult
+    top3: BootstrapResult | None      # None when predictions.csv has no top3_* columns
     f1: BootstrapResult
     p: float                  # two-sided bootstrap p-value of Δ top-1
     discordance: float        # mean over seeds of the fraction of images the two models disagree on
@@ -64,6 +66,8 @@ def compare(name: str, short: str, pairs: Sequence[PairedSeed], seeds: list[Any]
             n_boot: int, seed: int = 0) -> Comparison:
     """One comparison (``b`` minus ``a`` in every pair) over its seeds."""
     top1 = hierarchical_bootstrap(pairs, "top1", n_boot, seed)
+    ranked = all(p.pred_a.ndim == 2 and p.pred_b.ndim == 2 and p.pred_a.shape[1] >= 3 for p in pairs)
+    top3 = hierarchical_bootstrap(pairs, "top3", n_boot, seed) if ranked else None
     f1 = hierarchical_bootstrap(pairs, "f1_macro", n_boot, seed)
     n = pairs[0].n_images
     a1 = [p.pred_a if p.pred_a.ndim == 1 else p.pred_a[:, 0] for p in pairs]
@@ -74,7 +78,7 @@ def compare(name: str, short: str, pairs: Sequence[PairedSeed], seeds: list[Any]
     # variance alone; the image part is discordance / n and does not shrink with more seeds.
     seed_sd = float(np.std(per_seed, ddof=1)) if len(pairs) > 1 else math.nan
     mde = mde_paired(n, max(disc, 1.0 / n), len(pairs), 0.0 if math.isnan(seed_sd) else seed_sd)
-    return Comparison(name=name, short=short, seeds=seeds, n_images=n, top1=top1, f1=f1,
+    return Comparison(name=name, short=short, seeds=seeds, n_images=n, top1=top1, top3=top3, f1=f1,
                       p=_bootstrap_p(top1.replicates), discordance=disc, seed_sd=seed_sd, mde=mde,
                       margin=margin, p_tost=_tost(top1, margin))
 
@@ -88,8 +92,14 @@ def _tost(top1: BootstrapResult, margin: float) -> float:
 
 
 def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
+    """Per run (seed), ``col_a`` of the run vs ``col_b`` of the same run (or of ``other``'s run of
+    that seed); the ranked ``top3_*`` columns replace ``pred_*`` when every file has them."""
     from gva.report.inference import paired_seed
 
+    both = list(runs) + list(other or [])
+    ranked = (col_a.replace("pred_", "top3_", 1), col_b.replace("pred_", "top3_", 1))
+    if all(r.predictions is not None and all(c in r.predictions for c in ranked) for r in both):
+        col_a, col_b = ranked
     if any(r.predictions is None or col_a not in r.predictions for r in runs):
         return None
     if other is None:
@@ -137,6 +147,10 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
     return out, notes
 
 
+def _ci(b: BootstrapResult | None) -> str:
+    return "–" if b is None else f"{b.estimate:+.3f} [{b.low:+.3f}, {b.high:+.3f}]"
+
+
 def _p(p: float) -> str:
     return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else "<0.001"
 
@@ -156,13 +170,14 @@ def render_comparisons(rows: Sequence[Comparison], notes: Sequence[str] = ()) ->
              f"per-seed Δ over seeds for training). TOST: equivalence within ±{m.margin:.3f}. The verdict "
              "is chosen by rule from these numbers: *a difference* needs the interval to exclude 0 and "
              "Holm p < 0.05; *equivalent* needs TOST p < 0.05; otherwise *no detectable difference*.", "",
-             "| comparison | seeds | Δ top-1 [95 %] | Δ macro-F1 [95 %] | p | Holm p | MDE | TOST p | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| comparison | seeds | Δ top-1 [95 %] | Δ top-3 [95 %] | Δ macro-F1 [95 %] | p | Holm p | MDE | "
+             "TOST p | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in rows:
         star = "**primary:** " if c.primary else ""
         lines.append(
-            f"| {star}{c.name} | {len(c.seeds)} | {c.top1.estimate:+.3f} [{c.top1.low:+.3f}, {c.top1.high:+.3f}] | "
-            f"{c.f1.estimate:+.3f} [{c.f1.low:+.3f}, {c.f1.high:+.3f}] | {_p(c.p)} | {_p(c.p_holm)} | "
+            f"| {star}{c.name} | {len(c.seeds)} | {_ci(c.top1)} | {_ci(c.top3)} | {_ci(c.f1)} | "
+            f"{_p(c.p)} | {_p(c.p_holm)} | "
             f"±{c.mde:.3f}{' (1 seed: images only)' if len(c.seeds) < 2 else ''} | {_p(c.p_tost)} | "
             f"{c.verdict.text} |")
     if not any(c.primary for c in rows):
@@ -177,7 +192,8 @@ def comparisons_json(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
         return {"estimate": b.estimate, "low": b.low, "high": b.high, "se": b.se,
                 "replicates": b.n_boot, "confidence": b.confidence}
     return [{"comparison": c.name, "seeds": c.seeds, "n_images": c.n_images, "primary": c.primary,
-             "delta_top1": boot(c.top1), "delta_f1_macro": boot(c.f1), "p_bootstrap": c.p,
+             "delta_top1": boot(c.top1), "delta_top3": boot(c.top3) if c.top3 else None,
+             "delta_f1_macro": boot(c.f1), "p_bootstrap": c.p,
              "p_holm": c.p_holm, "discordance": c.discordance,
              "seed_sd": None if math.isnan(c.seed_sd) else c.seed_sd, "mde_top1": c.mde,
              "equivalence_margin": c.margin, "p_tost": c.p_tost,

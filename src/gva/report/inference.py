@@ -14,7 +14,8 @@ common to the seeds and does not average out over them. Everything here respects
 * :func:`tost` (equivalence within a margin), :func:`holm` (multiplicity over comparisons);
 * :func:`verdict`: the one rule that picks the wording ("a difference" / "equivalent within
   ±m" / "no detectable difference (MDE ±x)"), so prose cannot claim more than the numbers;
-* :func:`mcnemar_exact`, :func:`per_class_mcnemar`: exact paired tests on one seed;
+* :func:`holm` is :func:`gva.evaluate.stats.holm` (``evaluate`` adjusts its per-class McNemar
+  tests with it), re-exported here;
 * :func:`read_predictions`, :func:`paired_seed`: ``metrics/predictions.csv`` -> arrays.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 from scipy import stats
 
 from gva.errors import ReportError
+from gva.evaluate.stats import holm
 
 METRICS = ("top1", "top3", "f1_macro")
 _CHUNK = 2000   # bootstrap replicates per batch: memory is O(_CHUNK * n_images)
@@ -366,24 +368,6 @@ def tost(estimate: float, se: float, margin: float, df: float | None = None) -> 
     return max(p_lower, p_upper)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm step-down adjusted p-values, in the input order: the i-th smallest p is multiplied
-    by (m - i + 1), then made monotone (running maximum) and capped at 1."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues must be a flat sequence, got shape {p.shape}")
-    if p.size == 0:
-        return []
-    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
-        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
-    adjusted = np.empty(m)
-    adjusted[order] = stepped
-    return adjusted.tolist()
-
-
 @dataclass(frozen=True)
 class Verdict:
     """``kind``: "difference" | "equivalent" | "inconclusive"; ``text``: the one-line phrase."""
@@ -414,50 +398,14 @@ def verdict(estimate: float, low: float, high: float, p_adjusted: float, mde: fl
 
 
 # --------------------------------------------------------------------------------------------
-# Exact paired tests on one seed
-
-
-def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, int, int]:
-    """McNemar's exact test: (two-sided p, #only a correct, #only b correct). Under H0 each
-    discordant pair favours either model with probability 1/2; p = 1 without discordant pairs."""
-    a = np.asarray(correct_a, dtype=bool)
-    b = np.asarray(correct_b, dtype=bool)
-    if a.ndim != 1 or a.shape != b.shape:
-        raise ValueError(f"paired outcomes must be 1-D and equally long, "
-                         f"got {a.shape} and {b.shape}")
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(~a & b))
-    if only_a + only_b == 0:
-        return 1.0, only_a, only_b
-    p = stats.binomtest(only_b, only_a + only_b, 0.5, alternative="two-sided").pvalue
-    return min(1.0, float(p)), only_a, only_b
-
-
-def per_class_mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
-                      n_classes: int) -> list[dict]:
-    """Per true class c in 0..n_classes-1: ``{"class", "n", "only_a", "only_b", "p", "p_holm"}``
-    — McNemar's exact test on that class's images, Holm-adjusted over the classes."""
-    seed = PairedSeed(labels, pred_a, pred_b)
-    correct_a = _top1(seed.pred_a) == seed.labels
-    correct_b = _top1(seed.pred_b) == seed.labels
-    rows = []
-    for c in range(n_classes):
-        mask = seed.labels == c
-        p, only_a, only_b = mcnemar_exact(correct_a[mask], correct_b[mask])
-        rows.append({"class": c, "n": int(mask.sum()), "only_a": only_a, "only_b": only_b, "p": p})
-    for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
-        row["p_holm"] = p_adj
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
 # predictions.csv
 
 
 def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    """``metrics/predictions.csv`` (``id,label,class_name,pred_2d,pred_3d[,...]``) -> int arrays
-    ``"id"``, ``"label"`` and one per ``pred_*`` column. Raises :class:`ReportError` naming the
-    file when it is missing or unreadable, lacks ``id``/``label``, or holds a non-integer."""
+    """``metrics/predictions.csv`` (``id,label,class_name,pred_2d,pred_3d[,...][,top3_2d,...]``) ->
+    int arrays ``"id"``, ``"label"``, one (n,) per ``pred_*`` column and one (n, 3) per ``top3_*``
+    column (three labels, best first, separated by spaces). Raises :class:`ReportError` naming
+    the file when it is missing or unreadable, lacks ``id``/``label``, or holds a non-integer."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -473,6 +421,8 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
     wanted = [c for c in header if c in ("id", "label") or c.startswith("pred_")]
     cols = [header.index(c) for c in wanted]
     body = [r for r in rows[1:] if r]
+    ranked = [c for c in header if c.startswith("top3_")]
+    top3 = {c: np.empty((len(body), 3), dtype=np.int64) for c in ranked}
     values = np.empty((len(body), len(cols)), dtype=np.int64)
     for i, row in enumerate(body):
         if len(row) != len(header):
@@ -482,7 +432,13 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
         except ValueError:
             raise ReportError(f"{path}, line {i + 2}: non-integer value in "
                               f"{','.join(wanted)}") from None
-    return {c: values[:, k].copy() for k, c in enumerate(wanted)}
+        for c in ranked:
+            try:
+                top3[c][i] = [int(v) for v in row[header.index(c)].split()]
+            except ValueError:
+                raise ReportError(f"{path}, line {i + 2}: {c} must be three integer labels separated "
+                                  f"by spaces, got {row[header.index(c)]!r}") from None
+    return {**{c: values[:, k].copy() for k, c in enumerate(wanted)}, **top3}
 
 
 def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
@@ -503,4 +459,4 @@ def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
 
 __all__ = ["METRICS", "PairedSeed", "model_metric", "BootstrapResult", "hierarchical_bootstrap",
            "paired_se", "mde_paired", "power_paired", "n_for_power", "tost", "holm", "Verdict",
-           "verdict", "mcnemar_exact", "per_class_mcnemar", "read_predictions", "paired_seed"]
+           "verdict", "read_predictions", "paired_seed"]
