@@ -36,17 +36,26 @@ MAX_BATCH = 65536
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "data/tiny-imagenet-200.zip"
+    # auto: tinyimagenet when a wnids.txt is found, imagefolder when train/<class>/ folders are,
+    # csv when source is a .csv file (gva.data.formats.detect; the choice is logged)
+    format: Literal["auto", "tinyimagenet", "imagefolder", "csv"] = "auto"
     md5: Optional[str] = OFFICIAL_MD5
-    classes: list[str] = field(default_factory=lambda: list(REFERENCE_CLASSES))
+    # class ids in label order (wnids, class folder names or CSV labels); None or [] = all, sorted
+    classes: Optional[list[str]] = field(default_factory=lambda: list(REFERENCE_CLASSES))
     val_fraction: float = 0.1
+    test_fraction: float = 0.1   # held out of train only when the data gives no test split
     seed: int = 0
     limit_per_class: Optional[int] = None
     image_size: int = 64
+    resize: Literal["center_crop", "squash", "pad"] = "center_crop"
 
     def validate(self) -> None:
         _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
-        _check(len(self.classes) > 0, "data.classes", "must list at least one wnid")
-        _check(len(set(self.classes)) == len(self.classes), "data.classes", "has duplicates")
+        _check(0.0 <= self.test_fraction < 1.0, "data.test_fraction", "must be in [0, 1)")
+        classes = self.classes or []
+        _check(all(isinstance(c, str) and c.strip() == c and c for c in classes), "data.classes",
+               "must list non-empty names without surrounding spaces")
+        _check(len(set(classes)) == len(classes), "data.classes", "has duplicates")
         _check(self.limit_per_class is None or self.limit_per_class > 0,
                "data.limit_per_class", "must be positive or null")
         _bounded(self.image_size, 1, MAX_SIDE, "data.image_size")
@@ -224,8 +233,9 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
-    def num_classes(self) -> int:
-        return len(self.data.classes)
+    def num_classes(self) -> Optional[int]:
+        """The number of classes data.classes lists; None when it is null/empty (all of the data's)."""
+        return len(self.data.classes) if self.data.classes else None
 
 
 def _check(ok: bool, key: str, problem: str) -> None:

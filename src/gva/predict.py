@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +16,12 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 from gva.config import Config
+from gva.data.images import IMAGE_SUFFIXES, decode_image
 from gva.device import resolve_device, synchronize
 from gva.errors import PredictError
 from gva.execution import Execution, FastInference
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-MAX_PIXELS = 100_000_000  # refuse decompression bombs, allow 4000x3000 photos
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
@@ -46,39 +42,14 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load_image(path: str | Path | BinaryIO, size: int) -> np.ndarray:
+def load_image(path: str | Path | BinaryIO, size: int, resize: str = "center_crop") -> np.ndarray:
     """Decode any common image (a path or an open binary file) to uint8 RGB [size,size,3].
 
-    On a Tiny ImageNet image (square, 64 px) it decodes exactly as curate does (convert to RGB,
-    bicubic resize). Beyond what Tiny ImageNet needs: large JPEGs are decoded at reduced scale;
-    greyscale, palette and CMYK images are converted; transparency is composited on white;
-    16-bit images are scaled to 8 bits (PIL's plain convert would clip them); non-square images
-    are centre-cropped to a square first, since the model saw squares.
+    The decode path of ``curate`` (:func:`gva.data.images.decode_image`: EXIF orientation,
+    16-bit scaling, transparency on white, large JPEGs decoded at reduced scale), resized by the
+    run's ``data.resize`` policy, so an image is seen as its training images were.
     """
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (size * 2, size * 2))  # JPEG: decode big photos at reduced scale
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                peak = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                im = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGB", rgba.size, (255, 255, 255))
-                im.paste(rgba, mask=rgba.getchannel("A"))
-            rgb = im.convert("RGB")
-    except FileNotFoundError:
-        raise ValueError("file not found") from None
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"image too large ({exc})") from None
-    except Image.UnidentifiedImageError:
-        raise ValueError("not a readable image (unknown or unsupported format)") from None
-    except Exception as exc:  # PIL raises many types for broken files; its texts may name a buffer
-        detail = re.sub(r"\s*<[^>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip()
-        raise ValueError(f"not a readable image ({type(exc).__name__}{': ' + detail if detail else ''})") from None
-    return np.asarray(ImageOps.fit(rgb, (size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return decode_image(path, size, resize)
 
 
 def file_seed(svd_seed: int, data: bytes) -> int:
@@ -138,7 +109,8 @@ class Predictor:
         meta, cfg = self.meta, self.cfg
         if meta.kind != kind:
             raise PredictError(f"{path}: is a {meta.kind} checkpoint, --model {kind} was asked for")
-        if meta.wnids != list(cfg.data.classes):
+        # data.classes null: the classes are whatever the data had, and the checkpoint records them
+        if cfg.data.classes and meta.wnids != list(cfg.data.classes):
             if meta.num_classes != cfg.num_classes:
                 raise PredictError(f"{path}: has {meta.num_classes} classes but the run's params list "
                                    f"{cfg.num_classes} (data.classes)")
@@ -204,7 +176,7 @@ class Predictor:
                 data = path.read_bytes() if path.is_file() else None
                 if data is None:
                     raise ValueError("file not found" if not path.exists() else "not a file")
-                image = load_image(io.BytesIO(data), size)
+                image = load_image(io.BytesIO(data), size, self.cfg.data.resize)
             except (ValueError, OSError) as exc:  # undecodable, unreadable (permissions, I/O)
                 yield Prediction(str(path), False, error=str(exc))
                 continue

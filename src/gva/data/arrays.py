@@ -6,11 +6,13 @@ read memory-mapped (training touches one sample at a time) and written atomicall
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -73,6 +75,58 @@ def write_array(path: str | Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
+
+
+class RowWriter:
+    """Rows of a uint8 ``.npy`` being written through a memory map (see :func:`write_array_rows`)."""
+
+    def __init__(self, array: np.memmap, release_every: int):
+        self.array, self.shape = array, array.shape
+        self._release_every, self._since = max(1, release_every), 0
+        self._mmap = getattr(array, "_mmap", None)   # numpy's mmap object, if it exposes one
+        self._base = int(array.offset) % mmap.ALLOCATIONGRANULARITY   # where row 0 starts in it
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
+        self._released = 0   # bytes of the map already handed back
+
+    def __setitem__(self, i: int, row: np.ndarray) -> None:
+        self.array[i] = row
+        self._since += 1
+        if self._since >= self._release_every:
+            self._release(self._base + (i + 1) * self._row_bytes)
+
+    def _release(self, end: int) -> None:
+        """Hand the written pages back: they are file pages of a shared map (they stay in the page
+        cache, the kernel writes them out), so the process's memory stays bounded for any N."""
+        self._since = 0
+        end -= end % mmap.PAGESIZE
+        if self._mmap is None or not hasattr(self._mmap, "madvise") or end <= self._released:
+            return
+        try:
+            self._mmap.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+        except (OSError, ValueError, AttributeError):   # not on this platform: memory is still reclaimable
+            self._mmap = None
+            return
+        self._released = end
+
+
+@contextlib.contextmanager
+def write_array_rows(path: str | Path, shape: tuple[int, ...], release_every: int = 256) -> Iterator[RowWriter]:
+    """Write a uint8 ``.npy`` of ``shape`` row by row, never holding it whole in memory.
+
+    The rows go through ``numpy.lib.format.open_memmap`` on a temporary sibling of ``path``,
+    renamed onto ``path`` when the block ends without an exception (removed otherwise); every
+    ``release_every`` rows the written pages are dropped from the process (``MADV_DONTNEED``).
+    Rows must be assigned in order (``writer[i] = row``) for memory to stay bounded.
+    """
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+        writer = RowWriter(array, release_every)
+        try:
+            yield writer
+            array.flush()
+        finally:
+            writer.array = writer._mmap = None
+            del array
 
 
 def read_array(path: str | Path, ndim: int, mmap: bool = True) -> np.ndarray:

@@ -1,7 +1,11 @@
-"""The ``curate`` stage: chosen Tiny ImageNet classes -> ``data/curated/{images.npy,index.csv}``.
+"""The ``curate`` stage: a dataset's chosen classes -> ``data/curated/{images.npy,index.csv,summary.json}``.
 
-Splits: ``test`` is the official val set of the chosen classes; ``val`` is a stratified, seeded
-hold-out of the official train set (for model selection); ``train`` is the rest.
+The dataset is Tiny ImageNet, an ImageFolder or a CSV manifest (:mod:`gva.data.formats`, picked by
+``data.format``). Splits: what the data gives (Tiny ImageNet's official val, an ImageFolder's
+``test/``/``val/`` folders, a manifest's split column) is used as given; a ``test`` split it does
+not give is a stratified, seeded ``data.test_fraction`` hold-out of train, a ``val`` split a
+``data.val_fraction`` hold-out of the rest (for model selection); ``train`` is what remains.
+Images are decoded one at a time into a memory-mapped array (bounded memory for any N).
 """
 
 from __future__ import annotations
@@ -15,28 +19,43 @@ import numpy as np
 from tqdm import tqdm
 
 from gva.config import Config, DataConfig, to_dict
-from gva.data.arrays import IndexRow, write_array, write_index
-from gva.data.tinyimagenet import Item, TinyImageNet, open_tree
+from gva.data.arrays import IndexRow, write_array_rows, write_index
+from gva.data.formats import open_dataset
+from gva.data.sources import Item
+from gva.errors import DatasetError
 from gva.io import atomic_path
 from gva.paths import CURATED_DIR, DOWNLOAD_DIR
 
 log = logging.getLogger(__name__)
 
 
+def assign_splits(items: list[Item], val_fraction: float, seed: int, num_classes: int,
+                  test_fraction: float = 0.0, class_ids: list[str] | None = None) -> list[str]:
+    """Split names per item: the split the data gives, or a stratified, seeded hold-out of train.
 
-def assign_splits(items: list[Item], val_fraction: float, seed: int, num_classes: int) -> list[str]:
-    """Split names per item: official val -> test; official train -> val (stratified, seeded) or train.
-
-    Each class draws its own val subset from ``(seed, label)``, ``label`` being the class's position
-    in ``data.classes``: appending a class leaves the others' splits unchanged; removing or
-    reordering classes redraws the val subsets of the classes whose position moved.
+    Each class permutes its ``train`` items with a generator seeded by ``(seed, label)``, ``label``
+    being the class's position in the class list: when the data gives no test split, the first
+    ``max(1, round(test_fraction * n))`` become ``test``; when it gives no val split, the next
+    ``round(val_fraction * rest)`` become ``val``. (With Tiny ImageNet, whose test split is given,
+    this is the val hold-out gva always drew.) Appending a class leaves the others' splits
+    unchanged; removing or reordering classes redraws those of the classes whose position moved.
     """
-    splits = ["test" if it.official_split == "val" else "train" for it in items]
+    splits = [it.given for it in items]
+    hold_test = test_fraction > 0 and not any(it.given == "test" for it in items)
+    hold_val = not any(it.given == "val" for it in items)
     for label in range(num_classes):
-        pos = [i for i, it in enumerate(items) if it.label == label and it.official_split == "train"]
-        n_val = int(round(val_fraction * len(pos)))
+        pos = [i for i, it in enumerate(items) if it.label == label and it.given == "train"]
+        n_test = max(1, int(round(test_fraction * len(pos)))) if hold_test else 0
+        n_val = int(round(val_fraction * (len(pos) - n_test))) if hold_val else 0
+        if len(pos) - n_test - n_val < 1:
+            name = class_ids[label] if class_ids else label
+            raise DatasetError(f"class {name}: {len(pos)} train image(s) leave none to train on after the "
+                               f"hold-outs (data.test_fraction {test_fraction}, data.val_fraction {val_fraction})")
         rng = np.random.default_rng([seed, label])
-        for i in rng.permutation(len(pos))[:n_val]:
+        perm = rng.permutation(len(pos))
+        for i in perm[:n_test]:
+            splits[pos[i]] = "test"
+        for i in perm[n_test:n_test + n_val]:
             splits[pos[i]] = "val"
     return splits
 
@@ -58,36 +77,47 @@ def limit(rows: list[tuple[int, Item, str]], k: int | None) -> list[tuple[int, I
 def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DOWNLOAD_DIR) -> dict:
     """Build the curated store in ``out_dir`` (atomically: it appears whole or not at all)."""
     start = time.perf_counter()
-    md5 = cfg.md5 if cfg.source.startswith(("http://", "https://")) else None
-    dataset = TinyImageNet(open_tree(cfg.source, download_dir, md5), cfg.classes)
+    dataset = open_dataset(cfg.source, cfg.format, cfg.classes, download_dir, cfg.md5)
     items = dataset.items()
-    splits = assign_splits(items, cfg.val_fraction, cfg.seed, len(cfg.classes))
+    given = {it.given for it in items}
+    if "test" not in given and cfg.test_fraction == 0:
+        raise DatasetError(f"{cfg.source}: no test split: the data gives none (no test/ or val/ folder, no "
+                           "split column) and data.test_fraction is 0; set data.test_fraction > 0")
+    splits = assign_splits(items, cfg.val_fraction, cfg.seed, len(dataset.classes),
+                           test_fraction=cfg.test_fraction, class_ids=dataset.classes)
     # ids are positions in the canonical enumeration, before limiting: an image keeps its id
     # (and so its generation seed) whatever limit_per_class is.
     rows = limit([(i, it, s) for i, (it, s) in enumerate(zip(items, splits))], cfg.limit_per_class)
-
-    images = np.empty((len(rows), cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
-    for n, (_, item, _) in enumerate(tqdm(rows, desc="curate", unit="img")):
-        images[n] = dataset.load(item, cfg.image_size)
     index = [IndexRow(i, s, it.wnid, dataset.class_names[it.label], it.label, it.source) for i, it, s in rows]
 
     counts = {s: sum(1 for r in index if r.split == s) for s in ("train", "val", "test")}
+    split_sources = {
+        "test": dataset.split_sources.get("test", f"held out of train (data.test_fraction {cfg.test_fraction})"),
+        "val": dataset.split_sources.get("val", f"held out of train (data.val_fraction {cfg.val_fraction})"
+                                         if cfg.val_fraction > 0 else "none (data.val_fraction 0)"),
+    }
     summary = {
         "source": cfg.source,
+        "format": dataset.format,
+        "splits": split_sources,
         "counts": counts,
         "per_class": {name: {s: sum(1 for r in index if r.split == s and r.label == label) for s in counts}
                       for label, name in enumerate(dataset.class_names)},
         "skipped": dataset.skipped,
         "params": to_dict(cfg),
-        "seconds": round(time.perf_counter() - start, 2),
     }
+    size = cfg.image_size
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        write_array(tmp / "images.npy", images)
+        with write_array_rows(tmp / "images.npy", (len(rows), size, size, 3)) as images:
+            for n, (_, item, _) in enumerate(tqdm(rows, desc="curate", unit="img")):
+                images[n] = dataset.load(item, size, cfg.resize)
         write_index(tmp / "index.csv", index)
+        summary["seconds"] = round(time.perf_counter() - start, 2)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("curated %d images (%s) from %s in %.1fs", len(index),
-             ", ".join(f"{k} {v}" for k, v in counts.items()), cfg.source, summary["seconds"])
+    log.info("curated %d images (%s) of %d classes from %s (%s; test: %s; val: %s) in %.1fs", len(index),
+             ", ".join(f"{k} {v}" for k, v in counts.items()), len(dataset.classes), cfg.source,
+             dataset.format, split_sources["test"], split_sources["val"], summary["seconds"])
     return summary
 
 
