@@ -111,3 +111,41 @@ def test_ranked_predictions_give_delta_top3():
     assert row.top3.estimate == pytest.approx(np.mean([hit(r.predictions["top3_3d"], r.predictions["label"])
                                                        - hit(r.predictions["top3_2d"], r.predictions["label"])
                                                        for r in runs]))
+
+
+def test_predictions_in_dvc_cache_are_read_through_dvc(tmp_path):
+    """predictions.csv as a DVC output (not in git): read at its revision through dvc.lock and the
+    cache; a revision whose data is in no cache and on no remote is a note, not an error."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    repo = tmp_path / "repo"
+    (repo / "metrics").mkdir(parents=True)
+
+    def sh(*cmd: str) -> str:
+        return subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+
+    sh("git", "init", "-q")
+    sh("dvc", "init", "-q")
+    revs = []
+    for i, csv in enumerate(("id,label,class_name,pred_2d,pred_3d\n1,0,a,0,1\n2,1,b,1,1\n",
+                             "id,label,class_name,pred_2d,pred_3d\n1,0,a,0,0\n2,1,b,0,1\n")):
+        (repo / "metrics" / "predictions.csv").write_text(csv)
+        sh("dvc", "add", "-q", "metrics/predictions.csv")
+        sh(*git, "add", "-A")
+        sh(*git, "commit", "-qm", f"run {i}")
+        assert "metrics/predictions.csv\n" not in sh("git", "ls-files", "metrics")  # only its .dvc file
+        revs.append(sh("git", "rev-parse", "HEAD").strip())
+    store = tmp_path / "store"
+    runs, notes = attach_predictions([Run("e1", {}, {}, revs[0]), Run("e2", {}, {}, revs[1])], repo, store)
+    assert notes == []
+    assert runs[0].predictions["pred_3d"].tolist() == [1, 1]
+    assert runs[1].predictions["pred_3d"].tolist() == [0, 1]     # each at its own revision
+    assert (store / "e1.csv").read_text().endswith("2,1,b,1,1\n")
+    shutil.rmtree(repo / ".dvc" / "cache")                        # data gone, no remote
+    runs, notes = attach_predictions([Run("e1", {}, {}, revs[0])], repo)
+    assert runs[0].predictions is None and notes == ["e1: no metrics/predictions.csv"]

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                              "relative to DIR (default: the current directory)")
     parser.add_argument("--predictions", metavar="DIR",
                         help="per-run predictions.csv store (DIR/<run>.csv): read from there, else from "
-                             "the run's git revision and saved there (for the comparisons section)")
+                             "the run's revision (git, or DVC's cache or remote) and saved there (for the "
+                             "comparisons section)")
     parser.add_argument("--equivalence-margin", type=float, default=DEFAULT_MARGIN, metavar="M",
                         help=f"TOST margin for Δ top-1 (default {DEFAULT_MARGIN})")
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",

@@ -163,10 +163,12 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
                        store: str | Path | None = None) -> tuple[list[Run], list[str]]:
     """``runs`` with their ``predictions.csv`` attached where it can be found, and notes on the rest.
 
-    Looked up in ``store/<run name>.csv`` first, then in the run's git revision (``git show
-    <rev>:metrics/predictions.csv`` in ``repo``: DVC experiments commit it). A file found in git
-    is also written to ``store`` when given, so a report can be regenerated later from the
-    committed store without the experiment refs (which live only in the clone that ran them).
+    Looked up in ``store/<run name>.csv`` first, then in the run's revision of ``repo``: in git
+    (``git show <rev>:metrics/predictions.csv``: runs made while dvc.yaml kept it git-tracked), else
+    through DVC (``dvc.api.read``: an output in DVC's cache, which dvc.lock at that revision points
+    to, read from the local cache or else the default remote). A file found either way is also
+    written to ``store`` when given, so a report can be regenerated later from the committed store
+    without the experiment refs (which live only in the clones that have them).
     """
     from gva.io import atomic_path
     from gva.report.inference import read_predictions
@@ -181,7 +183,7 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
         if cached is not None and cached.is_file():
             out.append(replace(run, predictions=read_predictions(cached)))
             continue
-        text = _git_show(repo, run.rev, PREDICTIONS_FILE) if run.rev else None
+        text = _read_at_rev(repo, run.rev, PREDICTIONS_FILE) if run.rev else None
         if text is None:
             notes.append(f"{run.name}: no {PREDICTIONS_FILE}")
             out.append(run)
@@ -198,6 +200,25 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
                 tmp_path.write_text(text)
         out.append(replace(run, predictions=predictions))
     return out, notes
+
+
+def _read_at_rev(repo: str | Path, rev: str, path: str) -> str | None:
+    """``path`` as of git revision ``rev`` of ``repo``: git-tracked (``git show``, no DVC import), or
+    a DVC output (``dvc.api.read``); None when neither has it (or ``repo``/``rev`` do not exist)."""
+    text = _git_show(repo, rev, path)
+    return text if text is not None else _dvc_read(repo, rev, path)
+
+
+def _dvc_read(repo: str | Path, rev: str, path: str) -> str | None:
+    """``dvc.api.read(path, repo, rev)``, or None when the repo, the rev, the output or its data (in
+    the cache or on the remote) is missing."""
+    from dvc.api import read
+    from dvc.exceptions import DvcException
+
+    try:
+        return read(path, repo=str(Path(repo).resolve()), rev=rev)
+    except (DvcException, OSError):
+        return None
 
 
 def _git_show(repo: str | Path, rev: str, path: str) -> str | None:
