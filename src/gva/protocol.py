@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ KNOBS: tuple[Knob, ...] = (
          {"inflate.source": "imagenet"}, {"inflate.source": "train2d"}, "inflate.source", needs_pretrained=True),
 )
 KNOB_NAMES = tuple(k.name for k in KNOBS)
+#: Every param some knob sets: together they name a run's protocol variant.
+PROTOCOL_KEYS = tuple(sorted({key for k in KNOBS for key in (*k.reference, *k.gva)}))
 
 #: The experiment that settles what CPU controls cannot: with a real generator, is the reported
 #: gap a 3-D gain or a 2-D domain shift? Frame 0 is generated, and evaluate scores the 2-D model
@@ -118,6 +120,12 @@ def _is_on(k: Knob, params: Mapping[str, Any]) -> bool:
 def knobs_on(params: Mapping[str, Any]) -> tuple[str, ...]:
     """The knobs a run (flattened params) has at the reference's values, in :data:`KNOBS` order."""
     return tuple(k.name for k in KNOBS if _is_on(k, params))
+
+
+def applicable_knobs(params: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The knobs at least one of these runs (flattened params) has on, in :data:`KNOBS` order."""
+    on = {name for p in params for name in knobs_on(p)}
+    return tuple(k.name for k in KNOBS if k.name in on)
 
 
 def variant_name(on: tuple[str, ...], applicable: tuple[str, ...] = KNOB_NAMES) -> str:

@@ -21,12 +21,11 @@ import csv
 import io
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-import numpy as np
 
 from gva.data.images import is_image_name
-from gva.data.sources import (DirTree, Item, Tree, ZipTree, is_url, load_item, local_path, open_source,
+from gva.data.sources import (Dataset, DirTree, Item, Tree, ZipTree, is_url, local_path, open_source,
                               wrapper_folder)
 from gva.data.tinyimagenet import TinyImageNet, find_root
 from gva.errors import DatasetError
@@ -50,27 +49,18 @@ def _preview(names: list[str], k: int = 8) -> str:
     return ", ".join(names[:k]) + (f" ... ({len(names)} in all)" if len(names) > k else "")
 
 
-class _Base:
-    format: str
-    tree: Tree
-    classes: list[str]
-    class_names: list[str]
-
-    def __init__(self) -> None:
-        self.skipped: dict[str, int] = {}
-        self.split_sources: dict[str, str] = {}
-
-    def _skip(self, what: str, n: int) -> None:
-        if n:
-            self.skipped[what] = self.skipped.get(what, 0) + n
-            log.warning("skipped %d %s", n, what)
-
-    def load(self, item: Item, size: int, resize: str = "center_crop") -> np.ndarray:
-        """Decode one image to uint8 RGB [size,size,3]; a corrupt file raises naming it."""
-        return load_item(self.tree, item, size, resize)
+def select_classes(available: list[str], classes: Optional[list[str]], missing: Callable[[str], str]) -> list[str]:
+    """``data.classes`` checked against the classes the data has (``missing(c)``: the error for one
+    that is absent), or all of them (:func:`sort_classes`) when it is null or empty."""
+    if not classes:
+        return sort_classes(available)
+    for c in classes:
+        if c not in available:
+            raise DatasetError(missing(c))
+    return list(classes)
 
 
-class ImageFolder(_Base):
+class ImageFolder(Dataset):
     """``ROOT/train/<class>/...`` plus optional ``test/`` and ``val/`` folders of the same classes."""
 
     format = "imagefolder"
@@ -89,14 +79,9 @@ class ImageFolder(_Base):
             self.folders += [("test", "test")]
         elif has_val:
             self.folders += [("val", "test")]   # like Tiny ImageNet's official val: the test split
-        if classes:
-            for c in classes:
-                if c not in train:
-                    raise DatasetError(f"{tree.where('train')}: no folder for class {c!r} (in data.classes); "
-                                       f"its class folders: {_preview(train)}; data.classes: null takes them all")
-            self.classes = list(classes)
-        else:
-            self.classes = sort_classes(train)
+        self.classes = select_classes(train, classes, lambda c: (
+            f"{tree.where('train')}: no folder for class {c!r} (in data.classes); "
+            f"its class folders: {_preview(train)}; data.classes: null takes them all"))
         for folder, given in self.folders[1:]:
             present = self._class_folders(folder)
             extra = sorted(set(present) - set(train))
@@ -130,7 +115,7 @@ class ImageFolder(_Base):
         return out
 
 
-class CsvManifest(_Base):
+class CsvManifest(Dataset):
     """A manifest ``path,label[,split]``; paths relative to its folder (absolute ones allowed)."""
 
     format = "csv"
@@ -173,14 +158,9 @@ class CsvManifest(_Base):
         labels = sorted({r[2] for r in self.rows})
         if not labels:
             raise DatasetError(f"{path}: the manifest lists no images")
-        if classes:
-            for c in classes:
-                if c not in labels:
-                    raise DatasetError(f"{path}: class {c!r} (in data.classes) has no rows; its labels: "
-                                       f"{_preview(labels)}; data.classes: null takes them all")
-            self.classes = list(classes)
-        else:
-            self.classes = sort_classes(labels)
+        self.classes = select_classes(labels, classes, lambda c: (
+            f"{path}: class {c!r} (in data.classes) has no rows; its labels: "
+            f"{_preview(labels)}; data.classes: null takes them all"))
         self.class_names = list(self.classes)
         given = {r[3] for r in self.rows if r[2] in self.classes}
         self.split_sources = {s: "the manifest's split column" for s in ("val", "test") if s in given}

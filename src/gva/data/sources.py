@@ -175,6 +175,29 @@ def wrapper_folder(tree: Tree) -> str | None:
     return dirs[0] if len(dirs) == 1 else None
 
 
+class Dataset:
+    """What every dataset format (Tiny ImageNet, ImageFolder, CSV) shares: its tree, chosen classes,
+    counts of skipped files, where each held-out split came from, and decoding one item."""
+
+    format: str
+    tree: Tree
+    classes: list[str]
+    class_names: list[str]
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, int] = {}
+        self.split_sources: dict[str, str] = {}
+
+    def _skip(self, what: str, n: int) -> None:
+        if n:
+            self.skipped[what] = self.skipped.get(what, 0) + n
+            log.warning("skipped %d %s", n, what)
+
+    def load(self, item: Item, size: int, resize: str = "center_crop") -> np.ndarray:
+        """Decode one image to uint8 RGB [size,size,3]; a corrupt file raises naming it."""
+        return load_item(self.tree, item, size, resize)
+
+
 def load_item(tree: Tree, item: Item, size: int, resize: str) -> np.ndarray:
     """Decode ``item`` of ``tree`` by gva.data.images' policy; a corrupt file raises naming it."""
     try:

@@ -11,17 +11,12 @@ The official val images become gva's ``test`` split (``Item.given == "test"``).
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import PurePosixPath
 
-import numpy as np
-
 from gva.data.images import is_image_name
-from gva.data.sources import Item, Tree, ZipTree, load_item
+from gva.data.sources import Dataset, Item, Tree, ZipTree
 from gva.errors import DatasetError
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg")   # Tiny ImageNet's images are JPEGs; anything else is skipped
 MARKERS = ("wnids.txt", "words.txt", "val/val_annotations.txt")
@@ -51,7 +46,7 @@ def _number(name: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-class TinyImageNet:
+class TinyImageNet(Dataset):
     """The chosen classes of one Tiny ImageNet source: names, labels, and the image list.
 
     ``classes`` None (or empty): every wnid of wnids.txt, sorted.
@@ -60,6 +55,7 @@ class TinyImageNet:
     format = "tinyimagenet"
 
     def __init__(self, tree: Tree, classes: list[str] | None):
+        super().__init__()
         self.tree = tree
         for required in MARKERS:
             if not tree.is_file(required):
@@ -75,7 +71,6 @@ class TinyImageNet:
                 wnid, text = line.split("\t", 1)
                 words[wnid] = text.strip()
         self.class_names = [words.get(w, w).split(",")[0].strip() for w in self.classes]
-        self.skipped: dict[str, int] = {}
         self.split_sources = {"test": "val/ (official val images, val/val_annotations.txt)"}
 
     def items(self) -> list[Item]:
@@ -115,13 +110,3 @@ class TinyImageNet:
             raise DatasetError(f"{self.tree.name}/{ann}: class {empty[0]} has no val (test) images")
         out += sorted(val, key=lambda it: (it.label, _number(it.source)))
         return out
-
-    def _skip(self, what: str, n: int) -> None:
-        if n:
-            self.skipped[what] = self.skipped.get(what, 0) + n
-            log.warning("skipped %d %s", n, what)
-
-    def load(self, item: Item, size: int, resize: str = "center_crop") -> np.ndarray:
-        """Decode one image to uint8 RGB [size,size,3]; a corrupt file raises naming it."""
-        return load_item(self.tree, item, size, resize)
-

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
-from gva.generate.base import Generator, check_images, quantise
+from gva.generate.base import Generator, check_images
 
 #: crf of the reference code's MP4s (and of gva's previews).
 H264_CRF = 18
@@ -108,6 +108,7 @@ class ProtocolGenerator(Generator):
         self.frames = inner.frames
         self.geometry, self.codec = cfg.geometry, cfg.codec
         self.width, self.height, self.fps = cfg.width, cfg.height, cfg.fps
+        self.settings = protocol_settings(cfg)
 
     @classmethod
     def from_config(cls, cfg: SvdConfig, device: str, cache_root) -> Generator:  # pragma: no cover
@@ -130,10 +131,7 @@ class ProtocolGenerator(Generator):
         return self.generate(images, seeds).astype(np.float32) / 255.0
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "postprocess": {
-            "geometry": self.geometry, "codec": self.codec,
-            **({"stretch": [self.width, self.height]} if self.geometry == "reference" else {}),
-            **({"h264": {"crf": H264_CRF, "fps": self.fps, "pix_fmt": "yuv420p"}} if self.codec == "h264" else {})}}
+        return {**self.inner.describe(), "postprocess": self.settings}
 
 
 def apply_protocol(generator: Generator, cfg: SvdConfig) -> Generator:

@@ -16,16 +16,12 @@ seed: how much of the reference protocol's Δ that variant's missing knobs carri
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from gva.protocol import KNOBS, knobs_on, variant_name
+from gva.protocol import KNOBS, PROTOCOL_KEYS, applicable_knobs, knobs_on, variant_name
 from gva.report.collect import Run
-from gva.report.stats import IGNORED_KEYS, SEED_KEY, Summary, _sort_key, format_value, metric_value
-
-#: Every param some knob sets: they name the variant, not the group.
-PROTOCOL_KEYS = tuple(sorted({key for k in KNOBS for key in (*k.reference, *k.gva)}))
+from gva.report.stats import IGNORED_KEYS, SEED_KEY, Summary, format_value, metric_value, sort_key
 
 
 @dataclass(frozen=True)
@@ -88,12 +84,12 @@ def audit_rows(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[AuditRow]:
     """Rows of the audit table, grouped and sorted (groups by their settings; within a group the
     reference protocol first, then by how many knobs are back at gva's, gva's protocol last)."""
     keys = _group_keys(runs, seed_key)
-    applicable = tuple(k.name for k in KNOBS if any(k.name in knobs_on(r.params) for r in runs))
+    applicable = applicable_knobs(r.params for r in runs)
     cells: dict[tuple[str, tuple[str, ...]], list[Observation]] = {}
     group_order: dict[str, tuple] = {}
     for run in runs:
         group = ", ".join(f"{k}={format_value(run.params.get(k))}" for k in keys) or "all runs"
-        group_order[group] = tuple(_sort_key(run.params.get(k)) for k in keys)
+        group_order[group] = tuple(sort_key(run.params.get(k)) for k in keys)
         for obs in observations(run):
             cells.setdefault((group, obs.on), []).append(obs)
 
@@ -102,7 +98,7 @@ def audit_rows(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[AuditRow]:
 
     rows = []
     for (group, on), obs in cells.items():
-        obs = sorted(obs, key=lambda o: (_sort_key(o.run.params.get(seed_key)), o.run.name))
+        obs = sorted(obs, key=lambda o: (sort_key(o.run.params.get(seed_key)), o.run.name))
         ref = {seed_of(o): o.delta for o in cells.get((group, applicable), [])}
         share = None
         if ref and on != applicable:
@@ -115,16 +111,6 @@ def audit_rows(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[AuditRow]:
             delta=Summary([o.delta for o in obs]), share=share))
     rows.sort(key=lambda r: (group_order[r.group], -len(r.on), r.variant))
     return rows
-
-
-def _interval(s: Summary) -> str:
-    lo, hi = s.t_interval()
-    return "–" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"
-
-
-def _pm(s: Summary, signed: bool = False) -> str:
-    mean = f"{s.mean:+.3f}" if signed else f"{s.mean:.3f}"
-    return f"{mean} ± {s.std:.3f}" if len(s.values) > 1 else mean
 
 
 def render_audit(rows: Sequence[AuditRow]) -> list[str]:
@@ -145,27 +131,25 @@ def render_audit(rows: Sequence[AuditRow]) -> list[str]:
     for r in rows:
         per_seed = "; ".join(f"s{format_value(s)}: {o.delta:+.3f} [{o.ci[0]:+.3f}, {o.ci[1]:+.3f}]"
                              for s, o in zip(r.seeds, r.observations))
-        share = ("–", "–") if r.share is None else (_pm(r.share, signed=True), _interval(r.share))
-        lines.append(f"| {r.group} | {r.variant} | {len(r.seeds)} | {_pm(r.top1_2d)} | {_pm(r.top1_3d)} | "
-                     f"{_pm(r.delta, signed=True)} | {_interval(r.delta)} | {per_seed} | {share[0]} | {share[1]} |")
+        share = ("–", "–") if r.share is None else (r.share.pm(signed=True), r.share.interval_text())
+        lines.append(f"| {r.group} | {r.variant} | {len(r.seeds)} | {r.top1_2d.pm()} | {r.top1_3d.pm()} | "
+                     f"{r.delta.pm(signed=True)} | {r.delta.interval_text()} | {per_seed} | {share[0]} | {share[1]} |")
     return lines
+
+
+def _json(s: Summary | None) -> dict | None:
+    return None if s is None else s.to_json()
 
 
 def audit_json(rows: Sequence[AuditRow]) -> list[dict[str, Any]]:
     """The audit rows as plain data."""
-    def summ(s: Summary | None) -> dict | None:
-        if s is None:
-            return None
-        lo, hi = s.t_interval()
-        return {"mean": s.mean, "std": None if math.isnan(s.std) else s.std, "values": s.values,
-                "t95_low": None if math.isnan(lo) else lo, "t95_high": None if math.isnan(hi) else hi}
     return [{"group": r.group, "variant": r.variant, "knobs_on": list(r.on), "seeds": r.seeds,
              "runs": [o.run.name for o in r.observations],
-             "top1_2d": summ(r.top1_2d), "top1_3d": summ(r.top1_3d), "delta_top1": summ(r.delta),
+             "top1_2d": _json(r.top1_2d), "top1_3d": _json(r.top1_3d), "delta_top1": _json(r.delta),
              "bootstrap95": [list(o.ci) for o in r.observations],
              "mcnemar_p": [o.mcnemar_p for o in r.observations],
              "discordant_2d_only_3d_only": [list(o.discordant) for o in r.observations],
-             "share_of_reference_delta": summ(r.share)} for r in rows]
+             "share_of_reference_delta": _json(r.share)} for r in rows]
 
 
 # ---------------------------------------------------------------- 3-D gain vs 2-D domain shift
@@ -210,7 +194,7 @@ def shift_rows(results: Sequence[Any]) -> list[ShiftRow]:
 def render_shift(rows: Sequence[ShiftRow]) -> list[str]:
     """The decomposition table as Markdown lines (mean ± sd and 95 % t-interval over seeds)."""
     def cell(s: Summary | None) -> str:
-        return "–" if s is None else f"{_pm(s, signed=True)} {_interval(s)}"
+        return "–" if s is None else f"{s.pm(signed=True)} {s.interval_text()}"
     return ["## 3-D gain vs 2-D domain shift", "",
             "Where the 2-D model was also scored on generated frames: the reference code's Δ "
             "(3-D on the clip minus 2-D on generated frame 0) = **3-D gain** (3-D minus 2-D on the "
@@ -224,16 +208,10 @@ def render_shift(rows: Sequence[ShiftRow]) -> list[str]:
 
 
 def shift_json(rows: Sequence[ShiftRow]) -> list[dict[str, Any]]:
-    def summ(s: Summary | None) -> dict | None:
-        if s is None:
-            return None
-        lo, hi = s.t_interval()
-        return {"mean": s.mean, "values": s.values, "t95_low": None if math.isnan(lo) else lo,
-                "t95_high": None if math.isnan(hi) else hi}
-    return [{"configuration": r.label, "seeds": r.seeds, "reported_delta_top1": summ(r.reported),
-             "gain_3d_top1": summ(r.gain), "shift_2d_frame0_top1": summ(r.shift),
-             "shift_2d_frames_mean_top1": summ(r.shift_mean)} for r in rows]
+    return [{"configuration": r.label, "seeds": r.seeds, "reported_delta_top1": _json(r.reported),
+             "gain_3d_top1": _json(r.gain), "shift_2d_frame0_top1": _json(r.shift),
+             "shift_2d_frames_mean_top1": _json(r.shift_mean)} for r in rows]
 
 
-__all__ = ["ShiftRow", "shift_rows", "render_shift", "shift_json", "PROTOCOL_KEYS", "Observation", "AuditRow", "is_audit", "observations", "audit_rows",
-           "render_audit", "audit_json"]
+__all__ = ["Observation", "AuditRow", "is_audit", "observations", "audit_rows", "render_audit", "audit_json",
+           "ShiftRow", "shift_rows", "render_shift", "shift_json"]

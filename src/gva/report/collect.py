@@ -171,7 +171,7 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
     without the experiment refs (which live only in the clones that have them).
     """
     from gva.io import atomic_path
-    from gva.report.inference import read_predictions
+    from gva.report.inference import parse_predictions, read_predictions
 
     out, notes = [], []
     store_dir = Path(store) if store is not None else None
@@ -188,12 +188,7 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
             notes.append(f"{run.name}: no {PREDICTIONS_FILE}")
             out.append(run)
             continue
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "predictions.csv"
-            path.write_text(text)
-            predictions = read_predictions(path)
+        predictions = parse_predictions(text, f"{run.name}: {PREDICTIONS_FILE} at {run.rev}")
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cached) as tmp_path:

@@ -28,7 +28,7 @@ import numpy as np
 
 from gva.errors import ReportError
 from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm,
-                                  mde_paired, tost, verdict)
+                                  mde_paired, paired_seed, tost, verdict)
 from gva.report.stats import SEED_KEY, ConfigResult, control_pairs, format_value
 
 DEFAULT_MARGIN = 0.02
@@ -94,8 +94,6 @@ def _tost(top1: BootstrapResult, margin: float) -> float:
 def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
     """Per run (seed), ``col_a`` of the run vs ``col_b`` of the same run (or of ``other``'s run of
     that seed); the ranked ``top3_*`` columns replace ``pred_*`` when every file has them."""
-    from gva.report.inference import paired_seed
-
     both = list(runs) + list(other or [])
     ranked = (col_a.replace("pred_", "top3_", 1), col_b.replace("pred_", "top3_", 1))
     if all(r.predictions is not None and all(c in r.predictions for c in ranked) for r in both):

@@ -22,6 +22,7 @@ common to the seeds and does not average out over them. Everything here respects
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,9 +410,15 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
     except OSError as exc:
         raise ReportError(f"{path}: cannot read predictions ({exc.strerror or exc})") from None
+    return parse_predictions(text, str(path))
+
+
+def parse_predictions(text: str, path: str) -> dict[str, np.ndarray]:
+    """:func:`read_predictions` of the file's text; errors name ``path``."""
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         raise ReportError(f"{path}: empty file, expected a header with id,label,pred_* columns")
     header = [h.strip() for h in rows[0]]
@@ -459,4 +466,4 @@ def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
 
 __all__ = ["METRICS", "PairedSeed", "model_metric", "BootstrapResult", "hierarchical_bootstrap",
            "paired_se", "mde_paired", "power_paired", "n_for_power", "tost", "holm", "Verdict",
-           "verdict", "read_predictions", "paired_seed"]
+           "verdict", "read_predictions", "parse_predictions", "paired_seed"]

@@ -66,15 +66,6 @@ def display_paths(runs: Sequence[Run], repo_root: str | Path = ".") -> list[Run]
 
 # ---------------------------------------------------------------------------------- Markdown
 
-def _f(x: float, digits: int = 3) -> str:
-    return "–" if math.isnan(x) else f"{x:.{digits}f}"
-
-
-def _pm(s: Summary, signed: bool = False) -> str:
-    mean = f"{s.mean:+.3f}" if signed else _f(s.mean)
-    return f"{mean} ± {_f(s.std)}" if len(s.values) > 1 else mean
-
-
 def _p(p: float) -> str:
     return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
@@ -119,8 +110,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     for c in results:
         for m in MODELS:
             s = c.metrics[m]
-            lines.append(f"| {c.label} | {MODEL_LABELS[m]} | {len(c.runs)} | {_pm(s['top1'])} | "
-                         f"{_pm(s['top3'])} | {_pm(s['f1_macro'])} |")
+            lines.append(f"| {c.label} | {MODEL_LABELS[m]} | {len(c.runs)} | {s['top1'].pm()} | "
+                         f"{s['top3'].pm()} | {s['f1_macro'].pm()} |")
     lines += ["", "## Paired difference: 3-D minus 2-D (same test images)", "",
               "Δ top-1 over seeds with a 95 % t-interval over seeds; per seed the paired bootstrap "
               "95 % interval and the exact McNemar p-value (discordant pairs: only 2-D correct / "
@@ -129,15 +120,14 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
               "per seed: Δ top-1 [bootstrap 95 %] | per seed: McNemar p (2-D only / 3-D only) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in results:
-        lo, hi = c.delta_top1.t_interval()
         d3 = Summary([metric_value(r, "delta.top3") for r in c.runs])
         df1 = Summary([metric_value(r, "delta.f1_macro") for r in c.runs])
         per_seed = "; ".join(f"s{format_value(s)}: {d:+.3f} [{a:+.3f}, {b:+.3f}]" for s, d, (a, b)
                              in zip(c.seeds, c.delta_top1.values, c.delta_ci))
         mc = "; ".join(f"s{format_value(s)}: {_p(p)} ({x}/{y})" for s, p, (x, y)
                        in zip(c.seeds, c.mcnemar_p, c.discordant))
-        interval = f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else "–"
-        lines.append(f"| {c.label} | {len(c.runs)} | {_pm(c.delta_top1, signed=True)} | {interval} | "
+        lines.append(f"| {c.label} | {len(c.runs)} | {c.delta_top1.pm(signed=True)} | "
+                     f"{c.delta_top1.interval_text()} | "
                      f"{d3.mean:+.3f} | {df1.mean:+.3f} | {per_seed} | {mc} |")
     pairs = control_pairs(results, seed_key)
     if pairs:
@@ -147,10 +137,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                   "| control | seeds | Δ 2-D top-1 | 95 % t-interval (seeds) |",
                   "| --- | --- | --- | --- |"]
         for _base, ctrl, diff in pairs:
-            lo, hi = diff.t_interval()
-            interval = f"[{lo:+.3f}, {hi:+.3f}]" if not math.isnan(lo) else "–"
-            lines.append(f"| {ctrl.label} | {len(diff.values)} | {_pm(diff, signed=True)} | "
-                         f"{interval} |")
+            lines.append(f"| {ctrl.label} | {len(diff.values)} | {diff.pm(signed=True)} | "
+                         f"{diff.interval_text()} |")
     shifts = shift_rows(results)
     if shifts:
         lines += [""] + render_shift(shifts)

@@ -45,6 +45,22 @@ class Summary:
         self.mean = float(arr.mean()) if arr.size else math.nan
         self.std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
 
+    def pm(self, signed: bool = False) -> str:
+        """``mean ± std`` as the report prints it (the mean alone for one value; – for nan)."""
+        mean = f"{self.mean:+.3f}" if signed else _f(self.mean)
+        return f"{mean} ± {_f(self.std)}" if len(self.values) > 1 else mean
+
+    def interval_text(self) -> str:
+        """``[low, high]`` of the 95 % t-interval over seeds, signed; – with fewer than 2 values."""
+        lo, hi = self.t_interval()
+        return "–" if math.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"
+
+    def to_json(self) -> dict:
+        """Mean, std (None for one value), values and the 95 % t-interval (None when undefined)."""
+        lo, hi = self.t_interval()
+        return {"mean": self.mean, "std": None if math.isnan(self.std) else self.std, "values": self.values,
+                "t95_low": None if math.isnan(lo) else lo, "t95_high": None if math.isnan(hi) else hi}
+
     def t_interval(self, confidence: float = 0.95) -> tuple[float, float]:
         """Two-sided Student-t interval of the mean over seeds; nan with fewer than 2 values."""
         n = len(self.values)
@@ -70,6 +86,10 @@ class ConfigResult:
     discordant: list[tuple[int, int]]        # per seed: (only 2-D correct, only 3-D correct)
 
 
+def _f(x: float, digits: int = 3) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
 def format_value(value: Any) -> str:
     """A param value as the report writes it (and compares it): JSON for booleans, null,
     lists and mappings, ``str`` otherwise."""
@@ -80,7 +100,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _sort_key(value: Any) -> tuple:
+def sort_key(value: Any) -> tuple:
     """Numbers in numeric order before everything else in string order."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, float(value), "")
@@ -122,12 +142,11 @@ def _count(run: Run, key: str) -> int:
 def _label(settings: dict[str, Any], run: Run, runs: Sequence[Run]) -> str:
     """``k=v, ...`` of the varying params; reference-protocol params (many, and always together)
     are named by the protocol variant instead (:func:`gva.protocol.variant_name`)."""
-    from gva.protocol import KNOBS, knobs_on, variant_name
+    from gva.protocol import PROTOCOL_KEYS, applicable_knobs, knobs_on, variant_name
 
-    protocol_keys = {key for k in KNOBS for key in (*k.reference, *k.gva)}
-    parts = [f"{k}={format_value(v)}" for k, v in settings.items() if k not in protocol_keys]
-    if any(k in protocol_keys for k in settings):
-        applicable = tuple(k.name for k in KNOBS if any(k.name in knobs_on(r.params) for r in runs))
+    parts = [f"{k}={format_value(v)}" for k, v in settings.items() if k not in PROTOCOL_KEYS]
+    if any(k in PROTOCOL_KEYS for k in settings):
+        applicable = applicable_knobs(r.params for r in runs)
         parts.append(f"protocol: {variant_name(knobs_on(run.params), applicable)}")
     return ", ".join(parts) or "all runs"
 
@@ -142,7 +161,7 @@ def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResul
         groups.setdefault(tuple(format_value(run.params.get(k)) for k in keys), []).append(run)
     results = []
     for members in groups.values():
-        members = sorted(members, key=lambda r: (_sort_key(r.params.get(seed_key)), r.name, r.rev))
+        members = sorted(members, key=lambda r: (sort_key(r.params.get(seed_key)), r.name, r.rev))
         settings = {k: members[0].params.get(k) for k in keys}
         label = _label(settings, members[0], runs)
         seeds = [r.params.get(seed_key) for r in members]
@@ -157,7 +176,7 @@ def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResul
             discordant=[(_count(r, "only_2d_correct"), _count(r, "only_3d_correct"))
                         for r in members],
         ))
-    results.sort(key=lambda c: tuple(_sort_key(c.settings[k]) for k in keys))
+    results.sort(key=lambda c: tuple(sort_key(c.settings[k]) for k in keys))
     return results
 
 
@@ -183,4 +202,4 @@ def control_pairs(results: Sequence[ConfigResult],
 
 
 __all__ = ["SEED_KEY", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
-           "format_value", "varying_keys", "metric_value", "aggregate", "control_pairs"]
+           "format_value", "sort_key", "varying_keys", "metric_value", "aggregate", "control_pairs"]
