@@ -71,7 +71,7 @@ class MotionConfig:
 @dataclass(frozen=True)
 class SvdConfig:
     generator: str = "svd"   # a name in gva.generate.registry.GENERATORS (checked when it is built)
-    model: str = "stabilityai/stable-video-diffusion-img2vid"
+    model: Optional[str] = None   # hub id or local directory; None: the generator's default model
     steps: int = 12
     frames: int = 3
     height: int = 224
@@ -82,6 +82,13 @@ class SvdConfig:
     min_guidance: float = 1.0
     max_guidance: float = 3.0
     decode_chunk_size: int = 3
+    # Text-conditioned generators (cogvideox, ltx, wan, i2vgen): a template; {class_name}, {wnid} and
+    # {label} in it are the image's class, refused for the test split (the label would leak into the
+    # 3-D model's input) unless prompt_label_on_test is true (gva.generate.prompts).
+    prompt: str = "a short video with natural motion"
+    negative_prompt: str = ""
+    prompt_label_on_test: bool = False
+    guidance: Optional[float] = None   # classifier-free guidance scale; None: the generator's default
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     device: str = "auto"
     first_frame: Literal["original", "generated"] = "original"
@@ -109,6 +116,8 @@ class SvdConfig:
         _bounded(self.batch_size, 1, MAX_BATCH, "svd.batch_size")
         _bounded(self.chunk_size, 1, MAX_BATCH, "svd.chunk_size")
         _check(self.previews_per_class >= 0, "svd.previews_per_class", "must be >= 0")
+        _check(self.model is None or bool(self.model.strip()), "svd.model", "must be a hub id, a directory or null")
+        _check(self.guidance is None or self.guidance >= 0, "svd.guidance", "must be >= 0 or null")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +37,17 @@ def image_seed(seed: int, image_id: int) -> int:
 
 #: How :func:`image_seed` derives seeds, in words (recorded in generation.json).
 SEED_RULE = "blake2b('gva-svd:{svd.seed}:{image id}') -> 63-bit torch/numpy seed"
+
+
+class Prompt(NamedTuple):
+    """One image's rendered prompt and negative prompt (:mod:`gva.generate.prompts`)."""
+
+    text: str
+    negative: str = ""
+
+
+#: One :class:`Prompt` per image, or None (a generator then uses its own settings' prompt).
+Prompts = Optional[Sequence[Prompt]]
 
 
 def check_images(images: Any, seeds: Sequence[int] | None = None) -> np.ndarray:
@@ -66,6 +77,8 @@ class Generator(ABC):
     frames: int
     #: frame 0 is the input image itself (set exactly after quantisation)
     first_frame_original: bool = False
+    #: the generator is text-conditioned: ``generate`` uses the per-image prompts it is given
+    takes_prompt: bool = False
 
     @classmethod
     @abstractmethod
@@ -93,15 +106,19 @@ class Generator(ABC):
         directory they all load). Called once per node; the default does nothing."""
 
     @abstractmethod
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
         """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation."""
 
-    def generate(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
-        """uint8 [B,H,W,3] + one seed per image -> uint8 [B,T,H,W,3] at the input resolution."""
+    def generate(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
+        """uint8 [B,H,W,3] + one seed (and, for a text-conditioned generator, one :class:`Prompt`)
+        per image -> uint8 [B,T,H,W,3] at the input resolution. Generators without text ignore
+        ``prompts``."""
         images = check_images(images, seeds)
+        if prompts is not None and len(prompts) != images.shape[0]:
+            raise ValueError(f"got {images.shape[0]} images but {len(prompts)} prompts")
         if images.shape[0] == 0:
             return np.zeros((0, self.frames) + images.shape[1:], dtype=np.uint8)
-        clips = quantise(self.generate_float(images, seeds))
+        clips = quantise(self.generate_float(images, seeds, prompts))
         if self.first_frame_original:
             clips[:, 0] = images  # exact, whatever the float path did
         return clips

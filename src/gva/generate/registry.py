@@ -14,15 +14,27 @@ from typing import Any
 from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate.base import Generator
+from gva.generate.cogvideox import CogVideoXGenerator, TinyCogVideoXGenerator
 from gva.generate.controls import MotionGenerator, RepeatGenerator
+from gva.generate.i2vgen import I2VGenXLGenerator, TinyI2VGenXLGenerator
+from gva.generate.ltx import LtxGenerator, TinyLtxGenerator
 from gva.generate.postprocess import apply_protocol, protocol_settings
 from gva.generate.svd import SvdGenerator, TinySvdGenerator
+from gva.generate.wan import TinyWanGenerator, WanGenerator
 from gva.paths import CACHE_DIR
 
 #: ``svd.generator`` value -> generator class.
 GENERATORS: dict[str, type[Generator]] = {
     "svd": SvdGenerator,
     "tiny-svd": TinySvdGenerator,
+    "cogvideox": CogVideoXGenerator,
+    "tiny-cogvideox": TinyCogVideoXGenerator,
+    "ltx": LtxGenerator,
+    "tiny-ltx": TinyLtxGenerator,
+    "wan": WanGenerator,
+    "tiny-wan": TinyWanGenerator,
+    "i2vgen": I2VGenXLGenerator,
+    "tiny-i2vgen": TinyI2VGenXLGenerator,
     "repeat": RepeatGenerator,
     "motion": MotionGenerator,
 }

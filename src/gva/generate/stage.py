@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,7 +33,8 @@ from gva import distributed
 from gva.config import Config
 from gva.data.arrays import SPLITS, IndexRow, open_images, write_index
 from gva.errors import GenerationError, StoreError
-from gva.generate.base import SEED_RULE, image_seed
+from gva.generate.base import SEED_RULE, Prompt, image_seed
+from gva.generate.prompts import prompt_record, render_prompts
 from gva.generate.provenance import cache_key, key_record
 from gva.generate.registry import cache_settings, generator_class, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
@@ -153,12 +154,13 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_fi
     if dist.is_local_main:
         write_json(cache.directory / "key.json", {"key": key, **record})
     seeds = [image_seed(svd.seed, r.id) for r in rows]
+    prompts = image_prompts(cfg, rows)
 
     # several ranks on CUDA: each uses its own GPU, cuda:<local rank> (GeneratorSpec.build)
     spec = GeneratorSpec(svd, "cuda" if device.startswith("cuda") and dist.active else device, str(cache_root))
     try:
         stats = run_chunks(spec, images, seeds, cache, svd.chunk_size, progress=progress,
-                           desc=f"svd_generate[{svd.generator}]", dist=dist)
+                           desc=f"svd_generate[{svd.generator}]", dist=dist, prompts=prompts)
     except RuntimeError as exc:  # a failed or stopped rank: say what survives
         if not dist.active:
             raise
@@ -166,7 +168,8 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_fi
                               "resumes every rank's shard") from exc
     outputs = None
     if dist.is_main:
-        generation = generation_record(cfg, key, record, _description(cache, stats, spec), (n, svd.frames, h, w, 3))
+        generation = generation_record(cfg, key, record, _description(cache, stats, spec), (n, svd.frames, h, w, 3),
+                                       prompt_record(svd, rows, prompts) if prompts is not None else None)
         previews = _write_clips(out_dir, cache, rows, generation, svd.previews_per_class, svd.preview_fps)
         run_record = _run_record(cfg, key, cache, stats, device, previews, time.perf_counter() - t_start)
         write_json(run_file, run_record)
@@ -192,9 +195,20 @@ def _description(cache: ChunkCache, stats: RunStats, spec: GeneratorSpec) -> dic
     return held
 
 
+def image_prompts(cfg: Config, rows: list[IndexRow]) -> Optional[list[Prompt]]:
+    """One prompt per row for a text-conditioned generator (None for the others), checked for label
+    leakage (:func:`gva.generate.prompts.check_leakage`) before anything is generated."""
+    if not generator_class(cfg.svd.generator).takes_prompt:
+        return None
+    return render_prompts(cfg.svd, rows)
+
+
 def generation_record(cfg: Config, key: str, record: dict[str, Any], description: dict[str, Any],
-                      shape: tuple[int, ...]) -> dict[str, Any]:
+                      shape: tuple[int, ...], prompts: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """generation.json: content facts only, each a function of what changes the clips.
+
+    ``prompts`` (text-conditioned generators): :func:`gva.generate.prompts.prompt_record`, the
+    templates and the distinct prompts used per split.
 
     ``record`` is the key's :func:`~gva.generate.provenance.key_record`: the chunks under ``key``
     were all made under its code and library versions, so they are the clips' provenance.
@@ -209,6 +223,7 @@ def generation_record(cfg: Config, key: str, record: dict[str, Any], description
         "images": shape[0],
         "frames": shape[1],
         "seed_rule": SEED_RULE,
+        "prompts": prompts,
         "provenance": {"code_hash": record["code_hash"], "code_files": record["code_files"],
                        "versions": record["versions"]},
     }

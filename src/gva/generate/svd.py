@@ -23,7 +23,6 @@ of ``decode_chunk_size`` frames within the clip, gives exactly what a batch of o
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,37 +30,26 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
-from gva.errors import ConfigError, GenerationError
-from gva.generate.base import Generator, check_images
-from gva.generate.provenance import code_hash, library_versions
-from gva.io import atomic_path, write_json
+from gva.errors import ConfigError
+from gva.generate import pipelines
+from gva.generate.base import Generator, Prompts, check_images
+from gva.generate.pipelines import DTYPES, device_type, is_model_dir, resolve_dtype
 from gva.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
 
 #: Names the tiny-svd model directory (``<cache>/tiny-svd/v1``) and model id (``tiny-svd-v1``).
 #: A rebuild needs no bump: the directory is rebuilt whenever its stamp (this module's code and
-#: the library versions) differs from the running ones.
+#: the library versions) differs from the running ones (:func:`gva.generate.pipelines.tiny_model_dir`).
 TINY_SVD_VERSION = 1
 TINY_SVD_SEED = 0
-TINY_STAMP = "gva-tiny-svd.json"
+#: The default ``svd.model`` of the ``svd`` generator.
+DEFAULT_MODEL = "stabilityai/stable-video-diffusion-img2vid"
 
 #: The ``svd`` params the pipeline call consumes, listed once: constructor keywords, describe()
 #: and the cache settings (with ``model``, ``seed``, device type and dtype).
 PIPELINE_SETTINGS = ("frames", "steps", "height", "width", "motion_bucket_id", "fps", "noise_aug_strength",
                      "min_guidance", "max_guidance", "decode_chunk_size", "first_frame")
-
-_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """The dtype actually used: fp32 on CPU whatever ``svd.dtype`` says (half is slow/unsupported there)."""
-    return "fp32" if not device.startswith("cuda") else dtype
-
-
-def device_type(device: str) -> str:
-    """``cuda:1`` -> ``cuda``: different device types give different floats, device indices do not."""
-    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 def check_canvas(height: int, width: int) -> None:
@@ -105,11 +93,6 @@ def use_precise_scheduler(pipe) -> bool:
         pipe.scheduler = _precise_euler_class().from_config(pipe.scheduler.config)
         return True
     return False
-
-
-def is_model_dir(model: str) -> bool:
-    """Whether ``model`` names a local diffusers pipeline directory."""
-    return Path(model, "model_index.json").is_file()
 
 
 def build_tiny_pipeline(seed: int = TINY_SVD_SEED):
@@ -161,7 +144,7 @@ def build_full_random_pipeline(device: str = "cuda", dtype: str = "fp16"):
                            StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    torch_dtype = getattr(torch, _DTYPES[resolve_dtype(dtype, device)])
+    torch_dtype = getattr(torch, DTYPES[resolve_dtype(dtype, device)])
     torch.manual_seed(0)
     with torch.device(device):  # initialise on the device: CPU init of 1.5 B params is slow
         unet = UNetSpatioTemporalConditionModel()
@@ -178,72 +161,14 @@ def build_full_random_pipeline(device: str = "cuda", dtype: str = "fp16"):
     return pipe.to(device, torch_dtype)
 
 
-def tiny_stamp() -> dict[str, Any]:
-    """What the tiny-svd directory is a function of: this module's code and the library versions."""
-    return {"version": TINY_SVD_VERSION, "code_hash": code_hash([Path(__file__)]), "versions": library_versions()}
-
-
 def tiny_model_dir(cache_root: str | Path = CACHE_DIR) -> Path:
-    """The tiny-svd pipeline directory, built and saved (atomically) on first use.
-
-    Rebuilt when its stamp differs from :func:`tiny_stamp` (the builder's code or a library
-    changed), so the model in it is always the one this code builds.
-    """
-    path = Path(cache_root) / "tiny-svd" / f"v{TINY_SVD_VERSION}"
-    stamp = tiny_stamp()
-    try:
-        current = json.loads((path / TINY_STAMP).read_text()) if is_model_dir(str(path)) else None
-    except (OSError, ValueError):
-        current = None
-    if current != stamp:
-        log.info("building the tiny random SVD pipeline in %s", path)
-        pipe = build_tiny_pipeline()
-        with atomic_path(path) as tmp:
-            pipe.save_pretrained(tmp)
-            write_json(tmp / TINY_STAMP, stamp)
-    return path
-
-
-def _quiet_loading() -> None:
-    """No per-component loading bars from diffusers/transformers: gva's own bar is the progress."""
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
+    """The tiny-svd pipeline directory, built and saved (atomically) on first use."""
+    return pipelines.tiny_model_dir("tiny-svd", TINY_SVD_VERSION, build_tiny_pipeline, [Path(__file__)], cache_root)
 
 
 def load_pipeline(model: str, device: str, dtype: str):
     """``StableVideoDiffusionPipeline.from_pretrained`` with errors that say what to do."""
-    import torch
-    from diffusers import StableVideoDiffusionPipeline
-
-    torch_dtype = getattr(torch, _DTYPES[dtype])
-    local = is_model_dir(model)
-    if not local and Path(model).exists():
-        raise ConfigError(f"svd.model {model!r} is a path but not a diffusers pipeline directory "
-                          "(no model_index.json)")
-    attempts: list[dict[str, Any]] = []
-    if not local and dtype == "fp16":
-        attempts.append({"variant": "fp16"})  # the hub repos ship fp16 weights as a variant
-    attempts.append({})
-    errors = []
-    _quiet_loading()
-    for extra in attempts:
-        for local_only in ([False] if local else [True, False]):  # the HF cache first, then the hub
-            try:
-                pipe = StableVideoDiffusionPipeline.from_pretrained(
-                    model, dtype=torch_dtype, local_files_only=local_only, **extra)
-            except (OSError, ValueError) as exc:  # hub, network and missing-file errors are OSErrors
-                errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-                continue
-            # outside the try: an out-of-memory or device error is not "the hub is unreachable"
-            return pipe.to(device)
-    raise GenerationError(
-        f"cannot load svd.model {model!r}" + (" (not a local directory and the hub is unreachable or "
-                                             "the id is wrong)" if not local else "")
-        + f": {errors[-1]}. Set svd.model to a local pipeline directory, or use svd.generator: "
-          "tiny-svd for an offline smoke run.")
+    return pipelines.load_pipeline("StableVideoDiffusionPipeline", model, device, dtype, "tiny-svd")
 
 
 class SvdGenerator(Generator):
@@ -286,13 +211,13 @@ class SvdGenerator(Generator):
 
     @classmethod
     def model_id(cls, cfg: SvdConfig) -> str:
-        """What identifies the weights in the cache key and in describe(): ``svd.model``."""
-        return cfg.model
+        """What identifies the weights in the cache key and in describe(): ``svd.model`` (or the default)."""
+        return cfg.model or DEFAULT_MODEL
 
     @classmethod
     def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        """What :func:`load_pipeline` loads: ``svd.model`` (hub id or local directory)."""
-        return cfg.model
+        """What :func:`load_pipeline` loads: ``svd.model`` (hub id or local directory) or the default."""
+        return cfg.model or DEFAULT_MODEL
 
     # --- the Generator hooks ------------------------------------------------------------------
 
@@ -324,7 +249,7 @@ class SvdGenerator(Generator):
                 "scheduler_step": "float64" if self.precise_scheduler else "stock",
                 "unet_parameters": sum(q.numel() for q in self.pipe.unet.parameters())}
 
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
         images = check_images(images, seeds)
         out = [self._call(images[i:i + self.batch_size], list(seeds[i:i + self.batch_size]))
                for i in range(0, images.shape[0], self.batch_size)]
@@ -372,11 +297,11 @@ class TinySvdGenerator(SvdGenerator):
 
     @classmethod
     def model_id(cls, cfg: SvdConfig) -> str:
-        return cfg.model if is_model_dir(cfg.model) else f"tiny-svd-v{TINY_SVD_VERSION}"
+        return str(cfg.model) if is_model_dir(cfg.model) else f"tiny-svd-v{TINY_SVD_VERSION}"
 
     @classmethod
     def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        return cfg.model if is_model_dir(cfg.model) else str(tiny_model_dir(cache_root))
+        return str(cfg.model) if is_model_dir(cfg.model) else str(tiny_model_dir(cache_root))
 
     @classmethod
     def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:

@@ -1,0 +1,53 @@
+"""``i2vgen`` / ``tiny-i2vgen``: I2VGen-XL (``I2VGenXLPipeline``).
+
+A text- and image-conditioned (CLIP) 3-D UNet over a per-frame 2-D VAE: any frame count, canvases
+that are multiples of 8, conditioned on the frame rate (``svd.fps`` -> ``target_fps``).
+
+Two quirks of the (deprecated) diffusers pipeline, handled here:
+
+* it samples the image latents from torch's *global* RNG (``latent_dist.sample()`` without the
+  call's generators), so a clip would depend on what ran before it. Each call therefore holds one
+  image and runs under a forked global RNG seeded with that image's seed: the clip depends on the
+  image and its seed only, and the caller's RNG state is left as it was;
+* its default ``clip_skip=1`` reads ``text_encoder.text_model``, which transformers 5's
+  ``CLIPTextModel`` no longer has: the prompt embeddings are computed as the pipeline would
+  (:func:`gva.generate.builds.i2vgen_prompt_embeds`) and passed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+from gva.generate.base import Prompt
+from gva.generate.i2v import Family, I2VGenerator, TinyI2VGenerator
+
+I2VGEN = Family(name="i2vgen", pipeline="I2VGenXLPipeline", default_model="ali-vilab/i2vgen-xl",
+                frame_step=1, multiple=8, guidance=9.0, fps_arg="target_fps",
+                batch_note="I2VGenXLPipeline samples image latents from torch's global RNG, seeded per image")
+
+
+class I2VGenXLGenerator(I2VGenerator):
+    """``i2vgen``: I2VGen-XL from ``svd.model`` (null: ``ali-vilab/i2vgen-xl``)."""
+
+    family = I2VGEN
+
+    def text_inputs(self, prompts: list[Prompt]) -> dict[str, Any]:
+        from gva.generate.builds import i2vgen_prompt_embeds
+
+        pos, neg = i2vgen_prompt_embeds(self.pipe, [p.text for p in prompts], [p.negative for p in prompts])
+        return {"prompt_embeds": pos, "negative_prompt_embeds": neg}
+
+    @contextlib.contextmanager
+    def rng_scope(self, seeds: list[int]) -> Iterator[None]:
+        import torch
+
+        (seed,) = seeds  # one image per call (batch_note)
+        device = self.pipe.device  # the latents are sampled where the VAE runs
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(int(seed))  # seeds the CPU and every CUDA device
+            yield
+
+
+class TinyI2VGenXLGenerator(TinyI2VGenerator, I2VGenXLGenerator):
+    """``tiny-i2vgen``: I2VGen-XL's pipeline code on tiny random weights."""

@@ -1,0 +1,323 @@
+"""The image-to-video generators beyond SVD (cogvideox, ltx, wan, i2vgen): one suite over each.
+
+Each runs through its ``tiny-<name>`` build (tiny random components from diffusers' own test
+configs with local tokenizers, saved once and loaded back with ``from_pretrained``), the same code
+as the real model with a hub id. tiny-svd joins the generic contract tests. The leakage guard for
+prompts, the frame rules and the whole DAG per generator are here too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import FAKE_CLASSES, make_tiny_imagenet
+from gva.config import config_from_dict
+from gva.data.arrays import IndexRow
+from gva.errors import ConfigError, GenerationError
+from gva.generate import build_generator
+from gva.generate.base import Prompt
+from gva.generate.i2v import I2VGenerator
+from gva.generate.prompts import check_leakage, prompt_record, render, render_prompts, template_fields
+from gva.generate.registry import GENERATORS, cache_settings
+from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+#: tiny build -> its smallest canvas (tiny CogVideoX: learned position embeddings fixed to 16 x 16)
+SIDES = {"tiny-cogvideox": 16, "tiny-ltx": 32, "tiny-wan": 16, "tiny-i2vgen": 8, "tiny-svd": 32}
+NEW = ["tiny-cogvideox", "tiny-ltx", "tiny-wan", "tiny-i2vgen"]
+
+
+def svd_cfg(name: str, **extra):
+    side = SIDES[name]
+    return config_from_dict({"svd": {"generator": name, "steps": 2, "height": side, "width": side, "frames": 3,
+                                     "batch_size": 2, **extra}}).svd
+
+
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+_BUILT: dict[str, object] = {}
+
+
+def built(name: str, cache_root: Path):
+    """Each tiny generator once per module (built, saved and loaded back through its directory)."""
+    if name not in _BUILT:
+        _BUILT[name] = build_generator(svd_cfg(name), device="cpu", cache_root=str(cache_root))
+    return _BUILT[name]
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+
+
+SEEDS = [11, 22, 33]
+
+
+# --- the registry, frame rules, defaults --------------------------------------------------------------
+
+def test_every_family_and_its_tiny_build_are_registered():
+    for name in ("cogvideox", "ltx", "wan", "i2vgen"):
+        real, tiny = GENERATORS[name], GENERATORS[f"tiny-{name}"]
+        assert issubclass(tiny, real) and issubclass(real, I2VGenerator) and real.takes_prompt
+        cfg = config_from_dict({"svd": {"generator": name}}).svd
+        assert cache_settings(cfg, "cpu")["model"] == real.family.default_model  # svd.model null: the default
+        other = config_from_dict({"svd": {"generator": name, "model": "org/mine"}}).svd
+        assert cache_settings(other, "cpu")["model"] == "org/mine"
+    svd = config_from_dict({}).svd
+    assert svd.model is None and cache_settings(svd, "cpu")["model"] == "stabilityai/stable-video-diffusion-img2vid"
+
+
+@pytest.mark.parametrize("name,frames,generated,kept", [
+    ("cogvideox", 3, 9, [0, 4, 8]), ("wan", 3, 5, [0, 2, 4]), ("ltx", 3, 9, [0, 4, 8]), ("i2vgen", 3, 3, [0, 1, 2]),
+    ("cogvideox", 9, 9, list(range(9))), ("ltx", 1, 1, [0]), ("wan", 6, 9, [0, 2, 3, 5, 6, 8]),
+])
+def test_frame_rules_generate_a_valid_count_and_keep_evenly_spaced_frames(name, frames, generated, kept):
+    family = GENERATORS[name].family
+    assert family.generated_frames(frames) == generated
+    assert family.kept_frames(frames) == kept
+
+
+def test_canvas_must_fit_the_family(tmp_path):
+    with pytest.raises(ConfigError, match="multiples of 32 for ltx"):
+        cache_settings(config_from_dict({"svd": {"generator": "ltx", "height": 48, "width": 64}}).svd, "cpu")
+    with pytest.raises(ConfigError, match="multiples of 16 for wan"):
+        build_generator(config_from_dict({"svd": {"generator": "tiny-wan", "height": 40}}).svd, device="cpu",
+                        cache_root=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["cogvideox", "ltx", "wan", "i2vgen"])
+def test_unreachable_model_is_a_clear_error(tmp_path, name):
+    cfg = config_from_dict({"svd": {"generator": name, "model": "no-such-org/no-such-model-gva-test",
+                                    "height": 64, "width": 64}}).svd
+    with pytest.raises(GenerationError, match=f"cannot load svd.model 'no-such-org/no-such-model-gva-test'.*"
+                                              f"tiny-{name}"):
+        build_generator(cfg, device="cpu", cache_root=str(tmp_path))
+
+
+def test_prompt_templates_and_guidance_join_the_cache_key_of_text_generators_only():
+    base = cache_settings(config_from_dict({"svd": {"generator": "wan"}}).svd, "cpu")
+    other = cache_settings(config_from_dict({"svd": {"generator": "wan", "prompt": "a dog"}}).svd, "cpu")
+    assert base != other and base["guidance"] == 5.0
+    assert cache_settings(config_from_dict({"svd": {"generator": "wan", "guidance": 2}}).svd, "cpu")["guidance"] == 2.0
+    motion = [cache_settings(config_from_dict({"svd": {"generator": "motion", "prompt": p}}).svd, "cpu")
+              for p in ("a", "b")]
+    assert motion[0] == motion[1]
+
+
+# --- prompts and the label-leakage guard ------------------------------------------------------------
+
+ROWS = [IndexRow(1, "train", "n01", "goldfish", 0, "a.jpg"), IndexRow(2, "val", "n02", "tabby cat", 1, "b.jpg"),
+        IndexRow(3, "test", "n02", "tabby cat", 1, "c.jpg")]
+
+
+def test_template_fields_are_the_label_fields_only():
+    assert template_fields("a {class_name} moving, {wnid} {label}") == ["class_name", "wnid", "label"]
+    assert template_fields("plain {{braces}}") == []
+    with pytest.raises(ConfigError, match=r"unknown field \{split\}"):
+        template_fields("a {split}")
+    with pytest.raises(ConfigError, match="malformed template"):
+        template_fields("a {class_name")
+
+
+def test_label_in_the_prompt_is_refused_for_the_test_split():
+    cfg = config_from_dict({"svd": {"generator": "tiny-wan", "prompt": "a video of a {class_name}"}}).svd
+    with pytest.raises(ConfigError, match=r"svd.prompt uses \{class_name\}.*test split.*prompt_label_on_test"):
+        render_prompts(cfg, ROWS)
+    # the negative prompt is a template too: a label there leaks as well
+    neg = config_from_dict({"svd": {"generator": "tiny-wan", "negative_prompt": "not a {wnid}"}}).svd
+    with pytest.raises(ConfigError, match=r"\{wnid\}"):
+        render_prompts(neg, ROWS)
+    # train only: allowed (class-conditioned augmentation), no warning needed
+    assert [p.text for p in render_prompts(cfg, ROWS[:1])] == ["a video of a goldfish"]
+
+
+def test_the_override_is_loud_and_recorded(caplog):
+    cfg = config_from_dict({"svd": {"generator": "tiny-wan", "prompt": "a {class_name}",
+                                    "prompt_label_on_test": True}}).svd
+    with caplog.at_level(logging.WARNING, logger="gva.generate.prompts"):
+        prompts = render_prompts(cfg, ROWS)
+    assert "LABEL LEAKAGE" in caplog.text and "model selection on val is optimistic" in caplog.text
+    assert [p.text for p in prompts] == ["a goldfish", "a tabby cat", "a tabby cat"]
+    record = prompt_record(cfg, ROWS, prompts)
+    assert record["label_on_test"] is True and record["label_fields"] == ["class_name"]
+    assert record["by_split"] == {"test": ["a tabby cat"], "train": ["a goldfish"], "val": ["a tabby cat"]}
+    plain = config_from_dict({"svd": {"generator": "tiny-wan"}}).svd
+    record = prompt_record(plain, ROWS, render_prompts(plain, ROWS))
+    assert record["label_on_test"] is False and record["by_split"]["test"] == [plain.prompt]
+
+
+def test_an_unlabelled_image_cannot_fill_a_label_field():
+    assert render("natural motion", None) == "natural motion"
+    with pytest.raises(ConfigError, match="needs the image's class"):
+        render("a {class_name}", None)
+
+
+def test_check_leakage_passes_templates_without_labels():
+    check_leakage(config_from_dict({"svd": {"prompt": "slow zoom"}}).svd, ["train", "val", "test"])
+
+
+# --- the generator contract, every tiny build ---------------------------------------------------------
+
+@pytest.mark.parametrize("name", NEW + ["tiny-svd"])
+def test_shapes_seeding_and_first_frame(name, cache_root, images):
+    gen = built(name, cache_root)
+    clips = gen.generate(images[:2], SEEDS[:2])
+    assert clips.dtype == np.uint8 and clips.shape == (2, 3, 64, 64, 3)
+    np.testing.assert_array_equal(clips[:, 0], images[:2])      # first_frame: original, exactly
+    assert np.abs(clips[:, 1:].astype(int) - images[:2, None].astype(int)).mean() > 1  # generated frames
+    again = gen.generate(images[:2], SEEDS[:2])
+    np.testing.assert_array_equal(clips, again)                  # deterministic
+    other = gen.generate(images[:1], [SEEDS[0] + 1])
+    assert not np.array_equal(other[0, 1:], clips[0, 1:])        # the seed matters
+    d = gen.describe()
+    assert d["frames"] == 3 and d["model"] == f"{name}-v1"
+    if name in NEW:
+        fam = GENERATORS[name].family
+        assert d["generated_frames"] == fam.generated_frames(3) and d["kept_frames"] == fam.kept_frames(3)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_batch_behaviour_is_as_documented(name, cache_root, images, caplog):
+    """Batch-invariant families: a clip is the same whatever shares its call (float, 1e-5).
+    The others generate one image per call, with a warning."""
+    gen = built(name, cache_root)
+    prompts = [Prompt("a short video"), Prompt("a short video"), Prompt("a short video")]
+    if gen.family.batch_note is None:
+        assert gen.batch_size == 2
+        together = gen.generate_float(images, SEEDS, prompts)
+        gen.batch_size = 1
+        try:
+            alone = gen.generate_float(images, SEEDS, prompts)
+        finally:
+            gen.batch_size = 2
+        np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
+    else:
+        assert gen.batch_size == 1
+        with caplog.at_level(logging.WARNING):
+            build_generator(svd_cfg(name), device="cpu", cache_root=str(cache_root))
+        assert "generates one image per call" in caplog.text
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_the_prompt_conditions_the_clip(name, cache_root, images):
+    gen = built(name, cache_root)
+    a = gen.generate_float(images[:1], SEEDS[:1], [Prompt("a dog running in the park")])
+    b = gen.generate_float(images[:1], SEEDS[:1], [Prompt("a red car driving at night")])
+    # generation is bit-exact for equal inputs (test above), so any difference is the prompt's doing
+    # (tiny random text encoders move the frames by as little as ~1e-5)
+    assert not np.array_equal(a[:, 1:], b[:, 1:])
+
+
+# --- the stage: prompts recorded, guard before any work, resume after SIGKILL, the whole DAG ----------
+
+def _stage_cfg(name: str, **svd):
+    side = SIDES[name]
+    return config_from_dict({"svd": {"generator": name, "steps": 2, "height": side, "width": side, "frames": 3,
+                                     "batch_size": 2, "chunk_size": 2, "previews_per_class": 0, **svd}})
+
+
+def test_stage_records_prompts_per_split_and_refuses_label_prompts_first(tmp_path, cache_root):
+    from gva.generate.stage import run
+
+    make_curated(tmp_path / "curated", n=6)
+    with pytest.raises(ConfigError, match="test split"):
+        run(_stage_cfg("tiny-i2vgen", prompt="a video, {class_name}"), curated_dir=tmp_path / "curated",
+            out_dir=tmp_path / "clips", cache_root=cache_root, run_file=tmp_path / "run.json", progress=False)
+    assert not (tmp_path / "clips").exists() and not list(cache_root.glob("svd/*/clips_*"))
+    gen = run(_stage_cfg("tiny-i2vgen"), curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips",
+              cache_root=cache_root, run_file=tmp_path / "run.json", progress=False)["generation"]
+    record = json.loads((tmp_path / "clips" / "generation.json").read_text())
+    assert record == json.loads(json.dumps(gen))
+    assert record["prompts"]["by_split"] == {s: ["a short video with natural motion"] for s in ("test", "train", "val")}
+    assert record["prompts"]["label_on_test"] is False
+    assert record["resolved"]["generated_frames"] == 3 and record["clip_settings"]["guidance"] == 9.0
+    motion = run(config_from_dict({"svd": {"generator": "motion", "previews_per_class": 0}}), curated_dir=tmp_path / "curated", out_dir=tmp_path / "m",
+                 cache_root=tmp_path / "mc", run_file=tmp_path / "m.json", progress=False)["generation"]
+    assert motion["prompts"] is None
+
+
+def _chunks(cache_root: Path) -> list[Path]:
+    return sorted(cache_root.glob("svd/*/clips_*.npy"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW)
+def test_resume_after_sigkill_gives_identical_bytes(tmp_path, name):
+    from gva.generate.stage import run
+
+    n = 5
+    make_curated(tmp_path / "data" / "curated", n=n)
+    svd = {"generator": name, "steps": 2, "height": SIDES[name], "width": SIDES[name], "frames": 3,
+           "batch_size": 1, "chunk_size": 1, "previews_per_class": 0}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"svd": svd}))
+    cache_root = tmp_path / "data" / ".cache"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    try:
+        while len(_chunks(cache_root)) < 2:
+            assert proc.poll() is None, f"generation ended before it could be killed: {proc.stderr.read()!r}"
+            assert time.time() < deadline, "no chunk committed in time"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    committed = len(_chunks(cache_root))
+    assert 2 <= committed < n, committed
+    assert not (tmp_path / "data" / "clips").exists()
+    cfg = config_from_dict({"svd": svd})
+    resumed = run(cfg, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "data" / "clips",
+                  cache_root=cache_root, run_file=tmp_path / "r.json", progress=False)["run"]
+    assert resumed["resumed_images"] >= committed and resumed["generated_images"] == n - resumed["resumed_images"]
+    run(cfg, curated_dir=tmp_path / "data" / "curated", out_dir=tmp_path / "ref", cache_root=tmp_path / "ref_cache",
+        run_file=tmp_path / "ref.json", progress=False)
+    for f in ("clips.npy", "index.csv", "generation.json"):
+        assert (tmp_path / "data" / "clips" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NEW)
+def test_whole_dag_offline_with_the_tiny_build(tmp_path, monkeypatch, name):
+    """curate -> svd_generate -> extra_frames -> train2d -> inflate -> train3d -> evaluate, as `gva <stage>`."""
+    from gva.cli import STAGES, main
+
+    data = make_tiny_imagenet(tmp_path / "tin", n_train=6, n_val=2)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    overrides = {
+        "data": {"source": str(data), "classes": FAKE_CLASSES, "image_size": 32},
+        "svd": {"generator": name, "steps": 2, "height": SIDES[name], "width": SIDES[name], "batch_size": 4,
+                "previews_per_class": 1, "device": "cpu"},
+        "model": {"arch": "timm:test_resnet", "pretrained": False},
+        "train": {"image_size": 32, "lr": 0.05, "num_workers": 0, "device": "cpu"},
+        "train2d": {"epochs": 1, "batch_size": 8}, "train3d": {"epochs": 1, "batch_size": 4},
+        "evaluate": {"bootstrap": 50, "latency_batch_sizes": [1], "latency_repeats": 1},
+    }
+    for section, values in overrides.items():
+        params[section].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    for stage in STAGES:
+        assert main([stage]) == 0, stage
+    metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    assert {"model2d", "model3d", "delta"} <= set(metrics)
+    generation = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
+    assert generation["generator"] == name and generation["prompts"]["label_on_test"] is False
+    assert list((tmp_path / "data" / "clips" / "previews").glob("*.mp4"))
