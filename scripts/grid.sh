@@ -6,7 +6,10 @@
 #   bash scripts/grid.sh DATA_DIR [options] [-- extra dvc exp run args, e.g. -S train.lr=0.02]
 #
 # options (defaults are the offline, 2-core-CPU settings used for reports/results.md, ~2 h there):
-#   --generators "repeat motion"   svd.generator values (add svd / tiny-svd where weights exist)
+#   --generators "repeat motion"   svd.generator values: repeat, motion, svd, cogvideox, ltx, wan, i2vgen
+#                                  (the model ones need their weights in the Hugging Face cache or
+#                                  svd.model; tiny-<name> runs anywhere). cogvideox runs at 480x720
+#                                  (its default model's fixed size), cogvideox/ltx/wan in bf16
 #   --control "motion"             generators that also get the train2d.frames=all control ("" = none)
 #   --seeds "0 1 2"                train.seed values
 #   --vary-all                     each seed also sets svd.seed and data.seed (generation and the
@@ -37,7 +40,7 @@
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,33p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,36p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
@@ -98,14 +101,23 @@ if [ "$skip_existing" = 1 ]; then
                 } | tr '\n' ' ') "
 fi
 
+# what a generator's default model needs beyond the common settings (README "Generators")
+generator_args() {  # generator
+  case $1 in
+    cogvideox) printf '%s\0' -S svd.height=480 -S svd.width=720 -S svd.dtype=bf16 ;;
+    ltx|wan) printf '%s\0' -S svd.dtype=bf16 ;;
+  esac
+}
+
 queue() {  # name generator frames seed preset [without]
   case "$existing" in *" $1 "*) echo "skip $1 (exists)"; return 0 ;; esac
   echo "queue $1"
-  local proto=()
+  local proto=() gen_args=()
   mapfile -d '' proto < <(protocol "$5" "${6:-}")
+  mapfile -d '' gen_args < <(generator_args "$2")
   local seeds=(-S "train.seed=$4")
   [ "$vary_all" = 0 ] || seeds+=(-S "svd.seed=$4" -S "data.seed=$4")
-  dvc exp run --queue -n "$1" "${common[@]}" "${proto[@]}" -S "svd.generator=$2" -S "train2d.frames=$3" \
+  dvc exp run --queue -n "$1" "${common[@]}" "${proto[@]}" -S "svd.generator=$2" "${gen_args[@]}" -S "train2d.frames=$3" \
     "${seeds[@]}" "${extra[@]}" dvc.yaml
 }
 

@@ -272,14 +272,15 @@ def test_bad_control_settings_are_config_errors():
 def test_registry_names_every_generator_once():
     from gva.generate.registry import cache_settings, generator_class
 
-    assert set(GENERATORS) == {"svd", "tiny-svd", "repeat", "motion"}
+    models = {"svd", "cogvideox", "ltx", "wan", "i2vgen"}
+    assert set(GENERATORS) == models | {f"tiny-{m}" for m in models} | {"repeat", "motion"}
     for name, cls in GENERATORS.items():
         assert issubclass(cls, Generator) and generator_class(name) is cls
         settings = cache_settings(config_from_dict({"svd": {"generator": name}}).svd, "cpu")
         assert settings["generator"] == name and json.loads(json.dumps(settings)) == settings
         assert not {"batch_size", "chunk_size", "processes", "preview_fps", "previews_per_class"} & set(settings)
     # config.py takes any name; the registry is the one list, and refuses names it does not hold
-    with pytest.raises(ConfigError, match="unknown generator 'nope'; known: svd, tiny-svd, repeat, motion"):
+    with pytest.raises(ConfigError, match="unknown generator 'nope'; known: svd, tiny-svd, cogvideox, tiny-cogvideox, .*, repeat, motion"):
         generator_class("nope")
 
 

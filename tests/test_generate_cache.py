@@ -172,7 +172,7 @@ def test_run_knobs_leave_data_clips_byte_identical(tmp_path):
     # generation.json: content facts only
     meta = json.loads(ref["generation.json"])
     assert list(meta) == ["generator", "cache_key", "clip_settings", "resolved", "curated_hash", "shape", "images",
-                          "frames", "seed_rule", "provenance"]
+                          "frames", "seed_rule", "prompts", "provenance"]
     assert "batch_size" not in json.dumps(meta) and "seconds" not in json.dumps(meta)
     assert meta == first["generation"] == second["generation"]
 
@@ -205,17 +205,17 @@ def test_preview_mp4s_are_byte_deterministic(tmp_path):
 
 
 def test_tiny_model_dir_is_rebuilt_when_its_builder_changes(tmp_path, monkeypatch):
-    from gva.generate import svd
+    from gva.generate import pipelines, svd
 
     path = svd.tiny_model_dir(tmp_path)
-    stamp = json.loads((path / svd.TINY_STAMP).read_text())
-    assert stamp == svd.tiny_stamp()
+    stamp = json.loads((path / pipelines.TINY_STAMP).read_text())
+    assert stamp == pipelines.tiny_stamp(svd.TINY_SVD_VERSION, [Path(svd.__file__)])
     marker = path / "marker"
     marker.write_text("kept while the stamp matches")
     assert svd.tiny_model_dir(tmp_path) == path and marker.exists()
-    monkeypatch.setattr(svd, "tiny_stamp", lambda: {**stamp, "code_hash": "edited"})
+    monkeypatch.setattr(pipelines, "tiny_stamp", lambda *a: {**stamp, "code_hash": "edited"})
     assert svd.tiny_model_dir(tmp_path) == path and not marker.exists()  # rebuilt
-    assert json.loads((path / svd.TINY_STAMP).read_text())["code_hash"] == "edited"
+    assert json.loads((path / pipelines.TINY_STAMP).read_text())["code_hash"] == "edited"
 
 
 @pytest.mark.parametrize("ingredient", ["settings", "versions"])

@@ -103,3 +103,14 @@ def test_skip_existing_leaves_out_finished_and_running_names_but_not_failed(tmp_
     calls = _queue(tmp_path, "--audit", "--generators", "motion", "--seeds", "0", "--loo", "select",
                    "--skip-existing", existing="repeat-x\\nmotion-ref-no-select-s0\\n")
     assert [_name(c) for c in calls] == ["motion-ref-s0"]   # gva running, no-select done, ref failed
+
+
+def test_model_generators_get_what_their_default_models_need(tmp_path):
+    calls = _queue(tmp_path, "--generators", "svd cogvideox ltx wan i2vgen", "--control", "", "--seeds", "0",
+                   "--", "-S", "svd.dtype=fp32")
+    by_name = {_name(c): _sets(c) for c in calls}
+    assert list(by_name) == [f"{g}-first-s0" for g in ("svd", "cogvideox", "ltx", "wan", "i2vgen")]
+    assert (by_name["cogvideox-first-s0"]["svd.height"], by_name["cogvideox-first-s0"]["svd.width"]) == ("480", "720")
+    assert by_name["ltx-first-s0"]["svd.height"] == "224"            # only cogvideox's model has a fixed size
+    assert all(s["svd.dtype"] == "fp32" for s in by_name.values())    # the user's -S comes last and wins
+    assert all(s["svd.generator"] == n.split("-")[0] for n, s in by_name.items())

@@ -107,7 +107,8 @@ class Generator(ABC):
 
     @abstractmethod
     def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
-        """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation."""
+        """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation. ``prompts`` is
+        passed only when :attr:`takes_prompt` is set (others may take two arguments)."""
 
     def generate(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
         """uint8 [B,H,W,3] + one seed (and, for a text-conditioned generator, one :class:`Prompt`)
@@ -118,7 +119,9 @@ class Generator(ABC):
             raise ValueError(f"got {images.shape[0]} images but {len(prompts)} prompts")
         if images.shape[0] == 0:
             return np.zeros((0, self.frames) + images.shape[1:], dtype=np.uint8)
-        clips = quantise(self.generate_float(images, seeds, prompts))
+        # a generator without text keeps the two-argument generate_float of the interface
+        clips = quantise(self.generate_float(images, seeds, prompts) if self.takes_prompt
+                         else self.generate_float(images, seeds))
         if self.first_frame_original:
             clips[:, 0] = images  # exact, whatever the float path did
         return clips

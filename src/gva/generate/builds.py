@@ -669,6 +669,75 @@ def full_pipeline(family: str, device: str = "cuda", dtype: str = "bf16", num_la
     return cls(scheduler=_SCHEDULERS[family](), **components)
 
 
+
+def full_component(family: str, name: str, device: str = "cpu", dtype: str = "fp32", num_layers: int | None = None):
+    """One module of :func:`full_pipeline` (``"transformer"``, ``"text_encoder"`` ...) built alone, the same way.
+
+    For measuring one component at reduced depth without building the rest (e.g. Wan's 1 B-parameter
+    umT5 embedding when only the transformer is wanted). Weights: ``torch.manual_seed(0)`` before it.
+    """
+    import torch
+
+    _check_family(family)
+    if num_layers is not None and num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    _, factories = _full_components(family, num_layers)
+    if name not in factories:
+        raise ValueError(f"{family} has no component {name!r}; it has {', '.join(factories)}")
+    keep_fp32 = set(FAMILY_FACTS[family].get("fp32_components", ()))
+    torch.manual_seed(0)
+    with torch.device(device):
+        component = factories[name]()
+    if isinstance(component, torch.nn.Module):
+        component.eval()
+        _cast(component, torch.float32 if name in keep_fp32 else _torch_dtype(dtype))
+    return component
+
+
+#: ``stabilityai/stable-video-diffusion-img2vid`` vae/config.json (the SD 2.x encoder, 4 stages, 8x).
+SVD_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3, "out_channels": 3, "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "latent_channels": 4,
+    "sample_size": 768, "scaling_factor": 0.18215, "force_upcast": True,
+}
+
+
+def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
+    """``stabilityai/stable-video-diffusion-img2vid``'s architecture with random weights, built as :func:`full_pipeline`.
+
+    UNet: ``UNetSpatioTemporalConditionModel``'s defaults, which are the checkpoint's unet/config.json
+    (1.52 B parameters); VAE: :data:`SVD_VAE_CONFIG` (``AutoencoderKLTemporalDecoder()`` with the
+    class defaults is one 64-channel stage without downsampling, 0.56 M parameters: the pipeline's
+    ``vae_scale_factor`` is then 1 and the UNet runs at pixel resolution); image encoder: the
+    CLIP ViT-H/14 vision tower with its 1024-d projection; scheduler and feature extractor as
+    :func:`gva.generate.svd.build_full_random_pipeline`. Each module is initialised on ``device`` and
+    cast to ``dtype`` before the next is built.
+    """
+    import diffusers
+    import torch
+    from transformers import CLIPImageProcessor
+
+    torch_dtype = _torch_dtype(dtype)
+    factories: dict[str, Callable[[], Any]] = dict(
+        unet=lambda: diffusers.UNetSpatioTemporalConditionModel(sample_size=96, num_frames=14),
+        image_encoder=lambda: _clip_vit_h_vision(projection=True),
+        vae=lambda: diffusers.AutoencoderKLTemporalDecoder(**SVD_VAE_CONFIG))
+    torch.manual_seed(0)
+    components: dict[str, Any] = {}
+    for name, factory in factories.items():
+        with torch.device(device):
+            component = factory()
+        component.eval()
+        _cast(component, torch_dtype)
+        components[name] = component
+    scheduler = diffusers.EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
+        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
+    return diffusers.StableVideoDiffusionPipeline(scheduler=scheduler,
+                                                  feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+                                                  **components)
+
 def i2vgen_prompt_embeds(pipe, prompt: list[str], negative_prompt: list[str] | None = None,
                          clip_skip: int | None = 1):
     """``(prompt_embeds, negative_prompt_embeds)`` exactly as ``I2VGenXLPipeline.encode_prompt`` makes them.
