@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +26,9 @@ from gva.generate.i2v import I2VGenerator
 from gva.generate.prompts import check_leakage, prompt_record, render, render_prompts, template_fields
 from gva.generate.registry import GENERATORS, cache_settings
 from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
+from tests.test_generate_resume import kill_after_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
 #: tiny build -> its smallest canvas (tiny CogVideoX: learned position embeddings fixed to 16 x 16)
 SIDES = {"tiny-cogvideox": 16, "tiny-ltx": 32, "tiny-wan": 16, "tiny-i2vgen": 8, "tiny-svd": 32}
 NEW = ["tiny-cogvideox", "tiny-ltx", "tiny-wan", "tiny-i2vgen"]
@@ -251,10 +246,6 @@ def test_stage_records_prompts_per_split_and_refuses_label_prompts_first(tmp_pat
     assert motion["prompts"] is None
 
 
-def _chunks(cache_root: Path) -> list[Path]:
-    return sorted(cache_root.glob("svd/*/clips_*.npy"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
 def test_resume_after_sigkill_gives_identical_bytes(tmp_path, name):
@@ -266,21 +257,8 @@ def test_resume_after_sigkill_gives_identical_bytes(tmp_path, name):
            "batch_size": 1, "chunk_size": 1, "previews_per_class": 0}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"svd": svd}))
     cache_root = tmp_path / "data" / ".cache"
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while len(_chunks(cache_root)) < 2:
-            assert proc.poll() is None, f"generation ended before it could be killed: {proc.stderr.read()!r}"
-            assert time.time() < deadline, "no chunk committed in time"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    committed = len(_chunks(cache_root))
+    kill_after_chunks(tmp_path, cache_root, 2, timeout_s=240)
+    committed = len(list(cache_root.glob("svd/*/clips_*.npy")))
     assert 2 <= committed < n, committed
     assert not (tmp_path / "data" / "clips").exists()
     cfg = config_from_dict({"svd": svd})

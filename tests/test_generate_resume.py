@@ -29,6 +29,26 @@ def _chunks(cache_root: Path) -> list[Path]:
     return sorted(cache_root.glob("svd/*/clips_*.npy"))
 
 
+def kill_after_chunks(cwd: Path, cache_root: Path, chunks: int, timeout_s: float = 150) -> None:
+    """Run `gva svd_generate` in ``cwd`` as a real subprocess and SIGKILL it once ``chunks`` chunks are
+    committed under ``cache_root``. The subprocess uses one torch thread, like the tests (see
+    ``one_thread``), so its bytes can match an in-process run exactly."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gva.cli", "svd_generate"], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout_s
+    try:
+        while len(_chunks(cache_root)) < chunks:
+            assert proc.poll() is None, f"generation ended before it could be killed: {proc.stderr.read()!r}"
+            assert time.time() < deadline, "no chunk committed in time"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path):
     from gva.generate.stage import run
 
@@ -38,21 +58,7 @@ def test_resume_after_sigkill_gives_identical_bytes_and_processes_agree(tmp_path
     cache_root = tmp_path / "data" / ".cache"
 
     # 1. `gva svd_generate` in a real subprocess, SIGKILLed once it has committed 2 chunks.
-    # the subprocess uses one thread too, like this process (see one_thread), so bytes can match exactly
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 150
-    try:
-        while len(_chunks(cache_root)) < 2:
-            assert proc.poll() is None, f"generation ended before it could be killed: {proc.stderr.read()!r}"
-            assert time.time() < deadline, "no chunk committed in time"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_chunks(tmp_path, cache_root, 2)
     committed = len(_chunks(cache_root))
     assert 2 <= committed < n, committed  # really interrupted mid-way
     assert not (tmp_path / "data" / "clips" / "clips.npy").exists()

@@ -671,20 +671,26 @@ def full_pipeline(family: str, device: str = "cuda", dtype: str = "bf16", num_la
 
 
 def full_component(family: str, name: str, device: str = "cpu", dtype: str = "fp32", num_layers: int | None = None):
-    """One module of :func:`full_pipeline` (``"transformer"``, ``"text_encoder"`` ...) built alone, the same way.
+    """One module of :func:`full_pipeline` (``"transformer"``, ``"text_encoder"`` ...; family ``"svd"``:
+    of :func:`full_svd_pipeline`) built alone, the same way.
 
     For measuring one component at reduced depth without building the rest (e.g. Wan's 1 B-parameter
     umT5 embedding when only the transformer is wanted). Weights: ``torch.manual_seed(0)`` before it.
     """
     import torch
 
-    _check_family(family)
-    if num_layers is not None and num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-    _, factories = _full_components(family, num_layers)
+    if family == "svd":
+        if num_layers is not None:
+            raise ValueError("the svd build has no num_layers override")
+        factories = _svd_factories()
+    else:
+        _check_family(family)
+        if num_layers is not None and num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        _, factories = _full_components(family, num_layers)
     if name not in factories:
         raise ValueError(f"{family} has no component {name!r}; it has {', '.join(factories)}")
-    keep_fp32 = set(FAMILY_FACTS[family].get("fp32_components", ()))
+    keep_fp32 = set(FAMILY_FACTS.get(family, {}).get("fp32_components", ()))
     torch.manual_seed(0)
     with torch.device(device):
         component = factories[name]()
@@ -700,6 +706,15 @@ SVD_VAE_CONFIG: dict[str, Any] = {
     "block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "latent_channels": 4,
     "sample_size": 768, "scaling_factor": 0.18215, "force_upcast": True,
 }
+
+
+def _svd_factories() -> dict[str, Callable[[], Any]]:
+    """{component name: factory} of :func:`full_svd_pipeline`'s networks, the UNet first."""
+    import diffusers
+
+    return dict(unet=lambda: diffusers.UNetSpatioTemporalConditionModel(sample_size=96, num_frames=14),
+                image_encoder=lambda: _clip_vit_h_vision(projection=True),
+                vae=lambda: diffusers.AutoencoderKLTemporalDecoder(**SVD_VAE_CONFIG))
 
 
 def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
@@ -718,13 +733,9 @@ def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
     from transformers import CLIPImageProcessor
 
     torch_dtype = _torch_dtype(dtype)
-    factories: dict[str, Callable[[], Any]] = dict(
-        unet=lambda: diffusers.UNetSpatioTemporalConditionModel(sample_size=96, num_frames=14),
-        image_encoder=lambda: _clip_vit_h_vision(projection=True),
-        vae=lambda: diffusers.AutoencoderKLTemporalDecoder(**SVD_VAE_CONFIG))
     torch.manual_seed(0)
     components: dict[str, Any] = {}
-    for name, factory in factories.items():
+    for name, factory in _svd_factories().items():
         with torch.device(device):
             component = factory()
         component.eval()

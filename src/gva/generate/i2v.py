@@ -207,10 +207,9 @@ class I2VGenerator(Generator):
     def _call(self, images: np.ndarray, seeds: list[int], prompts: list[Prompt]) -> np.ndarray:
         """One pipeline call: upscale, generate, keep ``frames`` frames, resize back."""
         import torch
-        import torch.nn.functional as F
         from PIL import Image
 
-        B, H, W, _ = images.shape
+        B = images.shape[0]
         pil = [Image.fromarray(im).resize((self.width, self.height), Image.BICUBIC) for im in images]
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad(), self.rng_scope(seeds):
@@ -223,14 +222,7 @@ class I2VGenerator(Generator):
             if video.shape[:2] != (B, self.generated):
                 raise RuntimeError(f"{type(self.pipe).__name__} returned frames of shape {list(video.shape)}, "
                                    f"expected [{B}, {self.generated}, 3, h, w]")
-            frames = video[:, self.kept].float().flatten(0, 1)
-            if frames.shape[-2:] != (H, W):
-                frames = F.interpolate(frames, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
-            frames = frames.clamp(0, 1).reshape(B, self.frames, 3, H, W).permute(0, 1, 3, 4, 2)
-            out = frames.cpu().numpy().astype(np.float32)
-        if self.first_frame_original:
-            out[:, 0] = images.astype(np.float32) / 255.0
-        return np.ascontiguousarray(out)
+            return pipelines.to_clips(video[:, self.kept], images, self.first_frame_original)
 
 
 class TinyI2VGenerator(I2VGenerator):

@@ -120,3 +120,21 @@ def tiny_model_dir(name: str, version: int, build: Callable[[], Any], code_files
             pipe.save_pretrained(tmp)
             write_json(tmp / TINY_STAMP, stamp)
     return path
+
+
+def to_clips(video, images, first_frame_original: bool):
+    """A pipeline's frames (tensor [B,T,3,h,w] in [0,1]) -> float32 clips [B,T,H,W,3] at the size of
+    ``images`` (uint8 [B,H,W,3]): resized back (bilinear, antialiased), clamped, and with frame 0
+    set to the image itself when ``first_frame_original``."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    B, T = video.shape[:2]
+    H, W = images.shape[1:3]
+    frames = video.float().flatten(0, 1)
+    if frames.shape[-2:] != (H, W):
+        frames = F.interpolate(frames, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
+    out = frames.clamp(0, 1).reshape(B, T, 3, H, W).permute(0, 1, 3, 4, 2).cpu().numpy().astype(np.float32)
+    if first_frame_original:
+        out[:, 0] = images.astype(np.float32) / 255.0
+    return np.ascontiguousarray(out)

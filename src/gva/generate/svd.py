@@ -258,10 +258,9 @@ class SvdGenerator(Generator):
     def _call(self, images: np.ndarray, seeds: list[int]) -> np.ndarray:
         """One pipeline call on a batch: upscale, denoise, decode clip by clip, resize back."""
         import torch
-        import torch.nn.functional as F
         from PIL import Image
 
-        B, H, W, _ = images.shape
+        B = images.shape[0]
         # Upscale as the reference did (PIL bicubic), then hand PIL images to the pipeline so CLIP
         # sees its usual 224-px antialiased resize whatever height/width are.
         pil = [Image.fromarray(im).resize((self.width, self.height), Image.BICUBIC) for im in images]
@@ -278,14 +277,7 @@ class SvdGenerator(Generator):
             video = torch.cat([self.pipe.decode_latents(latents[b:b + 1].to(vae_dtype), self.frames,
                                                         self.decode_chunk_size) for b in range(B)])
             frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")  # [B,T,3,h,w] 0..1
-            frames = frames.float().flatten(0, 1)
-            if frames.shape[-2:] != (H, W):
-                frames = F.interpolate(frames, size=(H, W), mode="bilinear", antialias=True, align_corners=False)
-            frames = frames.clamp(0, 1).reshape(B, self.frames, 3, H, W).permute(0, 1, 3, 4, 2)
-            out = frames.cpu().numpy().astype(np.float32)
-        if self.first_frame_original:
-            out[:, 0] = images.astype(np.float32) / 255.0
-        return np.ascontiguousarray(out)
+            return pipelines.to_clips(frames, images, self.first_frame_original)
 
 
 class TinySvdGenerator(SvdGenerator):
