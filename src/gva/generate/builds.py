@@ -718,7 +718,7 @@ def _svd_factories() -> dict[str, Callable[[], Any]]:
 
 
 def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
-    """``stabilityai/stable-video-diffusion-img2vid``'s architecture with random weights, built as :func:`full_pipeline`.
+    """``stabilityai/stable-video-diffusion-img2vid``'s architecture, random weights, built as :func:`full_pipeline`.
 
     UNet: ``UNetSpatioTemporalConditionModel``'s defaults, which are the checkpoint's unet/config.json
     (1.52 B parameters); VAE: :data:`SVD_VAE_CONFIG` (``AutoencoderKLTemporalDecoder()`` with the

@@ -1,0 +1,63 @@
+"""benchmarks/generate.py's FLOP count: the meta replay counts what a real CPU run of the same call counts."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gva.config import SvdConfig
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "generate.py"
+#: Canvas of each tiny build (tiny CogVideoX's learned position table: 16x16 only).
+SIZES = {"svd": 32, "cogvideox": 16, "ltx": 32, "wan": 16, "i2vgen": 8}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_generate", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny(name: str):
+    if name == "svd":
+        from gva.generate.svd import build_tiny_pipeline
+
+        return build_tiny_pipeline()
+    from gva.generate.builds import tiny_pipeline
+
+    return tiny_pipeline(name)
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_meta_replay_counts_the_real_call(bench, name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = replace(SvdConfig(), generator=name, height=SIZES[name], width=SIZES[name], steps=2)
+    image = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    gen = bench.make_generator(name, _tiny(name), cfg, batch_size=1)
+    with FlopCounterMode(display=False, custom_mapping=bench.cpu_attention_flops()) as real:
+        gen.generate_float(image, [0])
+
+    report = bench.count_clip_flops(name, _tiny(name), cfg)
+    assert real.get_total_flops() > 0
+    assert report.total == real.get_total_flops()
+    assert report.n_calls(report.denoiser) in (cfg.steps, 2 * cfg.steps)
+
+
+def test_full_svd_build_compresses_8x():
+    from gva.generate.builds import full_svd_pipeline, parameter_counts
+
+    pipe = full_svd_pipeline("meta", "fp32")
+    assert pipe.vae_scale_factor == 8
+    assert parameter_counts(pipe)["unet"] == 1_524_623_082
