@@ -37,10 +37,9 @@ count; ``--steps`` 12; classifier-free guidance as the generator calls it). It p
   (min canvas: one latent patch, the smallest canvas the family's rules allow; every family's
   networks run at it in this meta replay, ``--size``).
 
-SVD's build is :func:`gva.generate.builds.full_svd_pipeline`, with the checkpoint's VAE config: the
-``AutoencoderKLTemporalDecoder()`` of :func:`gva.generate.svd.build_full_random_pipeline` (class
-defaults: one stage, no downsampling) makes the UNet run at pixel resolution (224x224, 3 frames: 195
-instead of 1.38 TFLOPs per step).
+SVD's build is :func:`gva.generate.builds.full_svd_pipeline`, with the checkpoint's VAE config (an
+earlier build used ``AutoencoderKLTemporalDecoder()``'s class defaults: one stage, no downsampling,
+so the UNet ran at pixel resolution -- 224x224, 3 frames: 195 instead of 1.38 TFLOPs per step).
 
 Prints measured or counted figures only.
 """

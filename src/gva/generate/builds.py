@@ -724,8 +724,8 @@ def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
     (1.52 B parameters); VAE: :data:`SVD_VAE_CONFIG` (``AutoencoderKLTemporalDecoder()`` with the
     class defaults is one 64-channel stage without downsampling, 0.56 M parameters: the pipeline's
     ``vae_scale_factor`` is then 1 and the UNet runs at pixel resolution); image encoder: the
-    CLIP ViT-H/14 vision tower with its 1024-d projection; scheduler and feature extractor as
-    :func:`gva.generate.svd.build_full_random_pipeline`. Each module is initialised on ``device`` and
+    CLIP ViT-H/14 vision tower with its 1024-d projection; scheduler and feature extractor as the
+    checkpoint's. Each module is initialised on ``device`` and
     cast to ``dtype`` before the next is built.
     """
     import diffusers

@@ -33,7 +33,7 @@ from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate import pipelines
 from gva.generate.base import Generator, Prompts, check_images
-from gva.generate.pipelines import DTYPES, device_type, is_model_dir, resolve_dtype
+from gva.generate.pipelines import device_type, is_model_dir, resolve_dtype
 from gva.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -135,30 +135,13 @@ def build_tiny_pipeline(seed: int = TINY_SVD_SEED):
 
 
 def build_full_random_pipeline(device: str = "cuda", dtype: str = "fp16"):
-    """The full-size SVD architecture with random weights (default configs, CLIP ViT-H/14 vision tower).
+    """The full-size SVD architecture with random weights (the checkpoint's UNet and VAE configs, CLIP
+    ViT-H/14 vision tower): :func:`gva.generate.builds.full_svd_pipeline`, in ``svd.dtype`` resolved
+    for ``device``. For benchmarking the real compute cost without the hub; meant for a GPU (~2.2 B
+    parameters)."""
+    from gva.generate.builds import full_svd_pipeline
 
-    For benchmarking the real compute cost without the hub; meant for a GPU (~2 B parameters).
-    """
-    import torch
-    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler,
-                           StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel)
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch_dtype = getattr(torch, DTYPES[resolve_dtype(dtype, device)])
-    torch.manual_seed(0)
-    with torch.device(device):  # initialise on the device: CPU init of 1.5 B params is slow
-        unet = UNetSpatioTemporalConditionModel()
-        vae = AutoencoderKLTemporalDecoder()
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1280, projection_dim=1024, num_hidden_layers=32, num_attention_heads=16,
-            intermediate_size=5120, patch_size=14, image_size=224, hidden_act="gelu"))
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
-        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
-        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
-    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
-                                        feature_extractor=CLIPImageProcessor(crop_size=224, size=224))
-    return pipe.to(device, torch_dtype)
+    return full_svd_pipeline(device, resolve_dtype(dtype, device))
 
 
 def tiny_model_dir(cache_root: str | Path = CACHE_DIR) -> Path:
