@@ -124,6 +124,30 @@ def test_aggregate_groups_by_varying_params_and_summarises_over_seeds():
     assert diff.values == pytest.approx([0.07, 0.04, 0.04])
 
 
+def _with_seeds(exps: list, svd_seed, data_seed) -> list:
+    """exp_show() with svd.seed / data.seed set per experiment (functions of its train.seed)."""
+    exps = copy.deepcopy(exps)
+    for exp in exps[1]["experiments"]:
+        params = exp["revs"][0]["data"]["params"]["params.yaml"]["data"]
+        seed = params["train"]["seed"]
+        params["svd"]["seed"], params["data"]["seed"] = svd_seed(seed), data_seed(seed)
+    return exps
+
+
+def test_seeds_varied_with_the_train_seed_are_part_of_the_replicate(tmp_path):
+    """grid.sh --vary-all: svd.seed = data.seed = train.seed is one replicate, not a configuration;
+    a generation seed varied on its own still names configurations."""
+    runs, _ = report.runs_from_exp_show(_with_seeds(exp_show(), lambda s: s, lambda s: s))
+    assert report.lockstep_seeds(runs) == ["svd.seed", "data.seed"]
+    results = report.aggregate(runs)
+    assert len(results) == 3 and all(c.seeds == [0, 1, 2] for c in results)
+    assert len(report.control_pairs(results)) == 1
+    report.write_report(runs, tmp_path)
+    assert "seeds vary `train.seed`, `svd.seed`, `data.seed`" in (tmp_path / "results.md").read_text()
+    runs, _ = report.runs_from_exp_show(_with_seeds(exp_show(), lambda s: 7 - s, lambda s: 0))
+    assert report.lockstep_seeds(runs) == [] and len(report.aggregate(runs)) == 9
+
+
 def test_single_seed_has_no_std_or_interval():
     s = report.Summary([0.3])
     assert s.mean == 0.3 and math.isnan(s.std) and all(map(math.isnan, s.t_interval()))

@@ -43,7 +43,8 @@ from gva.report.render import (FIXED_KEYS, METRIC_LABELS, MODEL_LABELS, display_
                                display_paths, plot_delta, plot_metrics, render_markdown,
                                results_json, write_report)
 from gva.report.stats import (IGNORED_KEYS, METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary,
-                              aggregate, control_pairs, format_value, metric_value, varying_keys)
+                              aggregate, control_pairs, format_value, lockstep_seeds, metric_value,
+                              varying_keys)
 
 EXIT_USAGE = 2   # unusable input, as everywhere in the gva command line
 
@@ -122,7 +123,7 @@ __all__ = [
     "METRICS_FILE", "Run", "flatten", "runs_from_exp_show", "run_from_path", "parse_json",
     "read_exp_json", "dvc_exp_show",
     # stats
-    "SEED_KEY", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
+    "SEED_KEY", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult", "lockstep_seeds",
     "format_value", "varying_keys", "metric_value", "aggregate", "control_pairs",
     # render
     "METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths",

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from gva.protocol import KNOBS, PROTOCOL_KEYS, applicable_knobs, knobs_on, variant_name
 from gva.report.collect import Run
-from gva.report.stats import IGNORED_KEYS, SEED_KEY, Summary, format_value, metric_value, sort_key
+from gva.report.stats import SEED_KEY, Summary, format_value, metric_value, sort_key, varying_keys
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,7 @@ def observations(run: Run) -> list[Observation]:
 
 
 def _group_keys(runs: Sequence[Run], seed_key: str) -> list[str]:
-    keys = sorted({k for r in runs for k in r.params})
-    return [k for k in keys if k != seed_key and k not in IGNORED_KEYS and k not in PROTOCOL_KEYS
-            and len({format_value(r.params.get(k)) for r in runs}) > 1]
+    return [k for k in varying_keys(runs, seed_key) if k not in PROTOCOL_KEYS]
 
 
 def audit_rows(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[AuditRow]:

@@ -30,7 +30,7 @@ from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, re
 from gva.report.collect import Run
 from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, Comparison, comparisons,
                                 comparisons_json, render_comparisons)
-from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate,
+from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate, lockstep_seeds,
                               control_pairs, format_value, metric_value)
 
 METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
@@ -87,8 +87,9 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                   f"test, the reference code's protocol); their test numbers estimate nothing: "
                   f"{', '.join(flagged)}.**", ""]
     n_test = sorted({_n_test(r) for r in runs})
+    companions = "".join(f", `{k}`" for k in lockstep_seeds(runs, seed_key))
     lines += [f"{len(runs)} finished runs in {len(results)} configurations; seeds vary "
-              f"`{seed_key}`; {', '.join(map(str, n_test))} paired test images per run "
+              f"`{seed_key}`{companions}; {', '.join(map(str, n_test))} paired test images per run "
               "(the same images in every run). Mean ± sample std over seeds.", ""]
     classes = runs[0].params.get("data.classes")
     if isinstance(classes, list) and classes:

@@ -107,12 +107,26 @@ def sort_key(value: Any) -> tuple:
     return (1, 0.0, format_value(value))
 
 
+#: The other sources of randomness. Varied in lockstep with the seed (``scripts/grid.sh --vary-all``:
+#: each run sets them to its ``train.seed``) they belong to the replicate, not to the configuration.
+COMPANION_SEEDS = ("svd.seed", "data.seed")
+
+
+def lockstep_seeds(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[str]:
+    """The :data:`COMPANION_SEEDS` that vary and equal ``seed_key``'s value in every run."""
+    return [k for k in COMPANION_SEEDS
+            if len({format_value(r.params.get(k)) for r in runs}) > 1
+            and all(format_value(r.params.get(k)) == format_value(r.params.get(seed_key)) for r in runs)]
+
+
 def varying_keys(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[str]:
-    """Params whose value is not the same in every run (seed and machine settings excluded)."""
+    """Params whose value is not the same in every run (seed, seeds varied with it, and machine
+    settings excluded)."""
     keys = sorted({k for r in runs for k in r.params})
+    skip = {seed_key, *IGNORED_KEYS, *lockstep_seeds(runs, seed_key)}
     out = []
     for key in keys:
-        if key == seed_key or key in IGNORED_KEYS:
+        if key in skip:
             continue
         if len({format_value(r.params.get(key)) for r in runs}) > 1:
             out.append(key)
@@ -201,5 +215,5 @@ def control_pairs(results: Sequence[ConfigResult],
     return out
 
 
-__all__ = ["SEED_KEY", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
+__all__ = ["SEED_KEY", "COMPANION_SEEDS", "lockstep_seeds", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
            "format_value", "sort_key", "varying_keys", "metric_value", "aggregate", "control_pairs"]
