@@ -35,6 +35,7 @@ NEW = ["tiny-cogvideox", "tiny-ltx", "tiny-wan", "tiny-i2vgen"]
 
 
 def svd_cfg(name: str, **extra):
+    """Settings for the tiny build ``name`` at its canvas (``extra`` may set another generator)."""
     side = SIDES[name]
     return config_from_dict({"svd": {"generator": name, "steps": 2, "height": side, "width": side, "frames": 3,
                                      "batch_size": 2, **extra}}).svd
@@ -299,3 +300,16 @@ def test_whole_dag_offline_with_the_tiny_build(tmp_path, monkeypatch, name):
     generation = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
     assert generation["generator"] == name and generation["prompts"]["label_on_test"] is False
     assert list((tmp_path / "data" / "clips" / "previews").glob("*.mp4"))
+
+
+@pytest.mark.parametrize("name", ["ltx", "wan"])
+def test_the_real_generator_loads_a_local_directory_like_a_hub_id(name, cache_root, images):
+    """`svd.generator: <name>` with `svd.model: <directory>` is the real-model code path: on the tiny
+    build's directory it gives the tiny generator's clips, and names the directory as the model."""
+    from gva.generate.i2v import tiny_model_dir
+
+    tiny = built(f"tiny-{name}", cache_root)
+    directory = str(tiny_model_dir(name, cache_root))
+    real = build_generator(svd_cfg(f"tiny-{name}", generator=name, model=directory), device="cpu")
+    assert type(real) is GENERATORS[name] and real.describe()["model"] == directory
+    np.testing.assert_array_equal(real.generate(images[:1], SEEDS[:1]), tiny.generate(images[:1], SEEDS[:1]))
