@@ -63,7 +63,6 @@ class Family:
     guidance: float              # classifier-free guidance scale of the model card
     fps_arg: Optional[str]       # the call's frame-rate keyword, if the model is conditioned on it
     batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
-    extra_call: tuple = ()       # further fixed call keywords, as (name, value) pairs
     fp32_components: tuple = ()  # components kept in fp32 under a half svd.dtype (as the model card loads them)
 
     def generated_frames(self, frames: int) -> int:
@@ -190,11 +189,8 @@ class I2VGenerator(Generator):
         return np.concatenate(out) if out else np.zeros((0, self.frames) + images.shape[1:], np.float32)
 
     def call_kwargs(self) -> dict[str, Any]:
-        """The family's keywords of the pipeline call beyond the common ones."""
-        kw = dict(self.family.extra_call)
-        if self.family.fps_arg:
-            kw[self.family.fps_arg] = self.fps
-        return kw
+        """The family's keywords of the pipeline call beyond the common ones: the frame rate, if it takes one."""
+        return {self.family.fps_arg: self.fps} if self.family.fps_arg else {}
 
     def text_inputs(self, prompts: list[Prompt]) -> dict[str, Any]:
         """The call's text conditioning (a family hook: some need precomputed embeddings)."""

@@ -32,7 +32,7 @@ import numpy as np
 from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate import pipelines
-from gva.generate.base import Generator, Prompts, check_images
+from gva.generate.base import Generator, check_images
 from gva.generate.pipelines import device_type, is_model_dir, resolve_dtype
 from gva.paths import CACHE_DIR
 
@@ -232,7 +232,7 @@ class SvdGenerator(Generator):
                 "scheduler_step": "float64" if self.precise_scheduler else "stock",
                 "unet_parameters": sum(q.numel() for q in self.pipe.unet.parameters())}
 
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
         images = check_images(images, seeds)
         out = [self._call(images[i:i + self.batch_size], list(seeds[i:i + self.batch_size]))
                for i in range(0, images.shape[0], self.batch_size)]
