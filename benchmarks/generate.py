@@ -164,16 +164,9 @@ def gva_settings(name: str, args: argparse.Namespace) -> SvdConfig:
 
 def make_generator(name: str, pipe, cfg: SvdConfig, batch_size: int):
     """gva's generator class for NAME around ``pipe``, with ``cfg``'s settings (as ``from_config`` passes them)."""
-    from gva.generate.i2v import I2V_SETTINGS
     from gva.generate.registry import generator_class
-    from gva.generate.svd import PIPELINE_SETTINGS
 
-    cls = generator_class(name)
-    if name == "svd":
-        return cls(pipe, batch_size=batch_size, model_name="random weights",
-                   **{k: getattr(cfg, k) for k in PIPELINE_SETTINGS})
-    return cls(pipe, batch_size=batch_size, model_name="random weights", prompt=cfg.prompt,
-               negative_prompt=cfg.negative_prompt, **{k: getattr(cfg, k) for k in I2V_SETTINGS})
+    return generator_class(name).from_pipeline(pipe, replace(cfg, batch_size=batch_size), "random weights")
 
 
 def generated_frames(name: str, frames: int) -> int:

@@ -42,7 +42,7 @@ from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate import pipelines
 from gva.generate.base import Generator, Prompt, Prompts, check_images
-from gva.generate.pipelines import device_type, is_model_dir, resolve_dtype
+from gva.generate.pipelines import device_type, resolve_dtype
 from gva.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,8 @@ class I2VGenerator(Generator):
 
     @classmethod
     def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        """What :func:`gva.generate.pipelines.load_pipeline` loads."""
-        return cfg.model or cls.family.default_model
+        """What :func:`gva.generate.pipelines.load_pipeline` loads: the model id (a hub id or a directory)."""
+        return cls.model_id(cfg)
 
     # --- the Generator hooks ------------------------------------------------------------------
 
@@ -141,7 +141,12 @@ class I2VGenerator(Generator):
                                        resolve_dtype(cfg.dtype, device), f"tiny-{cls.family.name}")
         for name in cls.family.fp32_components:
             getattr(pipe, name).float()
-        return cls(pipe, batch_size=cfg.batch_size, model_name=cls.model_id(cfg), prompt=cfg.prompt,
+        return cls.from_pipeline(pipe, cfg, cls.model_id(cfg))
+
+    @classmethod
+    def from_pipeline(cls, pipe, cfg: SvdConfig, model_name: str) -> I2VGenerator:
+        """The generator around an already built ``pipe`` with ``cfg``'s settings, prompts and batch size."""
+        return cls(pipe, batch_size=cfg.batch_size, model_name=model_name, prompt=cfg.prompt,
                    negative_prompt=cfg.negative_prompt, **{k: getattr(cfg, k) for k in I2V_SETTINGS})
 
     @classmethod
@@ -221,27 +226,22 @@ class I2VGenerator(Generator):
             return pipelines.to_clips(video[:, self.kept], images, self.first_frame_original)
 
 
-class TinyI2VGenerator(I2VGenerator):
+class TinyI2VGenerator(pipelines.TinyModel, I2VGenerator):
     """``tiny-<family>``: the same code on the family's tiny random pipeline, built locally.
 
-    ``svd.model`` is used only when it names a local pipeline directory; otherwise the model is the
-    tiny build in ``<cache>/tiny-<family>/v1``, identified as ``tiny-<family>-v1``.
+    The model is the tiny build in ``<cache>/tiny-<family>/v1``, identified as ``tiny-<family>-v1``,
+    unless ``svd.model`` names a local pipeline directory (:class:`gva.generate.pipelines.TinyModel`).
     """
 
-    @classmethod
-    def model_id(cls, cfg: SvdConfig) -> str:
-        return str(cfg.model) if is_model_dir(cfg.model) else f"tiny-{cls.family.name}-v{TINY_VERSION}"
+    tiny_version = TINY_VERSION
 
     @classmethod
-    def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        if is_model_dir(cfg.model):
-            return str(cfg.model)
-        return str(tiny_model_dir(cls.family.name, cache_root))
+    def tiny_name(cls) -> str:
+        return f"tiny-{cls.family.name}"
 
     @classmethod
-    def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:
-        """Build the model directory once per machine, before the ranks load it."""
-        cls.model_path(cfg, cache_root)
+    def tiny_dir(cls, cache_root: str | Path) -> Path:
+        return tiny_model_dir(cls.family.name, cache_root)
 
 
 def tiny_model_dir(family: str, cache_root: str | Path = CACHE_DIR) -> Path:

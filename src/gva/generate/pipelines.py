@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from gva.errors import ConfigError, GenerationError
 from gva.generate.provenance import code_hash, library_versions
@@ -120,6 +120,40 @@ def tiny_model_dir(name: str, version: int, build: Callable[[], Any], code_files
             pipe.save_pretrained(tmp)
             write_json(tmp / TINY_STAMP, stamp)
     return path
+
+
+class TinyModel:
+    """Mixin of the ``tiny-<name>`` generators: where the weights come from.
+
+    ``svd.model`` is used only when it names a local pipeline directory; otherwise the model is the
+    tiny build's directory (:meth:`tiny_dir`, built once per machine by :meth:`prepare`),
+    identified as ``<tiny_name>-v<tiny_version>``. Put it before the generator class in the bases.
+    """
+
+    tiny_version: ClassVar[int] = 1
+
+    @classmethod
+    def tiny_name(cls) -> str:
+        """``tiny-<name>``: the generator name, the directory under the cache and the model id's stem."""
+        raise NotImplementedError
+
+    @classmethod
+    def tiny_dir(cls, cache_root: str | Path) -> Path:
+        """The tiny build's pipeline directory (:func:`tiny_model_dir`), built on first use."""
+        raise NotImplementedError
+
+    @classmethod
+    def model_id(cls, cfg) -> str:
+        return str(cfg.model) if is_model_dir(cfg.model) else f"{cls.tiny_name()}-v{cls.tiny_version}"
+
+    @classmethod
+    def model_path(cls, cfg, cache_root: str | Path) -> str:
+        return str(cfg.model) if is_model_dir(cfg.model) else str(cls.tiny_dir(cache_root))
+
+    @classmethod
+    def prepare(cls, cfg, cache_root: str | Path) -> None:
+        """Build the model directory once per machine, before the ranks load it."""
+        cls.model_path(cfg, cache_root)
 
 
 def to_clips(video, images, first_frame_original: bool):

@@ -33,7 +33,7 @@ from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate import pipelines
 from gva.generate.base import Generator, check_images
-from gva.generate.pipelines import device_type, is_model_dir, resolve_dtype
+from gva.generate.pipelines import device_type, resolve_dtype
 from gva.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,8 @@ class SvdGenerator(Generator):
 
     @classmethod
     def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        """What :func:`load_pipeline` loads: ``svd.model`` (hub id or local directory) or the default."""
-        return cfg.model or DEFAULT_MODEL
+        """What :func:`load_pipeline` loads: the model id (hub id or local directory)."""
+        return cls.model_id(cfg)
 
     # --- the Generator hooks ------------------------------------------------------------------
 
@@ -210,7 +210,12 @@ class SvdGenerator(Generator):
         check_canvas(cfg.height, cfg.width)
         path = cls.model_path(cfg, cache_root)
         pipe = load_pipeline(path, device, resolve_dtype(cfg.dtype, device))
-        return cls(pipe, batch_size=cfg.batch_size, model_name=cls.model_id(cfg), model_path=path,
+        return cls.from_pipeline(pipe, cfg, cls.model_id(cfg), path)
+
+    @classmethod
+    def from_pipeline(cls, pipe, cfg: SvdConfig, model_name: str, model_path: str | None = None) -> SvdGenerator:
+        """The generator around an already built ``pipe`` with ``cfg``'s settings and batch size."""
+        return cls(pipe, batch_size=cfg.batch_size, model_name=model_name, model_path=model_path,
                    **{k: getattr(cfg, k) for k in PIPELINE_SETTINGS})
 
     @classmethod
@@ -263,22 +268,19 @@ class SvdGenerator(Generator):
             return pipelines.to_clips(frames, images, self.first_frame_original)
 
 
-class TinySvdGenerator(SvdGenerator):
+class TinySvdGenerator(pipelines.TinyModel, SvdGenerator):
     """``tiny-svd``: the same pipeline code on tiny random weights built locally (no download).
 
-    ``svd.model`` is used only when it names a local pipeline directory; otherwise the model is
-    :func:`tiny_model_dir`, identified as ``tiny-svd-v1``. Its clips are structured noise.
+    The model is :func:`tiny_model_dir`, identified as ``tiny-svd-v1``, unless ``svd.model`` names
+    a local pipeline directory (:class:`gva.generate.pipelines.TinyModel`). Its clips are structured noise.
     """
 
-    @classmethod
-    def model_id(cls, cfg: SvdConfig) -> str:
-        return str(cfg.model) if is_model_dir(cfg.model) else f"tiny-svd-v{TINY_SVD_VERSION}"
+    tiny_version = TINY_SVD_VERSION
 
     @classmethod
-    def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        return str(cfg.model) if is_model_dir(cfg.model) else str(tiny_model_dir(cache_root))
+    def tiny_name(cls) -> str:
+        return "tiny-svd"
 
     @classmethod
-    def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:
-        """Build the model directory once per machine, before the ranks load it."""
-        cls.model_path(cfg, cache_root)
+    def tiny_dir(cls, cache_root: str | Path) -> Path:
+        return tiny_model_dir(cache_root)
