@@ -150,7 +150,10 @@ def build_full(name: str, device: str, dtype: str, num_layers: Optional[int] = N
         if num_layers is not None:
             raise ValueError("svd has no depth override")
         return builds.full_svd_pipeline(device, dtype)
-    return builds.full_pipeline(name, device, dtype, num_layers=num_layers)
+    from gva.generate.registry import generator_class
+
+    return builds.full_pipeline(name, device, dtype, num_layers=num_layers,
+                                keep_fp32=generator_class(name).family.fp32_components)
 
 
 def gva_settings(name: str, args: argparse.Namespace) -> SvdConfig:
@@ -451,36 +454,35 @@ def gpu_throughput(name: str, cfg: SvdConfig, args: argparse.Namespace, device: 
 
 
 def model_id(name: str) -> str:
-    from gva.generate import builds
+    from gva.generate.registry import generator_class
     from gva.generate.svd import DEFAULT_MODEL
 
-    return DEFAULT_MODEL if name == "svd" else builds.FAMILY_FACTS[name]["model_id"]
+    return DEFAULT_MODEL if name == "svd" else generator_class(name).family.default_model
 
 
 def canvas_rule(name: str) -> str:
-    """The canvas and frame-count rule of NAME's default model."""
-    from gva.generate import builds
+    """The canvas and frame-count rule of NAME's default model (its generator's Family)."""
+    from gva.generate.registry import generator_class
 
     if name == "svd":
         return "min 8x8, sides % 8 / any frame count"
-    facts = builds.FAMILY_FACTS[name]
-    m = facts["spatial_multiple"]
+    family = generator_class(name).family
+    m = family.multiple
     canvas = "480x720 only" if name == "cogvideox" else f"min {m}x{m}, sides % {m}"
-    rule = "any frame count" if facts["frame_rule"] == "any" else f"{facts['frame_rule']} frames"
+    rule = "any frame count" if family.frame_step == 1 else f"{family.frame_step}k+1 frames"
     return f"{canvas} / {rule}"
 
 
 def needs(name: str) -> str:
     """What a call takes besides the image: prompt, frame rate, guidance."""
-    from gva.generate import builds
+    from gva.generate.registry import generator_class
 
     if name == "svd":
         cfg = SvdConfig()
         return f"image only; fps + motion bucket; min/max guidance {cfg.min_guidance:g}/{cfg.max_guidance:g}"
-    facts = builds.FAMILY_FACTS[name]
-    prompt = "prompt + negative prompt" if facts["negative_prompt"] else "prompt"
-    fps = f"fps ({facts['fps_argument']})" if facts["fps_argument"] else "no fps input"
-    return f"{prompt}; {fps}; guidance {facts['guidance_scale']:g}"
+    family = generator_class(name).family  # every image-to-video family takes a prompt and a negative one
+    fps = f"fps ({family.fps_arg})" if family.fps_arg else "no fps input"
+    return f"prompt + negative prompt; {fps}; guidance {family.guidance:g}"
 
 
 # --- cost mode --------------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ family         pipeline                             default hub model (architect
 
   The tokenizer is the local one (cost does not depend on the vocabulary); the text encoders keep
   the real vocabulary size, so parameter counts are the real ones.
-* :data:`FAMILY_FACTS` -- call rules and model-card defaults per family; :data:`TINY_CALL` -- the
-  smallest valid call for each tiny pipeline.
+* :data:`FAMILY_FACTS` -- model-card defaults and pipeline notes per family (the call rules gva runs
+  are the generators' :class:`gva.generate.i2v.Family`); :data:`TINY_CALL` -- the smallest valid
+  call for each tiny pipeline.
 
 torch/diffusers/transformers/tokenizers are imported inside the functions: importing this module is cheap.
 """
@@ -58,85 +59,62 @@ torch/diffusers/transformers/tokenizers are imported inside the functions: impor
 from __future__ import annotations
 
 import string
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
+
+from gva.generate.pipelines import quiet_loading, torch_dtype
 
 FAMILIES = ("cogvideox", "ltx", "wan", "i2vgen")
 
-#: Per family: the real model's call rules and model-card defaults. ``frame_rule``: the frame counts
-#: returned exactly as requested ("8k+1": 9, 17, ...); others are rounded or mis-decoded (see the comments).
-#: ``spatial_multiple``: height and width must be multiples of it. ``fps_argument``: the call keyword
-#: for the frame rate, if any; ``export_fps`` is what the model card writes the video at.
+#: Per family, what the model cards and pipelines say beyond what gva's generators run on: the call
+#: rules gva uses (pipeline, default model, frame rule, canvas multiple, guidance, frame-rate keyword,
+#: fp32 components) are the families' :class:`gva.generate.i2v.Family`; these are the notes behind
+#: them and the model cards' own defaults (``export_fps``: what the card writes the video at).
 FAMILY_FACTS: dict[str, dict[str, Any]] = {
     "cogvideox": {
-        "pipeline": "CogVideoXImageToVideoPipeline",
-        "model_id": "THUDM/CogVideoX-5b-I2V",
-        # the pipeline asks for 4k+1, but the VAE decodes an even latent count T to 4T frames
-        # (temporal upsampling splits off the first frame only when T is odd): 8k+1 is exact
-        "frame_rule": "8k+1",
+        "frames": "the pipeline asks for 4k+1, but the VAE decodes an even latent count T to 4T frames "
+                  "(temporal upsampling splits off the first frame only when T is odd): 8k+1 is exact",
         "default_frames": 49,
-        "spatial_multiple": 16,  # VAE 8 x patch 2 (the pipeline itself checks only % 8)
+        "canvas": "VAE 8 x patch 2 (the pipeline itself checks only % 8)",
         "resolution": "480x720 (HxW) only: learned positional embeddings fixed to 60x90 latents; the "
                       "transformer raises on any other size. Frame counts other than 49 silently swap the "
                       "learned table for sin-cos embeddings.",
-        "prompt": True,
-        "negative_prompt": True,
-        "guidance_scale": 6.0,
         "steps": 50,
-        "fps_argument": None,
         "export_fps": 8,
         "max_sequence_length": 226,  # must equal the transformer's max_text_seq_length
         "notes": "model card also sets use_dynamic_cfg=True; batch size comes from the prompt list, "
                  "one video per prompt",
     },
     "ltx": {
-        "pipeline": "LTXImageToVideoPipeline",
-        "model_id": "Lightricks/LTX-Video",
-        "frame_rule": "8k+1",  # latent frames (n - 1) // 8 + 1, decoded to 8 (T - 1) + 1
+        "frames": "latent frames (n - 1) // 8 + 1, decoded to 8 (T - 1) + 1",
         "default_frames": 161,
-        "spatial_multiple": 32,  # VAE compression 32, patch 1; the pipeline raises otherwise
+        "canvas": "VAE compression 32, patch 1; the pipeline raises otherwise",
         "resolution": "any multiple of 32; model card: 704x480 (WxH) i2v example, best below 720x1280 "
                       "and 257 frames",
-        "prompt": True,
-        "negative_prompt": True,
-        "guidance_scale": 3.0,
         "steps": 50,
-        "fps_argument": "frame_rate",  # default 25; scales the temporal RoPE
+        "frame_rate": "default 25; scales the temporal RoPE",
         "export_fps": 24,
         "max_sequence_length": 128,
         "notes": "0.9.0 VAE: no decode_timestep/decode_noise_scale (0.9.1+ VAEs draw decode noise with "
                  "torch.randn(generator=...), which rejects a list of generators)",
     },
     "wan": {
-        "pipeline": "WanImageToVideoPipeline",
-        "model_id": "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
-        "frame_rule": "4k+1",  # other counts: a warning and num_frames // 4 * 4 + 1
+        "frames": "other counts: a warning and num_frames // 4 * 4 + 1",
         "default_frames": 81,
-        "spatial_multiple": 16,  # VAE 8 x patch 2; the pipeline rounds down with a warning
+        "canvas": "VAE 8 x patch 2; the pipeline rounds down with a warning",
         "resolution": "480P model: 480x832 (HxW) or 832x480, model card keeps the area near 480*832",
-        "prompt": True,
-        "negative_prompt": True,
-        "guidance_scale": 5.0,
         "steps": 50,
-        "fps_argument": None,
         "export_fps": 16,
         "max_sequence_length": 512,  # hard-coded in the image cross-attention split: keep 512
         "notes": "one image per call: a list of images is refused, and a [B,3,H,W] tensor with B > 1 fails "
                  "(the pipeline repeats CLIP embeddings and image latents B times more: B*B rows); the "
                  "model card loads the VAE and image encoder in fp32; prompt cleaning needs the ftfy package",
-        "fp32_components": ("vae", "image_encoder"),
     },
     "i2vgen": {
-        "pipeline": "I2VGenXLPipeline",
-        "model_id": "ali-vilab/i2vgen-xl",
-        "frame_rule": "any",
         "default_frames": 16,
-        "spatial_multiple": 8,  # VAE 8; the UNet forwards upsample sizes for non-multiples of 64
+        "canvas": "VAE 8; the UNet forwards upsample sizes for non-multiples of 64",
         "resolution": "pipeline default / model card 1280x704 (WxH)",
-        "prompt": True,
-        "negative_prompt": True,
-        "guidance_scale": 9.0,
         "steps": 50,
-        "fps_argument": "target_fps",  # default 16, an input of the UNet
+        "target_fps": "default 16, an input of the UNet",
         "export_fps": 16,
         "max_sequence_length": 77,
         "notes": "deprecated in diffusers; image latents are sampled from the global torch RNG "
@@ -152,8 +130,6 @@ TINY_CALL: dict[str, dict[str, int]] = {
     "wan": {"height": 16, "width": 16, "num_frames": 5},
     "i2vgen": {"height": 8, "width": 8, "num_frames": 3},
 }
-
-_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 # Tokenizer vocabulary: common English words (prompt words, Tiny-ImageNet-like nouns, motion verbs,
 # camera terms), in rough frequency order. Each word is one token; anything else falls back to
@@ -219,14 +195,6 @@ worst blurry blur jittery distorted static noise artifacts inconsistent deformed
 def english_words() -> list[str]:
     """:data:`_WORDS` in order, each once."""
     return list(dict.fromkeys(_WORDS.split()))
-
-
-def _torch_dtype(dtype: str):
-    import torch
-
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    return getattr(torch, _DTYPES[dtype])
 
 
 def _check_family(family: str) -> None:
@@ -486,31 +454,10 @@ def tiny_pipeline(family: str, seed: int = 0):
 
     _check_family(family)
     pipe = _TINY[family](seed)
-    with tempfile.TemporaryDirectory() as path, _quiet_loading():
+    with tempfile.TemporaryDirectory() as path, quiet_loading():
         pipe.save_pretrained(path)
         # the memory maps keep the deleted files readable (POSIX)
         return type(pipe).from_pretrained(path, local_files_only=True).to("cpu")
-
-
-class _quiet_loading:
-    """Context: no diffusers/transformers progress bars while the tiny pipeline is saved and reloaded."""
-
-    def __enter__(self) -> None:
-        import diffusers.utils.logging as dlog
-        import transformers.utils.logging as tlog
-
-        self._restore = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
-        dlog.disable_progress_bar()
-        tlog.disable_progress_bar()
-
-    def __exit__(self, *exc: object) -> None:
-        import diffusers.utils.logging as dlog
-        import transformers.utils.logging as tlog
-
-        if self._restore[0]:
-            dlog.enable_progress_bar()
-        if self._restore[1]:
-            tlog.enable_progress_bar()
 
 
 # --- full-size builds --------------------------------------------------------------------------
@@ -634,7 +581,8 @@ def _cast(module, dtype) -> None:
             tensor.data = tensor.data.to(torch.float32 if keep & set(name.split(".")) else dtype)
 
 
-def full_pipeline(family: str, device: str = "cuda", dtype: str = "bf16", num_layers: int | None = None):
+def full_pipeline(family: str, device: str = "cuda", dtype: str = "bf16", num_layers: int | None = None,
+                  keep_fp32: Sequence[str] = ()):
     """The real architecture of ``family``'s default hub model with random weights, on ``device``.
 
     For cost benchmarking (FLOPs, memory, time), never for content. ``num_layers`` overrides the
@@ -644,33 +592,43 @@ def full_pipeline(family: str, device: str = "cuda", dtype: str = "bf16", num_la
     ``torch.device(device)`` (fast on a GPU; ``"meta"`` builds shapes only, for parameter counts)
     and cast to ``dtype`` before the next one is built, so only one module is ever in fp32 at full
     size (Wan's transformer: 66 GB fp32, 33 GB bf16). Casting follows ``from_pretrained`` (see
-    :func:`_cast`); components the model card loads in fp32 (:data:`FAMILY_FACTS`
-    ``fp32_components``: Wan's VAE and image encoder) stay fp32. Weights: the libraries' default
-    initialisation under ``torch.manual_seed(0)``.
+    :func:`_cast`); the components named in ``keep_fp32`` stay fp32 (pass the family's
+    ``Family.fp32_components``: Wan's model card loads its VAE and image encoder in fp32).
+    Weights: the libraries' default initialisation under ``torch.manual_seed(0)``.
     """
     import torch
 
     _check_family(family)
     if num_layers is not None and num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
-    torch_dtype = _torch_dtype(dtype)
-    keep_fp32 = set(FAMILY_FACTS[family].get("fp32_components", ()))
     torch.manual_seed(0)
     cls, factories = _full_components(family, num_layers)
+    # outside the device context: scheduler tables stay on the CPU, as from_pretrained leaves them
+    return cls(scheduler=_SCHEDULERS[family](), **_build(factories, device, dtype, keep_fp32))
+
+
+def _build(factories: dict[str, Callable[[], Any]], device: str, dtype: str,
+           keep_fp32: Sequence[str] = ()) -> dict[str, Any]:
+    """{name: component}: each factory called under ``torch.device(device)``, in order; a module is put
+    in eval mode and cast (:func:`_cast`) to ``dtype`` -- fp32 if named in ``keep_fp32`` -- before the
+    next one is built, so only one module is ever in fp32 at full size."""
+    import torch
+
+    cast_to = torch_dtype(dtype)
     components: dict[str, Any] = {}
     for name, factory in factories.items():
         with torch.device(device):
             component = factory()
         if isinstance(component, torch.nn.Module):
             component.eval()
-            _cast(component, torch.float32 if name in keep_fp32 else torch_dtype)  # before the next build
+            _cast(component, torch.float32 if name in keep_fp32 else cast_to)
         components[name] = component
-    # outside the device context: scheduler tables stay on the CPU, as from_pretrained leaves them
-    return cls(scheduler=_SCHEDULERS[family](), **components)
+    return components
 
 
 
-def full_component(family: str, name: str, device: str = "cpu", dtype: str = "fp32", num_layers: int | None = None):
+def full_component(family: str, name: str, device: str = "cpu", dtype: str = "fp32", num_layers: int | None = None,
+                   keep_fp32: Sequence[str] = ()):
     """One module of :func:`full_pipeline` (``"transformer"``, ``"text_encoder"`` ...; family ``"svd"``:
     of :func:`full_svd_pipeline`) built alone, the same way.
 
@@ -690,14 +648,8 @@ def full_component(family: str, name: str, device: str = "cpu", dtype: str = "fp
         _, factories = _full_components(family, num_layers)
     if name not in factories:
         raise ValueError(f"{family} has no component {name!r}; it has {', '.join(factories)}")
-    keep_fp32 = set(FAMILY_FACTS.get(family, {}).get("fp32_components", ()))
     torch.manual_seed(0)
-    with torch.device(device):
-        component = factories[name]()
-    if isinstance(component, torch.nn.Module):
-        component.eval()
-        _cast(component, torch.float32 if name in keep_fp32 else _torch_dtype(dtype))
-    return component
+    return _build({name: factories[name]}, device, dtype, keep_fp32)[name]
 
 
 #: ``stabilityai/stable-video-diffusion-img2vid`` vae/config.json (the SD 2.x encoder, 4 stages, 8x).
@@ -732,15 +684,8 @@ def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
     import torch
     from transformers import CLIPImageProcessor
 
-    torch_dtype = _torch_dtype(dtype)
     torch.manual_seed(0)
-    components: dict[str, Any] = {}
-    for name, factory in _svd_factories().items():
-        with torch.device(device):
-            component = factory()
-        component.eval()
-        _cast(component, torch_dtype)
-        components[name] = component
+    components = _build(_svd_factories(), device, dtype)
     scheduler = diffusers.EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", interpolation_type="linear",
         num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
@@ -748,6 +693,7 @@ def full_svd_pipeline(device: str = "cuda", dtype: str = "fp16"):
     return diffusers.StableVideoDiffusionPipeline(scheduler=scheduler,
                                                   feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
                                                   **components)
+
 
 def i2vgen_prompt_embeds(pipe, prompt: list[str], negative_prompt: list[str] | None = None,
                          clip_skip: int | None = 1):

@@ -14,10 +14,11 @@ Shared by every diffusers generator (:mod:`gva.generate.svd`, :mod:`gva.generate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 from gva.errors import ConfigError, GenerationError
 from gva.generate.provenance import code_hash, library_versions
@@ -44,13 +45,32 @@ def device_type(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
 
-def quiet_loading() -> None:
-    """No per-component loading bars from diffusers/transformers: gva's own bar is the progress."""
+def torch_dtype(dtype: str):
+    """``fp32`` / ``fp16`` / ``bf16`` -> the torch dtype; anything else is a ValueError."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return getattr(torch, DTYPES[dtype])
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No per-component loading bars from diffusers/transformers inside (gva's own bar is the
+    progress); the bars are restored as they were afterwards."""
     import diffusers.utils.logging as dlog
     import transformers.utils.logging as tlog
 
+    restore = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if restore[0]:
+            dlog.enable_progress_bar()
+        if restore[1]:
+            tlog.enable_progress_bar()
 
 
 def pipeline_class(name: str):
@@ -65,10 +85,8 @@ def load_pipeline(pipeline: str, model: str, device: str, dtype: str, offline_hi
 
     ``offline_hint`` names the generator to use instead (e.g. ``tiny-svd``) in the error message.
     """
-    import torch
-
     cls = pipeline_class(pipeline)
-    torch_dtype = getattr(torch, DTYPES[dtype])
+    weights_dtype = torch_dtype(dtype)
     local = is_model_dir(model)
     if not local and Path(model).exists():
         raise ConfigError(f"svd.model {model!r} is a path but not a diffusers pipeline directory "
@@ -78,11 +96,11 @@ def load_pipeline(pipeline: str, model: str, device: str, dtype: str, offline_hi
         attempts.append({"variant": "fp16"})  # many hub repos ship fp16 weights as a variant
     attempts.append({})
     errors = []
-    quiet_loading()
     for extra in attempts:
         for local_only in ([False] if local else [True, False]):  # the HF cache first, then the hub
             try:
-                pipe = cls.from_pretrained(model, dtype=torch_dtype, local_files_only=local_only, **extra)
+                with quiet_loading():
+                    pipe = cls.from_pretrained(model, dtype=weights_dtype, local_files_only=local_only, **extra)
             except (OSError, ValueError) as exc:  # hub, network and missing-file errors are OSErrors
                 errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
                 continue
