@@ -67,6 +67,53 @@ def test_primary_must_name_a_comparison_and_is_marked(tmp_path):
     assert "| **primary:** all runs: 3-D − 2-D | 3 |" in md
 
 
+def _grid(acc: dict[tuple[str, str], tuple[float, float]], seeds=range(3)) -> list[Run]:
+    """Runs of a generator × train2d.frames grid; ``acc[(gen, frames)]`` = (2-D, 3-D) accuracy.
+    The 2-D model of ``frames=first`` is the same for every generator, as in the pipeline."""
+    runs = []
+    for s in seeds:
+        first2d = _preds(s, acc[("repeat", "first")][0], 0.5, 700 + s)["pred_2d"]
+        for k, ((gen, frames), (a2, a3)) in enumerate(sorted(acc.items())):
+            p = _preds(s, a2, a3, 10 * k + s)
+            if frames == "first":
+                p["pred_2d"] = first2d.copy()
+            params = {"svd.generator": gen, "train2d.frames": frames, "train.seed": s}
+            runs.append(Run(f"{gen}-{frames}-s{s}", params, _metrics(p), predictions=p))
+    return runs
+
+
+def test_generators_are_compared_with_the_reference_generator():
+    """Each generator against its twin with the reference generator, paired by seed: the 3-D
+    models always, the 2-D models only with train2d.frames=all (with frames=first they are the
+    same model); --reference-generator none (None) leaves these comparisons out."""
+    acc = {("repeat", "first"): (0.4, 0.4), ("repeat", "all"): (0.5, 0.5),
+           ("motion", "first"): (0.4, 0.4), ("motion", "all"): (0.8, 0.5)}
+    runs = _grid(acc)
+    rows, notes = comparisons(aggregate(runs), n_boot=1000)
+    by = {r.name: r for r in rows}
+    views = by["svd.generator=motion, train2d.frames=all: 2-D on frames − 2-D on repeat frames"]
+    assert views.verdict.kind == "difference" and views.top1.low > 0.2
+    assert views.verdict.text.startswith("2-D(motion frames) − 2-D(repeat frames) = +")
+    runs_of = {r.name: r for r in runs}
+    expected = np.mean([np.mean(runs_of[f"motion-all-s{s}"].predictions["pred_2d"] == runs_of[f"motion-all-s{s}"].predictions["label"])
+                        - np.mean(runs_of[f"repeat-all-s{s}"].predictions["pred_2d"] == runs_of[f"repeat-all-s{s}"].predictions["label"])
+                        for s in range(3)])
+    assert views.top1.estimate == pytest.approx(expected)
+    for frames in ("first", "all"):
+        assert f"svd.generator=motion, train2d.frames={frames}: 3-D − 3-D on repeat clips" in by
+    assert "svd.generator=motion, train2d.frames=first: 2-D on frames − 2-D on repeat frames" not in by
+    assert not any("3-D on motion" in n or n.startswith("svd.generator=repeat") and "repeat clips" in n
+                   for n in by)
+    assert len(rows) == 4 + 2 + 3 and not notes
+    assert all(r.p_holm >= r.p for r in rows)            # Holm over all nine
+    plain, _ = comparisons(aggregate(runs), n_boot=200, reference_generator=None)
+    assert len(plain) == 6 and not any("repeat clips" in r.name or "repeat frames" in r.name for r in plain)
+    # only seeds both configurations have are paired
+    missing = [r for r in runs if r.name != "repeat-all-s2"]
+    rows, _ = comparisons(aggregate(missing), n_boot=200)
+    assert {r.name: r for r in rows}[views.name].seeds == [0, 1]
+
+
 def test_runs_without_predictions_are_left_out_and_said(tmp_path):
     runs = _runs("better", 0.40, 0.70, 1) + [Run(f"old-s{s}", {"svd.generator": "old", "train.seed": s},
                                                   _metrics(_preds(s, 0.5, 0.5, 9))) for s in range(3)]

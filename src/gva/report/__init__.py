@@ -11,7 +11,9 @@ mean ± sample standard deviation over seeds of top-1, top-3 and macro-F1; per c
 paired 3-D minus 2-D top-1 difference with a t-interval over seeds, each seed's own
 paired-bootstrap 95 % interval and exact McNemar p-value (both from ``gva evaluate``); where a
 configuration has a ``train2d.frames=all`` twin (the "2-D on generated frames" control), the
-control's 2-D model is compared with the baseline's seed by seed.
+control's 2-D model is compared with the baseline's seed by seed. With the runs' predictions,
+the comparisons section adds intervals over seeds *and* test images, MDE, TOST, Holm and verdicts
+for these and for each generator against ``--reference-generator`` (default ``repeat``).
 
 Output (``--out``, default ``reports/``): ``results.md``, ``results.json``, ``metrics.png`` and
 ``delta_top1.png``. The same inputs give byte-identical outputs: runs, configurations and keys
@@ -38,7 +40,7 @@ import sys
 from gva.errors import GvaError, ReportError
 from gva.report.collect import (METRICS_FILE, Run, attach_predictions, dvc_exp_show, flatten,
                                 parse_json, read_exp_json, run_from_path, runs_from_exp_show)
-from gva.report.compare import DEFAULT_BOOTSTRAP, DEFAULT_MARGIN
+from gva.report.compare import DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR
 from gva.report.render import (FIXED_KEYS, METRIC_LABELS, MODEL_LABELS, display_path,
                                display_paths, plot_delta, plot_metrics, render_markdown,
                                results_json, write_report)
@@ -84,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                         help=f"two-level bootstrap replicates (default {DEFAULT_BOOTSTRAP})")
     parser.add_argument("--primary", metavar="NAME", help="the comparison declared primary (its full name)")
+    parser.add_argument("--reference-generator", default=REFERENCE_GENERATOR, metavar="NAME",
+                        help="the svd.generator every other generator is compared with, configuration "
+                             f"by configuration (default {REFERENCE_GENERATOR}: clips that repeat the image)")
     args = parser.parse_args(argv)
     if args.equivalence_margin <= 0 or args.bootstrap < 100:
         parser.error("--equivalence-margin must be > 0 and --bootstrap at least 100")
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             if any(r.predictions is not None for r in runs):
                 notes += missing
         results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root,
-                               args.equivalence_margin, args.bootstrap, args.primary)
+                               args.equivalence_margin, args.bootstrap, args.primary,
+                               args.reference_generator)
     except (GvaError, OSError, subprocess.CalledProcessError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gva report: error: {message}", file=sys.stderr)

@@ -4,7 +4,11 @@ Every comparison pairs two models' predictions on the same test images, seed by 
 
 * per configuration, the 3-D model against its own 2-D model (and, when the runs scored the 2-D
   model on generated frame 0, against that too: the reference code's Δ);
-* per ``train2d.frames=all`` control, its 2-D model against the baseline's 2-D model (same seed).
+* per ``train2d.frames=all`` control, its 2-D model against the baseline's 2-D model (same seed);
+* per configuration whose only difference from another is ``svd.generator``, against the twin
+  with the reference generator (default ``repeat``: frames that are copies of the image): the 3-D
+  models, and with ``train2d.frames=all`` the 2-D models too, so "new views" is told apart from
+  "more steps on the same views".
 
 For each: the hierarchical bootstrap over seeds and test images (:mod:`gva.report.inference`)
 of Δ top-1, Δ top-3 (when predictions.csv has the ranked ``top3_*`` columns) and Δ macro-F1
@@ -29,10 +33,13 @@ import numpy as np
 from gva.errors import ReportError
 from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm,
                                   mde_paired, paired_seed, tost, verdict)
-from gva.report.stats import SEED_KEY, ConfigResult, control_pairs, format_value
+from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
 
 DEFAULT_MARGIN = 0.02
 DEFAULT_BOOTSTRAP = 10000
+#: The generator the others are compared with: its clips repeat the image, so a model trained on
+#: them differs from one trained on another generator's clips only in what the frames show.
+REFERENCE_GENERATOR = "repeat"
 
 
 @dataclass
@@ -100,20 +107,30 @@ def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
         col_a, col_b = ranked
     if any(r.predictions is None or col_a not in r.predictions for r in runs):
         return None
+    if any(r.predictions is None or col_b not in r.predictions for r in (other or runs)):
+        return None
     if other is None:
-        if any(col_b not in r.predictions for r in runs):
-            return None
         return [paired_seed(r.predictions, col_a, None, col_b) for r in runs]
     return [paired_seed(a.predictions, col_a, b.predictions, col_b) for a, b in zip(runs, other)]
 
 
 def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
                 n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None,
-                seed_key: str = SEED_KEY) -> tuple[list[Comparison], list[str]]:
+                seed_key: str = SEED_KEY,
+                reference_generator: str | None = REFERENCE_GENERATOR) -> tuple[list[Comparison], list[str]]:
     """Every comparison the runs' predictions allow, Holm-adjusted together, with verdicts; and
-    notes on what was left out. ``primary`` must name one of them (else :class:`ReportError`)."""
+    notes on what was left out. ``primary`` must name one of them (else :class:`ReportError`);
+    ``reference_generator`` (None: none) is the ``svd.generator`` the others are compared with."""
     out: list[Comparison] = []
     notes: list[str] = []
+
+    def between(base: ConfigResult, other: ConfigResult, col: str, name: str, short: str) -> None:
+        paired = by_seed(base, other, seed_key)
+        a_runs, b_runs = [a for a, _ in paired], [b for _, b in paired]
+        pairs = _pairs(a_runs, col, col, other=b_runs) if paired else None
+        if pairs is not None:
+            out.append(compare(name, short, pairs, [b.params.get(seed_key) for b in b_runs], margin, n_boot))
+
     for c in results:
         pairs = _pairs(c.runs, "pred_2d", "pred_3d")
         if pairs is None:
@@ -125,13 +142,16 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
             out.append(compare(f"{c.label}: 3-D − 2-D on frame 0", "3-D − 2-D(frame 0)", frame0, c.seeds,
                                margin, n_boot))
     for base, ctrl, _ in control_pairs(results, seed_key):
-        by_seed = {format_value(r.params.get(seed_key)): r for r in base.runs}
-        ctrl_runs = [r for r in ctrl.runs if format_value(r.params.get(seed_key)) in by_seed]
-        base_runs = [by_seed[format_value(r.params.get(seed_key))] for r in ctrl_runs]
-        pairs = _pairs(base_runs, "pred_2d", "pred_2d", other=ctrl_runs) if ctrl_runs else None
-        if pairs is not None:
-            out.append(compare(f"{ctrl.label}: 2-D on frames − 2-D", "2-D(frames) − 2-D", pairs,
-                               [r.params.get(seed_key) for r in ctrl_runs], margin, n_boot))
+        between(base, ctrl, "pred_2d", f"{ctrl.label}: 2-D on frames − 2-D", "2-D(frames) − 2-D")
+    if reference_generator is not None:
+        ref = reference_generator
+        for base, c in twins(results, "svd.generator", ref):
+            gen = c.settings["svd.generator"]
+            between(base, c, "pred_3d", f"{c.label}: 3-D − 3-D on {ref} clips", f"3-D({gen}) − 3-D({ref})")
+            # With train2d.frames=first both 2-D models saw the same images: nothing to compare.
+            if c.runs[0].params.get("train2d.frames") == "all":
+                between(base, c, "pred_2d", f"{c.label}: 2-D on frames − 2-D on {ref} frames",
+                        f"2-D({gen} frames) − 2-D({ref} frames)")
     if primary is not None:
         names = [c.name for c in out]
         if primary not in names:
@@ -199,5 +219,5 @@ def comparisons_json(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
              "verdict_text": c.verdict.text if c.verdict else None} for c in rows]
 
 
-__all__ = ["DEFAULT_MARGIN", "DEFAULT_BOOTSTRAP", "Comparison", "compare", "comparisons",
+__all__ = ["DEFAULT_MARGIN", "DEFAULT_BOOTSTRAP", "REFERENCE_GENERATOR", "Comparison", "compare", "comparisons",
            "render_comparisons", "comparisons_json"]

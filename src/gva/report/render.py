@@ -28,8 +28,8 @@ from gva.io import save_png
 from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, render_shift,
                               shift_json, shift_rows)
 from gva.report.collect import Run
-from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, Comparison, comparisons,
-                                comparisons_json, render_comparisons)
+from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR, Comparison,
+                                comparisons, comparisons_json, render_comparisons)
 from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate, lockstep_seeds,
                               control_pairs, format_value, metric_value)
 
@@ -270,12 +270,14 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
 def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),
                  seed_key: str = SEED_KEY, title: str = "gva results",
                  repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
-                 n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None) -> list[ConfigResult]:
+                 n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None,
+                 reference_generator: str | None = REFERENCE_GENERATOR) -> list[ConfigResult]:
     """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
     ``out``; absolute paths among the params are shown relative to ``repo_root``
     (:func:`display_paths`). Runs with predictions attached also get the comparisons section
     (:mod:`gva.report.compare`: equivalence ``margin``, ``n_boot`` replicates, the ``primary``
-    comparison). Returns the aggregated configurations (as shown)."""
+    comparison, the ``reference_generator`` others are compared with). Returns the aggregated
+    configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
@@ -289,7 +291,8 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     plot_delta(results, out / "delta_top1.png")
     compared, compare_notes = ([], [])
     if any(r.predictions is not None for r in runs):
-        compared, compare_notes = comparisons(results, margin, n_boot, primary, seed_key)
+        compared, compare_notes = comparisons(results, margin, n_boot, primary, seed_key,
+                                              reference_generator)
     elif primary is not None:
         raise ReportError("--primary needs the runs' predictions.csv (none was found)")
     md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS, compared=compared,

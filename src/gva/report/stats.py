@@ -194,26 +194,43 @@ def aggregate(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[ConfigResul
     return results
 
 
+def twins(results: Sequence[ConfigResult], key: str,
+          value: Any) -> list[tuple[ConfigResult, ConfigResult]]:
+    """(twin, configuration) for every configuration whose varying ``key`` is not ``value`` and
+    whose twin with ``key=value`` (all other settings equal) exists."""
+    out = []
+    for c in results:
+        if key not in c.settings or format_value(c.settings[key]) == format_value(value):
+            continue
+        twin = {**c.settings, key: value}
+        base = next((b for b in results if b.settings == twin), None)
+        if base is not None:
+            out.append((base, c))
+    return out
+
+
+def by_seed(base: ConfigResult, other: ConfigResult,
+            seed_key: str = SEED_KEY) -> list[tuple[Run, Run]]:
+    """(run of ``base``, run of ``other``) for every seed both have, in ``other``'s seed order."""
+    runs = {format_value(r.params.get(seed_key)): r for r in base.runs}
+    return [(runs[s], r) for r in other.runs if (s := format_value(r.params.get(seed_key))) in runs]
+
+
 def control_pairs(results: Sequence[ConfigResult],
                   seed_key: str = SEED_KEY) -> list[tuple[ConfigResult, ConfigResult, Summary]]:
     """(baseline, control, per-seed 2-D top-1 control minus baseline) for every configuration
     with ``train2d.frames=all`` whose twin with ``train2d.frames=first`` (all other settings
     equal) exists; only seeds present in both count."""
     out = []
-    for ctrl in results:
-        if ctrl.settings.get("train2d.frames") != "all":
+    for base, ctrl in twins(results, "train2d.frames", "first"):
+        if ctrl.settings["train2d.frames"] != "all":
             continue
-        twin = {**ctrl.settings, "train2d.frames": "first"}
-        base = next((c for c in results if c.settings == twin), None)
-        if base is None:
-            continue
-        base_by_seed = {format_value(r.params.get(seed_key)): r for r in base.runs}
-        diffs = [metric_value(r, "model2d.top1") - metric_value(base_by_seed[s], "model2d.top1")
-                 for r in ctrl.runs if (s := format_value(r.params.get(seed_key))) in base_by_seed]
+        diffs = [metric_value(r, "model2d.top1") - metric_value(b, "model2d.top1")
+                 for b, r in by_seed(base, ctrl, seed_key)]
         if diffs:
             out.append((base, ctrl, Summary(diffs)))
     return out
 
 
 __all__ = ["SEED_KEY", "COMPANION_SEEDS", "lockstep_seeds", "METRIC_KEYS", "MODELS", "IGNORED_KEYS", "Summary", "ConfigResult",
-           "format_value", "sort_key", "varying_keys", "metric_value", "aggregate", "control_pairs"]
+           "format_value", "sort_key", "varying_keys", "metric_value", "aggregate", "twins", "by_seed", "control_pairs"]
