@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 from gva.config import MotionConfig, SvdConfig  # noqa: E402
 from gva.device import device_name  # noqa: E402
-from gva.generate.registry import resolve_device  # noqa: E402
+from gva.generate.registry import generator_class, resolve_device  # noqa: E402
 from gva.generate.svd import resolve_dtype  # noqa: E402
 
 #: What ``--full`` accepts: svd and the diffusers families of :mod:`gva.generate.builds`.
@@ -150,15 +150,14 @@ def build_full(name: str, device: str, dtype: str, num_layers: Optional[int] = N
         if num_layers is not None:
             raise ValueError("svd has no depth override")
         return builds.full_svd_pipeline(device, dtype)
-    from gva.generate.registry import generator_class
-
     return builds.full_pipeline(name, device, dtype, num_layers=num_layers,
                                 keep_fp32=generator_class(name).family.fp32_components)
 
 
 def gva_settings(name: str, args: argparse.Namespace) -> SvdConfig:
     """gva's ``svd`` settings for NAME: params.yaml's defaults, the CogVideoX canvas, the command line's overrides."""
-    native = (480, 720) if name == "cogvideox" else (SvdConfig.height, SvdConfig.width)
+    fixed = None if name == "svd" else generator_class(name).family.native_size
+    native = fixed or (SvdConfig.height, SvdConfig.width)
     height = args.height or args.size or native[0]
     width = args.width or args.size or native[1]
     return replace(SvdConfig(), generator=name, height=height, width=width,
@@ -167,8 +166,6 @@ def gva_settings(name: str, args: argparse.Namespace) -> SvdConfig:
 
 def make_generator(name: str, pipe, cfg: SvdConfig, batch_size: int):
     """gva's generator class for NAME around ``pipe``, with ``cfg``'s settings (as ``from_config`` passes them)."""
-    from gva.generate.registry import generator_class
-
     return generator_class(name).from_pipeline(pipe, replace(cfg, batch_size=batch_size), "random weights")
 
 
@@ -176,8 +173,6 @@ def generated_frames(name: str, frames: int) -> int:
     """Frames the pipeline generates for ``frames`` stored ones."""
     if name == "svd":
         return frames
-    from gva.generate.registry import generator_class
-
     return generator_class(name).family.generated_frames(frames)
 
 
@@ -454,7 +449,6 @@ def gpu_throughput(name: str, cfg: SvdConfig, args: argparse.Namespace, device: 
 
 
 def model_id(name: str) -> str:
-    from gva.generate.registry import generator_class
     from gva.generate.svd import DEFAULT_MODEL
 
     return DEFAULT_MODEL if name == "svd" else generator_class(name).family.default_model
@@ -462,21 +456,18 @@ def model_id(name: str) -> str:
 
 def canvas_rule(name: str) -> str:
     """The canvas and frame-count rule of NAME's default model (its generator's Family)."""
-    from gva.generate.registry import generator_class
-
     if name == "svd":
         return "min 8x8, sides % 8 / any frame count"
     family = generator_class(name).family
     m = family.multiple
-    canvas = "480x720 only" if name == "cogvideox" else f"min {m}x{m}, sides % {m}"
+    fixed = family.native_size
+    canvas = f"{fixed[0]}x{fixed[1]} only" if fixed else f"min {m}x{m}, sides % {m}"
     rule = "any frame count" if family.frame_step == 1 else f"{family.frame_step}k+1 frames"
     return f"{canvas} / {rule}"
 
 
 def needs(name: str) -> str:
     """What a call takes besides the image: prompt, frame rate, guidance."""
-    from gva.generate.registry import generator_class
-
     if name == "svd":
         cfg = SvdConfig()
         return f"image only; fps + motion bucket; min/max guidance {cfg.min_guidance:g}/{cfg.max_guidance:g}"

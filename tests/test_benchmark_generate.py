@@ -61,3 +61,22 @@ def test_full_svd_build_compresses_8x():
     pipe = full_svd_pipeline("meta", "fp32")
     assert pipe.vae_scale_factor == 8
     assert parameter_counts(pipe)["unet"] == 1_524_623_082
+
+
+def test_cogvideox_native_size_is_the_full_builds_position_table(bench):
+    """Family.native_size (read by the benchmark's canvas and settings) is what the full
+    CogVideoX-5b-I2V architecture's learned position table fixes; the benchmark follows it."""
+    import argparse
+
+    from gva.generate.builds import _full_components
+    from gva.generate.cogvideox import COGVIDEOX
+
+    with torch.device("meta"):
+        cfg = _full_components("cogvideox", 1)[1]["transformer"]().config
+    assert cfg.use_learned_positional_embeddings
+    assert (cfg.sample_height * 8, cfg.sample_width * 8) == COGVIDEOX.native_size
+    args = argparse.Namespace(height=None, width=None, size=None, frames=None, steps=None)
+    settings = bench.gva_settings("cogvideox", args)
+    assert (settings.height, settings.width) == COGVIDEOX.native_size
+    assert bench.canvas_rule("cogvideox").startswith(f"{COGVIDEOX.native_size[0]}x{COGVIDEOX.native_size[1]} only")
+    assert (bench.gva_settings("ltx", args).height, bench.canvas_rule("ltx")[:3]) == (SvdConfig.height, "min")

@@ -64,6 +64,7 @@ class Family:
     fps_arg: Optional[str]       # the call's frame-rate keyword, if the model is conditioned on it
     batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
     fp32_components: tuple = ()  # components kept in fp32 under a half svd.dtype (as the model card loads them)
+    native_size: Optional[tuple[int, int]] = None   # (height, width) the default model is fixed to (None: any)
 
     def generated_frames(self, frames: int) -> int:
         """The smallest frame count the model accepts that is >= ``frames``."""
