@@ -164,6 +164,8 @@ def test_markdown_table(tmp_path):
     assert "s0: 0.010 (40/44)" in md
     assert "`model.arch=resnet18`" in md and "train.num_workers" not in md
     assert "Skipped: motion-all-s3: queued, skipped" in md
+    # no predictions anywhere: the report says why it has no comparisons section
+    assert "## Comparisons" not in md and "there is no comparisons section" in md
     for name in ("metrics.png", "delta_top1.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "out" / "results.json").read_text())

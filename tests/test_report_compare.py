@@ -65,6 +65,7 @@ def test_primary_must_name_a_comparison_and_is_marked(tmp_path):
     write_report(runs, tmp_path, n_boot=200, primary="all runs: 3-D − 2-D")
     md = (tmp_path / "results.md").read_text()
     assert "| **primary:** all runs: 3-D − 2-D | 3 |" in md
+    assert "there is no comparisons section" not in md
 
 
 def _grid(acc: dict[tuple[str, str], tuple[float, float]], seeds=range(3)) -> list[Run]:

@@ -105,6 +105,11 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
         lines += render_audit(audit_rows(runs, seed_key)) + [""]
     if compared:
         lines += render_comparisons(compared, compare_notes) + [""]
+    elif not any(r.predictions is not None for r in runs):
+        lines += ["No run's `metrics/predictions.csv` was found, so there is no comparisons section: "
+                  "the intervals below are over seeds only and leave out test-image variance, and no "
+                  "MDE, TOST or rule-chosen verdict is given. (`--predictions DIR`, or the experiments' "
+                  "revisions, supply them.)", ""]
     lines += ["## Accuracy per configuration and model", "",
               "| configuration | model | seeds | top-1 | top-3 | macro-F1 |",
               "| --- | --- | --- | --- | --- | --- |"]
