@@ -19,6 +19,8 @@ import pytest
 
 from gva.config import config_from_dict
 from gva.generate import provenance
+from gva.generate import stage
+from gva.generate.registry import code_files_of
 from gva.generate.stage import clip_key
 from tests.test_generate import TINY32, make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
@@ -78,7 +80,8 @@ def test_code_hash_follows_code_not_comments_or_docstrings(tmp_path):
 def test_key_tracks_settings_data_device_code_and_versions(monkeypatch):
     base = config_from_dict({"svd": TINY32})
     key, record = clip_key(base, "cpu", "data")
-    assert record["code_hash"] == provenance.code_hash() and record["versions"] == provenance.library_versions()
+    assert record["code_hash"] == provenance.code_hash(code_files_of(base.svd.generator))
+    assert record["versions"] == provenance.library_versions()
     # run knobs are not part of the key
     same = config_from_dict({"svd": {**TINY32, "batch_size": 1, "chunk_size": 9, "processes": 2,
                                      "preview_fps": 3, "previews_per_class": 0, "device": "cuda"}})
@@ -115,7 +118,7 @@ def test_code_change_regenerates_instead_of_resuming(tmp_path, monkeypatch):
     """The integrity fault: an edited generator must not re-assemble the chunks the old code made."""
     make_curated(tmp_path / "curated", n=5)
     files = _copy_sources(tmp_path)
-    monkeypatch.setattr(provenance, "code_files", lambda: files)
+    monkeypatch.setattr(stage, "code_files_of", lambda name: files)
     first = _stage(tmp_path, MOTION)
     assert first["run"]["generated_images"] == 5
 
@@ -223,7 +226,6 @@ def test_ranks_that_disagree_fail_naming_what_differs(tmp_path, monkeypatch, ing
     """Two ranks with different key records (simulated: rank 1's record is altered) refuse to run."""
     from gva.distributed import Dist
     from gva.errors import GenerationError
-    from gva.generate import stage
 
     make_curated(tmp_path / "curated", n=3)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +246,82 @@ def test_stage_records_prompts_per_split_and_refuses_label_prompts_first(tmp_pat
     motion = run(config_from_dict({"svd": {"generator": "motion", "previews_per_class": 0}}), curated_dir=tmp_path / "curated", out_dir=tmp_path / "m",
                  cache_root=tmp_path / "mc", run_file=tmp_path / "m.json", progress=False)["generation"]
     assert motion["prompts"] is None
+
+
+def _generation_files_run(fn) -> set[Path]:
+    """The ``gva.generate`` modules whose functions run while ``fn()`` runs (all threads)."""
+    import sys
+    import threading
+
+    from gva.generate.provenance import PACKAGE_DIR
+
+    prefix = str(PACKAGE_DIR / "generate")
+    seen: set[str] = set()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(prefix):
+            seen.add(frame.f_code.co_filename)
+
+    sys.setprofile(profile)
+    threading.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    return {Path(f).resolve() for f in seen}
+
+
+@pytest.mark.parametrize("name", ["tiny-svd", *NEW, "repeat", "motion"])
+def test_a_generators_cache_key_covers_all_the_generation_code_it_runs(tmp_path, cache_root, name):
+    """The resume-cache key counts only the generation modules a generator can run
+    (:func:`gva.generate.registry.code_files_of`): traced through a whole svd_generate stage, every
+    module that ran is among them, and another family's module never is."""
+    from gva.generate.registry import code_files_of
+    from gva.generate.stage import run
+
+    make_curated(tmp_path / "curated", n=4)
+    cfg = (_stage_cfg(name) if name in SIDES else
+           config_from_dict({"svd": {"generator": name, "chunk_size": 2, "previews_per_class": 0}}))
+    ran = _generation_files_run(lambda: run(cfg, curated_dir=tmp_path / "curated", out_dir=tmp_path / "clips",
+                                            cache_root=cache_root, run_file=tmp_path / "run.json",
+                                            progress=False))
+    counted = {p.resolve() for p in code_files_of(name)}
+    assert {"stage.py", "runner.py", "base.py"} <= {p.name for p in ran}
+    assert ran <= counted, f"{name} ran {sorted(p.name for p in ran - counted)}, not in its cache key"
+    others = {"svd.py", "cogvideox.py", "ltx.py", "wan.py", "i2vgen.py", "controls.py"}
+    own = {"tiny-svd": "svd.py", "repeat": "controls.py", "motion": "controls.py"}.get(name, name[5:] + ".py")
+    assert {p.name for p in counted} & others == {own}
+
+
+def test_editing_another_family_keeps_a_generators_key(tmp_path, monkeypatch):
+    """Adding code to cogvideox.py leaves svd's and motion's keys alone and changes cogvideox's; a
+    shared module (the runner) changes every key. Imports inside functions count."""
+    from gva.generate import provenance, registry
+
+    real = provenance.PACKAGE_DIR
+    copy = tmp_path / "gva"
+    shutil.copytree(real, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", copy)
+    # registry reads the classes' real files; map them onto the copy
+    monkeypatch.setattr(registry, "_class_files",
+                        lambda cls, f=registry._class_files: {copy / p.relative_to(real) for p in f(cls)})
+
+    def keys() -> dict[str, str]:
+        return {n: provenance.code_hash(registry.code_files_of(n)) for n in ("svd", "motion", "cogvideox", "ltx")}
+
+    before = keys()
+    with open(copy / "generate" / "cogvideox.py", "a") as f:
+        f.write("\n\ndef _extra():\n    return 1\n")
+    after = keys()
+    assert after["svd"] == before["svd"] and after["motion"] == before["motion"] and after["ltx"] == before["ltx"]
+    assert after["cogvideox"] != before["cogvideox"]
+    with open(copy / "generate" / "runner.py", "a") as f:
+        f.write("\n\n_EXTRA = 1\n")
+    assert all(keys()[n] != after[n] for n in after)
+    # a family module imported inside a function is followed
+    (copy / "generate" / "probe.py").write_text("def f():\n    from gva.generate import ltx\n    import gva.generate.wan\n")
+    assert {p.name for p in provenance.imported_modules(copy / "generate" / "probe.py")} == {"ltx.py", "wan.py"}
 
 
 @pytest.mark.slow

@@ -4,10 +4,14 @@ The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key
 
 * ``settings`` -- the generator's cache-relevant settings (:meth:`Generator.cache_settings`);
 * ``curated_hash`` -- the curated store's bytes;
-* ``code_hash`` -- gva's generation code (:func:`code_files`): every module of ``gva.generate``
-  plus ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels
-  run). Each file counts by its syntax tree without docstrings, so comment, docstring and
-  formatting edits keep the key while any code edit changes it;
+* ``code_hash`` -- gva's generation code for this generator (:func:`code_files`): every module of
+  ``gva.generate`` that serves all generators (the stage, the runner, the base class ...) plus
+  ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run),
+  and of the modules that serve only some generators, those the generator's class hierarchy lives
+  in and the ones they import. Another family's module is left out, so that adding or editing a
+  generator does not throw away the clips of the others (29 GPU-hours for the reference run).
+  Each file counts by its syntax tree without docstrings, so comment, docstring and formatting
+  edits keep the key while any code edit changes it;
 * ``versions`` -- Python (major.minor: the syntax-tree format follows it) and the libraries whose
   version can change a clip: torch (with its build tag and CUDA version), diffusers,
   transformers, numpy, pillow (the same set for every generator).
@@ -35,10 +39,52 @@ EXTRA_CODE = ("data/arrays.py", "device.py")
 LIBRARIES = ("torch", "diffusers", "transformers", "numpy", "pillow")
 
 
-def code_files() -> list[Path]:
-    """The source files whose code decides clip bytes: ``gva/generate/**/*.py`` + :data:`EXTRA_CODE`."""
-    files = sorted((PACKAGE_DIR / "generate").rglob("*.py"))
-    return files + [PACKAGE_DIR / rel for rel in EXTRA_CODE]
+def generation_modules() -> list[Path]:
+    """Every module of ``gva.generate``."""
+    return sorted((PACKAGE_DIR / "generate").rglob("*.py"))
+
+
+def imported_modules(path: str | Path) -> set[Path]:
+    """The ``gva.generate`` modules that ``path`` imports, at module level or inside functions."""
+    base = PACKAGE_DIR / "generate"
+    out: set[Path] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # ``from gva.generate import builds`` names a submodule; ``from gva.generate.x import y`` a module
+            names = ([f"{node.module}.{a.name}" for a in node.names] if node.module == "gva.generate"
+                     else [node.module])
+        for name in names:
+            if name.startswith("gva.generate."):
+                candidate = base.joinpath(*name.split(".")[2:]).with_suffix(".py")
+                if candidate.is_file():
+                    out.add(candidate.resolve())
+    return out
+
+
+def code_files(own: Iterable[str | Path] | None = None,
+               specific: Iterable[str | Path] = ()) -> list[Path]:
+    """The source files whose code decides one generator's clip bytes.
+
+    ``specific``: the modules of ``gva.generate`` that serve only some generators (see
+    :func:`gva.generate.registry.code_files_of`); ``own``: those of them this generator's classes
+    live in. The result is every other module of ``gva.generate``, ``own`` and the specific modules
+    they import (transitively), and :data:`EXTRA_CODE`. ``own=None``: all of ``gva.generate``.
+    """
+    modules = [p.resolve() for p in generation_modules()]
+    if own is not None:
+        specific_set = {Path(p).resolve() for p in specific}
+        keep = {Path(p).resolve() for p in own}
+        todo = list(keep)
+        while todo:
+            for dep in imported_modules(todo.pop()) & specific_set:
+                if dep not in keep:
+                    keep.add(dep)
+                    todo.append(dep)
+        modules = [p for p in modules if p not in specific_set or p in keep]
+    return modules + [PACKAGE_DIR / rel for rel in EXTRA_CODE]
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -89,9 +135,11 @@ def _display(path: Path) -> str:
         return path.name
 
 
-def key_record(settings: dict[str, Any], curated_hash: str) -> dict[str, Any]:
-    """Everything the cache key hashes: settings, data, code and library versions (``key.json``)."""
-    files = code_files()
+def key_record(settings: dict[str, Any], curated_hash: str,
+               files: Iterable[str | Path] | None = None) -> dict[str, Any]:
+    """Everything the cache key hashes: settings, data, code (``files``, default all of
+    :func:`code_files`) and library versions (``key.json``)."""
+    files = code_files() if files is None else [Path(p) for p in files]
     return {"settings": settings, "curated_hash": curated_hash, "code_hash": code_hash(files),
             "code_files": [_display(Path(p)) for p in files], "versions": library_versions()}
 

@@ -8,6 +8,7 @@ inside their functions, so importing this registry stays light (``tests`` check 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from gva.generate.controls import MotionGenerator, RepeatGenerator
 from gva.generate.i2vgen import I2VGenXLGenerator, TinyI2VGenXLGenerator
 from gva.generate.ltx import LtxGenerator, TinyLtxGenerator
 from gva.generate.postprocess import apply_protocol, protocol_settings
+from gva.generate.provenance import code_files
 from gva.generate.svd import SvdGenerator, TinySvdGenerator
 from gva.generate.wan import TinyWanGenerator, WanGenerator
 from gva.paths import CACHE_DIR
@@ -46,6 +48,22 @@ def generator_class(name: str) -> type[Generator]:
         return GENERATORS[name]
     except KeyError:
         raise ConfigError(f"svd.generator: unknown generator {name!r}; known: {', '.join(GENERATORS)}") from None
+
+
+def _class_files(cls: type) -> set[Path]:
+    """The ``gva.generate`` modules the classes of ``cls``'s hierarchy are defined in."""
+    return {Path(sys.modules[c.__module__].__file__).resolve() for c in cls.__mro__
+            if c.__module__.startswith("gva.generate.")}
+
+
+def code_files_of(name: str) -> list[Path]:
+    """The source files whose code decides the clips of generator ``name``, for its cache key
+    (:func:`gva.generate.provenance.code_files`). A module that holds classes of some generators'
+    hierarchies but not of all (``svd.py``, ``i2v.py``, ``controls.py`` ...) is *specific*: it
+    counts for a generator only when its hierarchy lives there or imports it."""
+    per_class = [_class_files(c) for c in GENERATORS.values()]
+    specific = set().union(*per_class) - set.intersection(*per_class)
+    return code_files(_class_files(generator_class(name)), specific)
 
 
 def resolve_device(device: str) -> str:

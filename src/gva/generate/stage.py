@@ -36,7 +36,7 @@ from gva.errors import GenerationError, StoreError
 from gva.generate.base import SEED_RULE, Prompt, image_seed
 from gva.generate.prompts import prompt_record, render_prompts
 from gva.generate.provenance import cache_key, key_record
-from gva.generate.registry import cache_settings, generator_class, resolve_device
+from gva.generate.registry import cache_settings, code_files_of, generator_class, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
 from gva.device import device_name
 from gva.io import atomic_path, hash_files, write_json
@@ -50,7 +50,7 @@ REQUIRED_SPLITS = ("train", "test")
 
 def clip_key(cfg: Config, device: str, curated_hash: str) -> tuple[str, dict[str, Any]]:
     """The cache key for ``cfg.svd`` on (resolved) ``device`` and the curated data, and its record."""
-    record = key_record(cache_settings(cfg.svd, device), curated_hash)
+    record = key_record(cache_settings(cfg.svd, device), curated_hash, code_files_of(cfg.svd.generator))
     return cache_key(record), record
 
 
