@@ -397,3 +397,26 @@ def test_runs_selected_on_the_test_set_are_flagged_at_the_top():
                                   f"{flagged.name}.**")
     clean = report.render_markdown(report.aggregate(runs[1:]), runs[1:], notes)
     assert "WARNING" not in clean
+
+
+def test_ignore_param_joins_runs_that_differ_only_in_it(tmp_path):
+    """A param a later commit added (absent from the older runs) splits a configuration unless
+    --ignore-param names it; the report then lists its values. A key no run has is an error."""
+    data = exp_show()
+    runs = [r for b in data for e in (b.get("experiments") or []) for r in e["revs"]]
+    for r in runs[::2]:
+        r["data"]["params"]["params.yaml"]["data"]["svd"]["prompt"] = "a video"
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(data))
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "split")]) == 0
+    split = json.loads((tmp_path / "split" / "results.json").read_text())
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "joined"),
+                        "--ignore-param", "svd.prompt"]) == 0
+    joined = json.loads((tmp_path / "joined" / "results.json").read_text())
+    assert len(joined["configurations"]) == 3 < len(split["configurations"])
+    assert joined["ignored_params"] == {"svd.prompt": ["(absent)", "a video"]}
+    md = (tmp_path / "joined" / "results.md").read_text()
+    assert "Not told apart (`--ignore-param`" in md and "`svd.prompt`: `(absent)`, `a video`" in md
+    assert report.main(["--exp-json", str(path), "--out", str(tmp_path / "typo"),
+                        "--ignore-param", "svd.promt"]) == 2
+    assert not (tmp_path / "typo").exists()

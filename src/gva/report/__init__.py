@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                         help=f"two-level bootstrap replicates (default {DEFAULT_BOOTSTRAP})")
     parser.add_argument("--primary", metavar="NAME", help="the comparison declared primary (its full name)")
+    parser.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
+                        help="a param that does not tell configurations apart (repeatable), e.g. one a "
+                             "later commit added: runs differing only in it count as one configuration")
     parser.add_argument("--reference-generator", default=REFERENCE_GENERATOR, metavar="NAME",
                         help="the svd.generator every other generator is compared with, configuration "
                              f"by configuration (default {REFERENCE_GENERATOR}: clips that repeat the image)")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 notes += missing
         results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root,
                                args.equivalence_margin, args.bootstrap, args.primary,
-                               args.reference_generator)
+                               args.reference_generator, args.ignore_param)
     except (GvaError, OSError, subprocess.CalledProcessError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gva report: error: {message}", file=sys.stderr)

@@ -78,8 +78,9 @@ def _n_test(run: Run) -> int:
 def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes: Sequence[str],
                     seed_key: str = SEED_KEY, title: str = "gva results",
                     plots: Sequence[str] = (), compared: Sequence[Comparison] = (),
-                    compare_notes: Sequence[str] = ()) -> str:
-    """The report as Markdown (deterministic: no timestamps, sorted everything)."""
+                    compare_notes: Sequence[str] = (), ignored: dict[str, list[str]] | None = None) -> str:
+    """The report as Markdown (deterministic: no timestamps, sorted everything); ``ignored``: the
+    params left out of the grouping (:func:`ignore_params`) with their values."""
     lines = [f"# {title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
     if flagged:
@@ -100,6 +101,10 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     if fixed:
         lines += ["Fixed settings: " + ", ".join(f"`{k}={format_value(v)}`"
                                                  for k, v in fixed.items()), ""]
+    if ignored:
+        lines += ["Not told apart (`--ignore-param`; runs that differ only in these count as one "
+                  "configuration): " + "; ".join(f"`{k}`: " + ", ".join(f"`{v}`" for v in values)
+                                                 for k, values in ignored.items()), ""]
 
     if is_audit(runs):
         lines += render_audit(audit_rows(runs, seed_key)) + [""]
@@ -272,24 +277,40 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
 
 # ------------------------------------------------------------------------------------ report
 
+def ignore_params(runs: Sequence[Run], keys: Sequence[str]) -> tuple[list[Run], dict[str, list[str]]]:
+    """``runs`` without the params ``keys`` (so they do not split configurations: e.g. a param a
+    later commit added, absent from older runs), and each key's values as found. A key no run
+    has is a :class:`ReportError` (a typo would otherwise pass silently)."""
+    found = {}
+    for key in keys:
+        if not any(key in r.params for r in runs):
+            raise ReportError(f"--ignore-param {key!r}: no run has this param")
+        found[key] = sorted({format_value(r.params[key]) if key in r.params else "(absent)" for r in runs})
+    drop = set(keys)
+    return [dataclasses.replace(r, params={k: v for k, v in r.params.items() if k not in drop})
+            for r in runs], found
+
+
 def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),
                  seed_key: str = SEED_KEY, title: str = "gva results",
                  repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
                  n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None,
-                 reference_generator: str | None = REFERENCE_GENERATOR) -> list[ConfigResult]:
+                 reference_generator: str | None = REFERENCE_GENERATOR,
+                 ignore: Sequence[str] = ()) -> list[ConfigResult]:
     """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
     ``out``; absolute paths among the params are shown relative to ``repo_root``
     (:func:`display_paths`). Runs with predictions attached also get the comparisons section
     (:mod:`gva.report.compare`: equivalence ``margin``, ``n_boot`` replicates, the ``primary``
-    comparison, the ``reference_generator`` others are compared with). Returns the aggregated
-    configurations (as shown)."""
+    comparison, the ``reference_generator`` others are compared with). Params in ``ignore`` do not
+    tell configurations apart (:func:`ignore_params`); the report lists their values. Returns the
+    aggregated configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
     from gva.io import atomic_path
 
     out = Path(out)
-    runs = display_paths(runs, repo_root)
+    runs, ignored = ignore_params(display_paths(runs, repo_root), ignore)
     results = aggregate(runs, seed_key)
     classes = runs[0].params.get("data.classes")
     plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)
@@ -301,13 +322,16 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     elif primary is not None:
         raise ReportError("--primary needs the runs' predictions.csv (none was found)")
     md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS, compared=compared,
-                         compare_notes=compare_notes)
+                         compare_notes=compare_notes, ignored=ignored)
+    data = results_json(results, seed_key, runs, compared)
+    if ignored:
+        data["ignored_params"] = ignored
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(md)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(results_json(results, seed_key, runs, compared), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return results
 
 
-__all__ = ["METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths",
+__all__ = ["METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths", "ignore_params",
            "render_markdown", "results_json", "plot_metrics", "plot_delta", "write_report"]
