@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gva import cli
+from gva.generate.provenance import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -35,23 +36,10 @@ def module_file(name: str) -> Path | None:
 
 
 def imports_of(path: Path) -> set[str]:
-    """Fully qualified names a module imports, at any nesting level; ``from a import b`` gives both
-    ``a`` and ``a.b`` (b may be a submodule)."""
-    package = ".".join(path.relative_to(SRC).with_suffix("").parts)
-    if path.name == "__init__.py":
-        package = package.rsplit(".", 1)[0] + "." + "__init__"
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[:-node.level]
-                base = ".".join(parent + ([base] if base else []))
-            out.add(base)
-            out.update(f"{base}.{a.name}" for a in node.names)
-    return out
+    """Fully qualified names a module imports, at any nesting level
+    (:func:`gva.generate.provenance.imported_names`)."""
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return imported_names(path, ".".join(parts[:-1] if path.name == "__init__.py" else parts))
 
 
 def closure(module: str) -> set[Path]:

@@ -319,9 +319,11 @@ def test_editing_another_family_keeps_a_generators_key(tmp_path, monkeypatch):
     with open(copy / "generate" / "runner.py", "a") as f:
         f.write("\n\n_EXTRA = 1\n")
     assert all(keys()[n] != after[n] for n in after)
-    # a family module imported inside a function is followed
-    (copy / "generate" / "probe.py").write_text("def f():\n    from gva.generate import ltx\n    import gva.generate.wan\n")
-    assert {p.name for p in provenance.imported_modules(copy / "generate" / "probe.py")} == {"ltx.py", "wan.py"}
+    # a family module imported inside a function is followed, and so is a relative import
+    (copy / "generate" / "probe.py").write_text("from . import svd\n\ndef f():\n    from gva.generate import ltx\n"
+                                               "    import gva.generate.wan\n")
+    assert {p.name for p in provenance.imported_modules(copy / "generate" / "probe.py")} == {"ltx.py", "wan.py",
+                                                                                             "svd.py"}
 
 
 @pytest.mark.slow

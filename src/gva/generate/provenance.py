@@ -44,23 +44,36 @@ def generation_modules() -> list[Path]:
     return sorted((PACKAGE_DIR / "generate").rglob("*.py"))
 
 
-def imported_modules(path: str | Path) -> set[Path]:
-    """The ``gva.generate`` modules that ``path`` imports, at module level or inside functions."""
-    base = PACKAGE_DIR / "generate"
-    out: set[Path] = set()
-    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"), filename=str(path))):
-        names: list[str] = []
+def imported_names(path: str | Path, module: str) -> set[str]:
+    """Fully qualified names the module ``module`` (source file ``path``) imports, at any nesting
+    level (function-level imports too); ``from a import b`` gives both ``a`` and ``a.b`` (b may be
+    a submodule); relative imports are resolved against ``module``'s package."""
+    path = Path(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # ``from gva.generate import builds`` names a submodule; ``from gva.generate.x import y`` a module
-            names = ([f"{node.module}.{a.name}" for a in node.names] if node.module == "gva.generate"
-                     else [node.module])
-        for name in names:
-            if name.startswith("gva.generate."):
-                candidate = base.joinpath(*name.split(".")[2:]).with_suffix(".py")
-                if candidate.is_file():
-                    out.add(candidate.resolve())
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            out.add(base)
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return out
+
+
+def imported_modules(path: str | Path) -> set[Path]:
+    """The ``gva.generate`` module files that ``path`` (one of them) imports, at module level or
+    inside functions (:func:`imported_names`)."""
+    base = PACKAGE_DIR / "generate"
+    module = ".".join(("gva", "generate", *Path(path).resolve().relative_to(base.resolve()).with_suffix("").parts))
+    out: set[Path] = set()
+    for name in imported_names(path, module):
+        if name.startswith("gva.generate."):
+            candidate = base.joinpath(*name.split(".")[2:]).with_suffix(".py")
+            if candidate.is_file():
+                out.add(candidate.resolve())
     return out
 
 
