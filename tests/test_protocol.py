@@ -117,8 +117,8 @@ def test_h264_round_trip_is_close_lossy_and_deterministic():
     err = np.abs(out.astype(int) - clip.astype(int))
     assert err.mean() < 4
     assert not np.array_equal(out, clip)  # lossy: it really went through the codec
-    again = h264_round_trip(clip, fps=7)
-    assert out.tobytes() == again.tobytes()
+    # the same bytes every time (a reused scaler context once made 1 in 20 encodings differ)
+    assert {h264_round_trip(clip, fps=7).tobytes() for _ in range(30)} == {out.tobytes()}
     # a worse crf is further away: the crf argument reaches the encoder
     worse = h264_round_trip(clip, fps=7, crf=45)
     assert np.abs(worse.astype(int) - clip.astype(int)).mean() > err.mean()

@@ -75,7 +75,11 @@ def h264_round_trip(clip: np.ndarray, fps: int, crf: int = H264_CRF) -> np.ndarr
         stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
         stream.width, stream.height = padded.shape[2], padded.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
+        # asm=0: x264's C code. Its assembly (AVX-512 here, on an AMD EPYC) gave a different
+        # bitstream for the same frames in ~1 run of 3, depending on memory state, and without it
+        # the bytes cannot depend on the CPU; the C code is bit-exact with the asm's usual output
+        # and costs ~7 ms more per 224 px clip.
+        stream.options = {"crf": str(crf), "x264-params": "asm=0"}
         stream.codec_context.thread_count = 1  # x264's output does not depend on threads, but be sure
         for frame in padded:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
