@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gva.data.arrays import IndexRow, open_store, write_array, write_index
-from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, make_loader, split_samples, to_model_input
+from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, make_train_loader, split_samples, to_model_input
 from gva.device import device_name, resolve_device, synchronize
 from gva.execution import Execution, FastInference
 from gva.models import build_backbone, inflate
@@ -100,8 +100,8 @@ def loader_rate(kind: str, batch: int, frames: int, n: int = 256) -> float:
         write_array(Path(tmp) / name, rng.integers(0, 256, shape, dtype=np.uint8))
         write_index(Path(tmp) / "index.csv", [IndexRow(i, "train", "n0", "c", 0, str(i)) for i in range(n)])
         store = open_store(tmp, name, len(shape))
-        ds = split_samples(store, Path(tmp) / name, len(shape), "train", augment=True)
-        loader = make_loader(ds, batch, shuffle=True, num_workers=0, seed=0)
+        ds = split_samples(store, Path(tmp) / name, len(shape), "train")
+        loader = make_train_loader(ds, batch, num_workers=0, seed=0, augment=True)
         start = time.perf_counter()
         count = sum(len(y) for _, y in loader)
         return count / (time.perf_counter() - start)

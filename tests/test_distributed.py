@@ -195,7 +195,7 @@ EPOCHS, BATCH, WORLD = 2, 8, 2
 def _fit_setup():
     from tests.test_train import _cfg, _TinyNet, _tiny_dataset
 
-    cfg = _cfg(train={"augment": False, "step_size": 1, "gamma": 0.5})
+    cfg = _cfg(train={"augment": True, "step_size": 1, "gamma": 0.5})
     torch.manual_seed(0)
     return _TinyNet(), _tiny_dataset(10, seed=0), _tiny_dataset(3, seed=1), cfg.train
 
@@ -203,15 +203,17 @@ def _fit_setup():
 def _simulate(world: int):
     """One process replaying what ``world`` DDP ranks do: per-rank batches of BATCH/world from
     DistributedSampler, per-rank BatchNorm batch statistics starting from rank 0's buffers (DDP's
-    broadcast_buffers), gradients averaged over ranks, rank 0's buffers kept; selection on val."""
+    broadcast_buffers), gradients averaged over ranks, rank 0's buffers kept; selection on val.
+    Each sample is augmented by its (seed, epoch, index) key, whatever rank takes it."""
     import torch.nn.functional as F
     from torch.utils.data.distributed import DistributedSampler
 
-    from gva.data.loader import to_model_input
+    from gva.data.loader import KeyedSamples, to_model_input
     from gva.train.loop import evaluate_loader, make_optimizer
     from gva.data.loader import make_eval_loader
 
     model, train, val, cfg = _fit_setup()
+    keyed = KeyedSamples(train, cfg.seed, cfg.augment)
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     b = BATCH // world
@@ -229,7 +231,7 @@ def _simulate(world: int):
             for r in range(world):
                 for k, v in model.named_buffers():
                     v.copy_(start[k])
-                x, y = zip(*(train[i] for i in shards[r][j * b:(j + 1) * b]))
+                x, y = zip(*(keyed[(i, epoch)] for i in shards[r][j * b:(j + 1) * b]))
                 x = to_model_input(torch.stack(x), cfg.image_size, cfg.mean, cfg.std)
                 (F.cross_entropy(model(x), torch.stack(y)) / world).backward()
                 if r == 0:

@@ -390,26 +390,18 @@ def test_train3d_augment_overrides_train_augment(tmp_path, monkeypatch, train_au
                           inflation=InflationPlan("train2d", {"time_kernel": 3, "init": "centre", "last_n": None}))
     monkeypatch.setattr(stage, "load_checkpoint", lambda path: (torch.nn.Identity(), meta))
     calls = []
-    real_split = stage.split_samples
-
-    def split_samples(store, path, ndim, split, augment=False):
-        calls.append((split, augment))
-        return real_split(store, path, ndim, split, augment=augment)
 
     def fit(model, train_set, val_set, t, *args, **kwargs):
-        calls.append(("fit", t.augment, train_set.augment))
+        calls.append(("fit", t.augment))
         raise _Stop
 
-    monkeypatch.setattr(stage, "split_samples", split_samples)
     monkeypatch.setattr(stage, "fit", fit)
     cfg = config_from_dict({"data": {"classes": ["n00000001", "n00000002"]},
                             "train": {"augment": train_augment, "device": "cpu", "num_workers": 0},
                             "train3d": {"augment": train3d_augment}})
     with pytest.raises(_Stop):
         stage.run_train3d(cfg, tmp_path / "init.pt", clips_dir, tmp_path / "m3.pt", tmp_path / "live3")
-    assert ("train", expected) in calls
-    assert calls[-1] == ("fit", expected, expected)
-    assert all(not aug for split, aug, *_ in calls if split in ("val", "test"))  # selection never augments
+    assert calls == [("fit", expected)]  # the loop augments the train loader only (test_train.py)
     assert not (tmp_path / "m3.pt").exists()
 
 

@@ -15,7 +15,8 @@ from torch.utils.data import TensorDataset
 from gva.config import config_from_dict
 from gva.data.arrays import IndexRow, open_clips, open_images, write_array, write_index
 from gva.data.frames import run as run_extra_frames
-from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, augment_sample, make_loader
+from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, KeyedSamples, augment_rng, augment_sample,
+                             make_loader, make_train_loader)
 from gva.errors import NonFiniteLossError, PretrainedWeightsError
 from gva.models.checkpoint import load_checkpoint
 from gva.models.inflate import InflatedConv3d
@@ -145,10 +146,50 @@ def test_fit_is_seeded_and_selects_best_val_epoch(tmp_path, monkeypatch):
 def test_augmentation_is_shared_by_all_frames():
     clip = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
     clip[:] = clip[0]  # a static clip stays static under augmentation
-    g = torch.Generator().manual_seed(0)
-    outs = [augment_sample(clip, g) for _ in range(8)]
+    rng = np.random.default_rng(0)
+    outs = [augment_sample(clip, rng) for _ in range(8)]
     assert all((o == o[0]).all() and o.shape == clip.shape for o in outs)
     assert any(not np.array_equal(o[0], clip[0]) for o in outs)
+
+
+def test_augmentation_is_keyed_by_seed_epoch_and_sample():
+    data = _tiny_dataset(8)
+    keyed = KeyedSamples(data, seed=3, augment=True)
+    assert torch.equal(keyed[(5, 2)][0], keyed[(5, 2)][0])      # a key is one draw, whenever read
+    assert torch.equal(keyed[(5, 2)][0], torch.from_numpy(augment_sample(data[5][0].numpy(), augment_rng(3, 2, 5))))
+    draws = {(i, e): keyed[(i, e)][0] for i in range(4) for e in range(1, 4)}
+    assert any(not torch.equal(draws[(i, 1)], draws[(i, e)]) for i in range(4) for e in (2, 3))  # epochs differ
+    assert torch.equal(KeyedSamples(data, 3, augment=False)[(5, 2)][0], data[5][0])  # off: as stored
+
+
+def _epoch_samples(loader, epoch: int) -> dict[bytes, int]:
+    loader.sampler.set_epoch(epoch)
+    return {x.numpy().tobytes(): int(y) for xb, yb in loader for x, y in zip(xb, yb)}
+
+
+def test_train_batches_do_not_depend_on_workers_or_batch_size():
+    data = _tiny_dataset(8)
+    base = make_train_loader(data, 4, num_workers=0, seed=1, augment=True)
+    for other in (make_train_loader(data, 4, num_workers=2, seed=1, augment=True),
+                  make_train_loader(data, 16, num_workers=0, seed=1, augment=True)):
+        for epoch in (1, 2):
+            assert _epoch_samples(base, epoch) == _epoch_samples(other, epoch)
+    # ... and each batch is the same batch with workers: the same samples, the same draws
+    batches = [[x for x, _ in make_train_loader(data, 4, num_workers=w, seed=1, augment=True)] for w in (0, 2)]
+    assert all(torch.equal(a, b) for a, b in zip(*batches)) and len(batches[0]) == len(batches[1]) == 4
+
+
+def test_fit_gives_the_same_model_with_any_number_of_workers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    states = []
+    for workers in (0, 2):
+        cfg = _cfg(train={"num_workers": workers, "augment": True})
+        torch.manual_seed(0)
+        model = _TinyNet()
+        fit(model, _tiny_dataset(8), None, cfg.train, epochs=2, batch_size=4, live_dir=f"live{workers}")
+        states.append(model.state_dict())
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
 
 
 # ---- stages ---------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ yield uint8 tensors; :func:`to_model_input` turns a uint8 batch into the model's
 device it lives on (resize + normalise there, so workers only ship uint8, 4x less than float).
 Augmentation (``train.augment``) is a random horizontal flip and a random translation
 (reflect-pad by 1/8 of the side, crop back), drawn once per sample and applied identically to
-every frame of a clip.
+every frame of a clip. The draw is keyed by (``train.seed``, epoch, sample index)
+(:class:`KeyedSamples`): the training sampler yields ``(index, epoch)`` keys, so a sample's
+augmentation never depends on ``train.num_workers``, the process count or the batch it lands in.
 
 Training loaders are sharded like ``torch.utils.data.DistributedSampler`` for any process count
 (:func:`make_train_loader`): one seeded permutation per epoch, rank ``r`` of ``W`` takes every
@@ -56,12 +58,12 @@ def to_model_input(batch: torch.Tensor, size: int, mean: Sequence[float],
     return x.contiguous()
 
 
-def augment_sample(sample: np.ndarray, generator: Optional[torch.Generator] = None) -> np.ndarray:
+def augment_sample(sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random flip + translation of ``[...,H,W,3]`` uint8; one draw for all leading (frame) axes."""
     h, w = sample.shape[-3], sample.shape[-2]
-    flip = bool(torch.rand((), generator=generator) < 0.5)
+    flip = bool(rng.random() < 0.5)
     pad = max(1, min(h, w) // 8)
-    dy, dx = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=generator))
+    dy, dx = (int(v) for v in rng.integers(0, 2 * pad + 1, 2))
     lead = [(0, 0)] * (sample.ndim - 3)
     padded = np.pad(sample, lead + [(pad, pad), (pad, pad), (0, 0)], mode="reflect")
     out = padded[..., dy:dy + h, dx:dx + w, :]
@@ -78,14 +80,13 @@ class StoreSamples(Dataset):
     """
 
     def __init__(self, path: str | Path, ndim: int, rows: np.ndarray, labels: np.ndarray,
-                 frames: Optional[np.ndarray] = None, augment: bool = False) -> None:
+                 frames: Optional[np.ndarray] = None) -> None:
         self.path, self.ndim = Path(path), ndim
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.frames = None if frames is None else np.asarray(frames, dtype=np.int64)
         if len(self.labels) != len(self.rows) or (self.frames is not None and len(self.frames) != len(self.rows)):
             raise ValueError("rows, labels and frames must have the same length")
-        self.augment = augment
         self._array: Optional[np.ndarray] = None
 
     @property
@@ -105,17 +106,49 @@ class StoreSamples(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         row = self.rows[i]
         sample = self.array[row] if self.frames is None else self.array[row, self.frames[i]]
-        sample = augment_sample(sample) if self.augment else np.array(sample)  # copy off the mmap
-        return torch.from_numpy(sample), int(self.labels[i])
+        return torch.from_numpy(np.array(sample)), int(self.labels[i])  # a copy off the mmap
 
 
-def split_samples(store: Store, path: str | Path, ndim: int, split: str,
-                  augment: bool = False) -> Optional[StoreSamples]:
+def split_samples(store: Store, path: str | Path, ndim: int, split: str) -> Optional[StoreSamples]:
     """All rows of ``split`` (None if the split is empty)."""
     idx = store.split_indices(split)
     if len(idx) == 0:
         return None
-    return StoreSamples(path, ndim, idx, store.labels[idx], augment=augment)
+    return StoreSamples(path, ndim, idx, store.labels[idx])
+
+
+def augment_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of sample ``index``'s augmentation in ``epoch`` of a run seeded ``seed``."""
+    return np.random.default_rng((seed % 2**64, epoch, index))
+
+
+class KeyedSamples(Dataset):
+    """A training set read by ``(index, epoch)`` keys (:class:`EpochKeySampler`): sample ``index``
+    of ``dataset``, augmented (when ``augment``) from :func:`augment_rng` ``(seed, epoch, index)``.
+
+    Keying the draw by the sample rather than drawing from a worker's random stream makes it the
+    same whatever the number of loader workers or processes and whichever batch the sample is in.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, augment: bool) -> None:
+        self.dataset, self.seed, self.augment = dataset, int(seed), bool(augment)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, epoch = key
+        sample, label = self.dataset[index]
+        if self.augment:
+            sample = torch.from_numpy(augment_sample(sample.numpy(), augment_rng(self.seed, epoch, index)))
+        return sample, label
+
+
+class EpochKeySampler(DistributedSampler):
+    """``DistributedSampler`` that yields ``(index, epoch)``: the key :class:`KeyedSamples` reads."""
+
+    def __iter__(self):
+        return ((i, self.epoch) for i in super().__iter__())
 
 
 def concat(parts: Sequence[Optional[Dataset]]) -> Optional[Dataset]:
@@ -158,22 +191,22 @@ def per_rank_batch(batch_size: int, world: int, key: str = "batch_size") -> int:
 
 
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,
-                      world: int = 1, pin_memory: bool = False) -> DataLoader:
+                      world: int = 1, pin_memory: bool = False, augment: bool = False) -> DataLoader:
     """Shuffled loader over this rank's shard; ``batch_size`` is the global batch (see the module doc).
 
-    The epoch's permutation comes from ``seed + epoch``: call ``loader.sampler.set_epoch(epoch)``
-    before each epoch. The tail that does not fill ``world`` ranks evenly is dropped (every rank
-    takes the same number of steps, as DDP needs), and so is the last incomplete batch when there
-    is more than one (a one-sample batch would break BatchNorm's batch statistics).
+    The epoch's permutation comes from ``seed + epoch``, and with ``augment`` each sample's flip
+    and shift from (``seed``, epoch, index) (:class:`KeyedSamples`): call
+    ``loader.sampler.set_epoch(epoch)`` before each epoch. Workers draw nothing at random. The
+    tail that does not fill ``world`` ranks evenly is dropped (every rank takes the same number of
+    steps, as DDP needs), and so is the last incomplete batch when there is more than one (a
+    one-sample batch would break BatchNorm's batch statistics).
     """
     if len(dataset) < world:
         raise ConfigError(f"{len(dataset)} training samples cannot be shared by {world} processes")
     per_rank = per_rank_batch(batch_size, world)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-    gen = torch.Generator()
-    gen.manual_seed(seed + rank)  # DataLoader workers' base seeds (augmentation): distinct per rank
-    return DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=num_workers, generator=gen,
-                      worker_init_fn=seed_worker, pin_memory=pin_memory, drop_last=len(sampler) > per_rank,
+    sampler = EpochKeySampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    return DataLoader(KeyedSamples(dataset, seed, augment), batch_size=per_rank, sampler=sampler,
+                      num_workers=num_workers, pin_memory=pin_memory, drop_last=len(sampler) > per_rank,
                       persistent_workers=False)
 
 

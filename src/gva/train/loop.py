@@ -13,8 +13,8 @@ stays the *global* batch, each rank taking ``batch_size / N`` of the same seeded
 (:func:`gva.data.loader.make_train_loader`), and DDP averages the gradients, so a step sees the
 same samples and, without BatchNorm, the same gradient as a one-process step (up to float
 summation order). What differs: BatchNorm batch statistics are per rank (no SyncBatchNorm; its
-running statistics are rank 0's, broadcast before each validation), and augmentation / dropout
-draw per-rank random streams. Train and val metrics are summed over the ranks; the model
+running statistics are rank 0's, broadcast before each validation), and dropout draws per-rank
+random streams (augmentation is keyed by the sample, the same whatever the process count). Train and val metrics are summed over the ranks; the model
 selection is rank 0's decision, broadcast; only rank 0 writes dvclive logs and the checkpoint.
 """
 
@@ -219,7 +219,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)  # broadcasts rank 0's weights
-        torch.manual_seed(cfg.seed + 7919 * dist.rank)  # per-rank augmentation / dropout streams
+        torch.manual_seed(cfg.seed + 7919 * dist.rank)  # per-rank dropout streams
     if execution.compile:
         example = torch.stack([train_set[i][0] for i in range(min(2, len(train_set)))]).to(device)
         compiled = execution.compiled(net, to_model_input(example, cfg.image_size, cfg.mean, cfg.std), desc)
@@ -228,7 +228,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
         net = compiled
     scaler = execution.grad_scaler()
     pin = device.type == "cuda"
-    train_loader = make_train_loader(train_set, batch_size, cfg.num_workers, cfg.seed, dist.rank, dist.world, pin)
+    train_loader = make_train_loader(train_set, batch_size, cfg.num_workers, cfg.seed, dist.rank, dist.world, pin,
+                                     cfg.augment)
     val_loader = (make_eval_loader(val_set, per_rank_batch(batch_size, dist.world), cfg.num_workers, dist.rank,
                                    dist.world, pin) if val_set is not None else None)
     optimizer = make_optimizer(model, cfg)

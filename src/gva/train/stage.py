@@ -98,7 +98,7 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
     t = cfg.train
     images = open_images(curated_dir)
     classes = classes_of(images, str(curated_dir / "index.csv"))
-    parts = [split_samples(images, curated_dir / "images.npy", 4, "train", augment=t.augment)]
+    parts = [split_samples(images, curated_dir / "images.npy", 4, "train")]
     if cfg.train2d.frames == "all":
         extra = open_images(extra_dir)
         if extra.array.shape[1:] != images.array.shape[1:]:
@@ -108,7 +108,7 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
             raise StoreError(f"{extra_dir}: classes differ from {curated_dir}'s; re-run extra_frames")
         if not extra.rows:
             log.warning("train2d.frames is all but %s holds no frames (re-run extra_frames?)", extra_dir)
-        parts.append(split_samples(extra, extra_dir / "images.npy", 4, "train", augment=t.augment))
+        parts.append(split_samples(extra, extra_dir / "images.npy", 4, "train"))
     train_set = concat(parts)
     if train_set is None:
         raise StoreError(f"{curated_dir}: no train split")
@@ -155,7 +155,7 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
         raise StoreError(f"{clips_dir}: classes {[c.wnid for c in classes]} differ from {init_path}'s "
                          f"{init.wnids}")
     path = clips_dir / "clips.npy"
-    train_set = split_samples(clips, path, 5, "train", augment=t.augment)
+    train_set = split_samples(clips, path, 5, "train")
     if train_set is None:
         raise StoreError(f"{clips_dir}: no train split")
     val_set = _selection_set(clips, path, 5, t.select_on, "train3d")
