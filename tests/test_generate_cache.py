@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -152,6 +153,28 @@ def test_library_version_change_regenerates(tmp_path, monkeypatch):
     assert {k: key_json[k] for k in ("code_hash", "code_files", "versions")} == other["generation"]["provenance"]
     assert key_json["settings"] == other["generation"]["clip_settings"]
     assert key_json["curated_hash"] == other["generation"]["curated_hash"]
+
+
+def test_new_splits_reuse_the_clips_a_new_class_does_not(tmp_path):
+    """The key takes the images, ids and classes from the curated store, not the splits: the folds
+    of data.folds, another data.seed or val_fraction resume every chunk; a relabelled row does not."""
+    from gva.data.arrays import open_images, read_index, write_index
+
+    make_curated(tmp_path / "curated", n=6)
+    first = _stage(tmp_path, MOTION)
+    clips = (tmp_path / "clips" / "clips.npy").read_bytes()
+    rows = open_images(tmp_path / "curated").rows
+    write_index(tmp_path / "curated" / "index.csv",
+                [dataclasses.replace(r, split={"test": "train", "train": "test"}.get(r.split, r.split)) for r in rows])
+    moved = _stage(tmp_path, MOTION)
+    assert moved["run"]["resumed_images"] == 6 and moved["run"]["generated_images"] == 0
+    assert moved["generation"]["cache_key"] == first["generation"]["cache_key"]
+    assert (tmp_path / "clips" / "clips.npy").read_bytes() == clips
+    assert [r.split for r in read_index(tmp_path / "clips" / "index.csv")] != [r.split for r in rows]  # follows
+    write_index(tmp_path / "curated" / "index.csv",
+                [dataclasses.replace(r, wnid="n99999999") if r.id == rows[0].id else r for r in rows])
+    relabelled = _stage(tmp_path, MOTION)
+    assert relabelled["generation"]["cache_key"] != first["generation"]["cache_key"]
 
 
 # --- data/clips depends only on what changes the clips -----------------------------------------

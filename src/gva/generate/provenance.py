@@ -3,7 +3,8 @@
 The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key_record`:
 
 * ``settings`` -- the generator's cache-relevant settings (:meth:`Generator.cache_settings`);
-* ``curated_hash`` -- the curated store's bytes;
+* ``curated_hash`` -- the curated images and each row's id and class, not its split
+  (:func:`gva.generate.stage.clip_data_hash`);
 * ``code_hash`` -- gva's generation code for this generator (:func:`code_files`): every module of
   ``gva.generate`` that serves all generators (the stage, the runner, the base class ...) plus
   ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run),

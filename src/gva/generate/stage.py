@@ -22,6 +22,7 @@ rank 0 alone writes ``data/clips`` and the run file, byte-identical to a one-pro
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -52,6 +53,17 @@ def clip_key(cfg: Config, device: str, curated_hash: str) -> tuple[str, dict[str
     """The cache key for ``cfg.svd`` on (resolved) ``device`` and the curated data, and its record."""
     record = key_record(cache_settings(cfg.svd, device), curated_hash, code_files_of(cfg.svd.generator))
     return cache_key(record), record
+
+
+def clip_data_hash(images_path: Path, rows: list[IndexRow]) -> str:
+    """What the clips take from the curated store: the images' bytes and, per row, the id (its
+    seed) and the class (a prompt's fields) -- not the split. So changing only who is train, val
+    or test (``data.seed``, ``data.val_fraction``, the folds of ``data.folds``) keeps the key and
+    the cached clips are reused; the previews and generation.json are rewritten by the stage."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(bytes.fromhex(hash_files(images_path, algorithm="blake2b", digest_size=16)))
+    h.update("\n".join(f"{r.id},{r.wnid},{r.class_name},{r.label}" for r in rows).encode())
+    return h.hexdigest()
 
 
 def preview_rows(rows: list[IndexRow], per_class: int) -> list[int]:
@@ -140,9 +152,7 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_fi
     check_store_rows(rows, curated_dir)
     n, h, w, _ = images.shape
 
-    data_hash = hash_files(curated_dir / "images.npy", curated_dir / "index.csv", algorithm="blake2b",
-                           digest_size=16)
-    key, record = clip_key(cfg, device, data_hash)
+    key, record = clip_key(cfg, device, clip_data_hash(curated_dir / "images.npy", rows))
     records = dist.all_gather_object(record, "comparing the ranks' settings, data, code and libraries")
     if any(r != record for r in records):  # e.g. another node holds another params.yaml or torch
         differ = list(dict.fromkeys(name for k, name in _INGREDIENTS.items()
