@@ -11,9 +11,13 @@
 #                                  svd.model; tiny-<name> runs anywhere). cogvideox runs at 480x720
 #                                  (its default model's fixed size), cogvideox/ltx/wan in bf16
 #   --control "motion"             generators that also get the train2d.frames=all control ("" = none)
+#   --no-first                     queue only those controls, not the train2d.frames=first experiments
 #   --seeds "0 1 2"                train.seed values
 #   --vary-all                     each seed also sets svd.seed and data.seed (generation and the
 #                                  train/val split vary too, so intervals over seeds cover them)
+#   --folds K                      cross-fitting: every experiment runs as K, data.fold 0..K-1 of
+#                                  data.folds=K (named <name>-f<k>); `gva report` pools them, so every
+#                                  image of the data (train and test splits together) is a test image
 #   --limit null                   data.limit_per_class ("null" = the whole split)
 #   --epochs2d 10 --epochs3d 2     train2d.epochs / train3d.epochs
 #   --jobs 1                       dvc queue workers (one per 2 CPU cores at most)
@@ -30,8 +34,8 @@
 #                                  --loo knob set back to gva's; "frame0" needs no run of its own
 #   --loo "geometry select bn_drop"  the leave-one-out knobs of --audit (gva protocol --help)
 #
-# Experiments are named <generator>-<first|all>[-<preset>]-s<seed> (the preset when not gva; --audit:
-# <generator>-<gva|ref|ref-no-KNOB>-s<seed>) and queued seed-major, so a grid cut short still has
+# Experiments are named <generator>-<first|all>[-<preset>]-s<seed>[-f<fold>] (the preset when not gva;
+# --audit: <generator>-<gva|ref|ref-no-KNOB>-s<seed>) and queued seed-major, so a grid cut short still has
 # complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
 # Afterwards:  dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports
 # While it runs, leave src/ alone: queued experiments import gva from this checkout (an editable
@@ -40,16 +44,17 @@
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,36p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,40p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
-epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0; vary_all=0; skip_existing=0
-loo="geometry select bn_drop"
+epochs2d=10; epochs3d=2; jobs=1; start=1; wait=0; extra=(); preset=gva; audit=0; vary_all=0; skip_existing=0; folds=
+loo="geometry select bn_drop"; first=1
 while [ $# -gt 0 ]; do
   case $1 in
     --generators) generators=$2; shift 2 ;;
     --control) control=$2; shift 2 ;;
+    --no-first) first=0; shift ;;
     --seeds) seeds=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
     --epochs2d) epochs2d=$2; shift 2 ;;
@@ -60,6 +65,7 @@ while [ $# -gt 0 ]; do
     --preset) preset=$2; shift 2 ;;
     --audit) audit=1; shift ;;
     --vary-all) vary_all=1; shift ;;
+    --folds) folds=$2; shift 2 ;;
     --skip-existing) skip_existing=1; shift ;;
     --loo) loo=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
@@ -109,16 +115,24 @@ generator_args() {  # generator
   esac
 }
 
-queue() {  # name generator frames seed preset [without]
+queue() {  # name generator frames seed preset [without]: one experiment, or one per fold
+  if [ -z "$folds" ]; then queue_one "$@"; return; fi
+  local k name=$1; shift
+  for ((k = 0; k < folds; k++)); do
+    queue_one "$name-f$k" "$1" "$2" "$3" "$4" "${5:-}" -S "data.folds=$folds" -S "data.fold=$k"
+  done
+}
+
+queue_one() {  # name generator frames seed preset [without] [-S overrides ...]
   case "$existing" in *" $1 "*) echo "skip $1 (exists)"; return 0 ;; esac
   echo "queue $1"
-  local proto=() gen_args=()
+  local proto=() gen_args=() more=("${@:7}")
   mapfile -d '' proto < <(protocol "$5" "${6:-}")
   mapfile -d '' gen_args < <(generator_args "$2")
   local seeds=(-S "train.seed=$4")
   [ "$vary_all" = 0 ] || seeds+=(-S "svd.seed=$4" -S "data.seed=$4")
   dvc exp run --queue -n "$1" "${common[@]}" "${proto[@]}" -S "svd.generator=$2" "${gen_args[@]}" -S "train2d.frames=$3" \
-    "${seeds[@]}" "${extra[@]}" dvc.yaml
+    "${seeds[@]}" "${more[@]}" "${extra[@]}" dvc.yaml
 }
 
 for seed in $seeds; do
@@ -129,7 +143,7 @@ for seed in $seeds; do
       for knob in $loo; do queue "$gen-ref-no-${knob//_/-}-s$seed" "$gen" first "$seed" reference "$knob"; done
     else
       tag=; [ "$preset" = gva ] || tag=-$preset
-      queue "$gen-first$tag-s$seed" "$gen" first "$seed" "$preset"
+      [ "$first" = 0 ] || queue "$gen-first$tag-s$seed" "$gen" first "$seed" "$preset"
       case " $control " in *" $gen "*) queue "$gen-all$tag-s$seed" "$gen" all "$seed" "$preset" ;; esac
     fi
   done

@@ -191,3 +191,48 @@ def test_real_tiny_imagenet_10(tmp_path, real_data):
     grey = [i for i, r in enumerate(store.rows)
             if Image.open(real_data / r.source).mode == "L"]
     assert len(grey) == 67
+
+
+# --- cross-fitting: data.folds ------------------------------------------------------------------
+
+def test_folds_partition_every_image_into_test_splits_of_one_store(tmp_path, fake_tin):
+    stores = [run_curate(tmp_path / f"f{k}", fake_tin, folds=3, fold=k, val_fraction=0.2)[0] for k in range(3)]
+    tests = [{r.id for r in s.rows if r.split == "test"} for s in stores]
+    assert sum(map(len, tests)) == len(set.union(*tests)) == 42  # train + official val, each once
+    for s in stores:
+        assert s.array.tobytes() == stores[0].array.tobytes()    # same images, same order: one clip store
+        assert [r.id for r in s.rows] == [r.id for r in stores[0].rows]
+        counts = Counter((r.label, r.split) for r in s.rows)
+        for label in range(3):  # 14 per class: folds of 5/5/4, val 20 % of the other two folds
+            assert counts[(label, "test")] in (4, 5)
+            assert counts[(label, "val")] == 2 and counts[(label, "train")] == 14 - 2 - counts[(label, "test")]
+    # the folds are drawn by data.seed; ids are the canonical ones whatever the splits
+    other = run_curate(tmp_path / "seed1", fake_tin, folds=3, fold=0, seed=1)[0]
+    assert {r.id for r in other.rows if r.split == "test"} != tests[0]
+    plain = run_curate(tmp_path / "plain", fake_tin)[0]
+    assert {(r.id, r.source) for r in plain.rows} == {(r.id, r.source) for r in stores[0].rows}
+
+
+def test_folds_with_limit_pool_the_first_k_of_each_given_split(tmp_path, fake_tin):
+    store, summary = run_curate(tmp_path, fake_tin, folds=2, fold=1, limit_per_class=3, val_fraction=0)
+    assert len(store.rows) == 3 * (3 + 3)  # 3 classes x (3 train + 3 official val)
+    assert summary["counts"] == {"train": 9, "val": 0, "test": 9}
+    assert summary["splits"]["test"].startswith("fold 1 of 2")
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"fold": 1}, "data.fold is set but data.folds is null"),
+    ({"folds": 1}, r"data.folds must be in \[2, 100\]"),
+    ({"folds": 3, "fold": 3}, r"data.fold must be in 0..2"),
+])
+def test_fold_settings_are_validated(raw, match):
+    from gva.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"data": raw})
+
+
+def test_too_few_images_for_the_folds_name_the_class(tmp_path, fake_tin):
+    with pytest.raises(DatasetError, match=r"class n\d+: 2 image\(s\) cannot fill 3 folds"):
+        run_curate(tmp_path, fake_tin, folds=3, limit_per_class=1)
+    assert not (tmp_path / "curated").exists()

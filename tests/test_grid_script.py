@@ -114,3 +114,26 @@ def test_model_generators_get_what_their_default_models_need(tmp_path):
     assert by_name["ltx-first-s0"]["svd.height"] == "224"            # only cogvideox's model has a fixed size
     assert all(s["svd.dtype"] == "fp32" for s in by_name.values())    # the user's -S comes last and wins
     assert all(s["svd.generator"] == n.split("-")[0] for n, s in by_name.items())
+
+
+def test_folds_queue_each_experiment_once_per_fold(tmp_path):
+    calls = _queue(tmp_path, "--generators", "motion", "--control", "motion", "--seeds", "0", "--folds", "3",
+                   "--vary-all", "--audit", "--loo", "bn_drop", "--skip-existing", existing="motion-gva-s0-f1\n")
+    names = [_name(c) for c in calls]
+    assert names == [f"motion-{v}-s0-f{k}" for v in ("gva", "ref", "ref-no-bn-drop") for k in range(3)
+                     if (v, k) != ("gva", 1)]  # an existing fold is skipped, the others queued
+    by_name = {_name(c): _sets(c) for c in calls}
+    assert by_name["motion-ref-no-bn-drop-s0-f2"]["data.fold"] == "2"
+    assert by_name["motion-ref-no-bn-drop-s0-f2"]["inflate.bn_stats"] == "copy"  # set back to gva's
+    assert by_name["motion-ref-no-bn-drop-s0-f2"]["svd.geometry"] == "reference"  # --without bn_drop only
+    assert all(s["data.folds"] == "3" and s["data.seed"] == "0" for s in by_name.values())
+    (tmp_path / "plain").mkdir()
+    plain = _queue(tmp_path / "plain", "--generators", "repeat motion", "--control", "repeat", "--seeds", "1",
+                   "--folds", "2")
+    assert [_name(c) for c in plain] == ["repeat-first-s1-f0", "repeat-first-s1-f1", "repeat-all-s1-f0",
+                                         "repeat-all-s1-f1", "motion-first-s1-f0", "motion-first-s1-f1"]
+    assert _sets(plain[3])["train2d.frames"] == "all" and _sets(plain[3])["data.fold"] == "1"
+    (tmp_path / "controls").mkdir()
+    only = _queue(tmp_path / "controls", "--generators", "repeat motion", "--control", "repeat motion",
+                  "--seeds", "0", "--no-first")
+    assert [_name(c) for c in only] == ["repeat-all-s0", "motion-all-s0"]

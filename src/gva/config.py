@@ -45,6 +45,10 @@ class DataConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1   # held out of train only when the data gives no test split
     seed: int = 0
+    # cross-fitting: every labelled image (whatever split the data gives) goes to one of `folds`
+    # stratified folds drawn from `seed`; fold `fold` is the test split. None: the usual splits
+    folds: Optional[int] = None
+    fold: int = 0
     limit_per_class: Optional[int] = None
     image_size: int = 64
     resize: Literal["center_crop", "squash", "pad"] = "center_crop"
@@ -58,6 +62,13 @@ class DataConfig:
         _check(len(set(classes)) == len(classes), "data.classes", "has duplicates")
         _check(self.limit_per_class is None or self.limit_per_class > 0,
                "data.limit_per_class", "must be positive or null")
+        if self.folds is None:
+            _check(self.fold == 0, "data.fold", "is set but data.folds is null (set data.folds: K for K-fold "
+                                                "cross-fitting)")
+        else:
+            _bounded(self.folds, 2, 100, "data.folds")
+            _check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1} (data.folds "
+                                                             f"{self.folds})")
         _bounded(self.image_size, 1, MAX_SIDE, "data.image_size")
 
 

@@ -5,6 +5,9 @@ The dataset is Tiny ImageNet, an ImageFolder or a CSV manifest (:mod:`gva.data.f
 ``test/``/``val/`` folders, a manifest's split column) is used as given; a ``test`` split it does
 not give is a stratified, seeded ``data.test_fraction`` hold-out of train, a ``val`` split a
 ``data.val_fraction`` hold-out of the rest (for model selection); ``train`` is what remains.
+With ``data.folds: K`` (cross-fitting, :func:`assign_folds`) the given splits are pooled instead:
+each class is dealt into K stratified folds, fold ``data.fold`` is ``test``, and ``val`` / ``train``
+come from the other folds; the store holds the same images in the same order for every fold.
 Images are decoded one at a time into a memory-mapped array (bounded memory for any N).
 """
 
@@ -60,6 +63,36 @@ def assign_splits(items: list[Item], val_fraction: float, seed: int, num_classes
     return splits
 
 
+def assign_folds(items: list[Item], folds: int, fold: int, val_fraction: float, seed: int,
+                 num_classes: int, class_ids: list[str] | None = None) -> list[str]:
+    """Split names per item for cross-fitting: fold ``fold`` of ``folds`` is ``test``.
+
+    Each class permutes all its items (whatever split the data gives) with a generator seeded by
+    ``(seed, label)`` and deals the permutation into ``folds`` contiguous parts of near-equal size
+    (``numpy.array_split``), the same parts whatever ``fold`` is, so the test splits of folds
+    ``0..folds-1`` partition the data. Of the other parts, in permutation order, the first
+    ``round(val_fraction * rest)`` items are ``val`` and the rest ``train``.
+    """
+    splits = [""] * len(items)
+    for label in range(num_classes):
+        pos = [i for i, it in enumerate(items) if it.label == label]
+        name = class_ids[label] if class_ids else label
+        perm = np.random.default_rng([seed, label]).permutation(len(pos))
+        parts = np.array_split(perm, folds)
+        rest = np.concatenate([p for j, p in enumerate(parts) if j != fold])
+        n_val = int(round(val_fraction * len(rest)))
+        if len(pos) < folds or len(rest) - n_val < 1:
+            raise DatasetError(f"class {name}: {len(pos)} image(s) cannot fill {folds} folds and leave one to "
+                               f"train on (data.folds {folds}, data.val_fraction {val_fraction})")
+        for i in parts[fold]:
+            splits[pos[i]] = "test"
+        for i in rest[:n_val]:
+            splits[pos[i]] = "val"
+        for i in rest[n_val:]:
+            splits[pos[i]] = "train"
+    return splits
+
+
 def limit(rows: list[tuple[int, Item, str]], k: int | None) -> list[tuple[int, Item, str]]:
     """Keep the first ``k`` images per (class, split), in canonical order."""
     if k is None:
@@ -79,23 +112,36 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
     start = time.perf_counter()
     dataset = open_dataset(cfg.source, cfg.format, cfg.classes, download_dir, cfg.md5)
     items = dataset.items()
-    given = {it.given for it in items}
-    if "test" not in given and cfg.test_fraction == 0:
-        raise DatasetError(f"{cfg.source}: no test split: the data gives none (no test/ or val/ folder, no "
-                           "split column) and data.test_fraction is 0; set data.test_fraction > 0")
-    splits = assign_splits(items, cfg.val_fraction, cfg.seed, len(dataset.classes),
-                           test_fraction=cfg.test_fraction, class_ids=dataset.classes)
     # ids are positions in the canonical enumeration, before limiting: an image keeps its id
-    # (and so its generation seed) whatever limit_per_class is.
-    rows = limit([(i, it, s) for i, (it, s) in enumerate(zip(items, splits))], cfg.limit_per_class)
+    # (and so its generation seed) whatever limit_per_class, the hold-outs or the folds are.
+    if cfg.folds is not None:
+        # the pool: the first limit_per_class images of each class in every split the data gives
+        pool = limit([(i, it, it.given) for i, it in enumerate(items)], cfg.limit_per_class)
+        splits = assign_folds([it for _, it, _ in pool], cfg.folds, cfg.fold, cfg.val_fraction, cfg.seed,
+                              len(dataset.classes), class_ids=dataset.classes)
+        rows = [(i, it, s) for (i, it, _), s in zip(pool, splits)]
+        split_sources = {
+            "test": f"fold {cfg.fold} of {cfg.folds} (data.folds: every split the data gives, pooled and dealt "
+                    f"into stratified folds by data.seed {cfg.seed})",
+            "val": f"held out of the other folds (data.val_fraction {cfg.val_fraction})"
+                   if cfg.val_fraction > 0 else "none (data.val_fraction 0)",
+        }
+    else:
+        given = {it.given for it in items}
+        if "test" not in given and cfg.test_fraction == 0:
+            raise DatasetError(f"{cfg.source}: no test split: the data gives none (no test/ or val/ folder, no "
+                               "split column) and data.test_fraction is 0; set data.test_fraction > 0")
+        splits = assign_splits(items, cfg.val_fraction, cfg.seed, len(dataset.classes),
+                               test_fraction=cfg.test_fraction, class_ids=dataset.classes)
+        rows = limit([(i, it, s) for i, (it, s) in enumerate(zip(items, splits))], cfg.limit_per_class)
+        split_sources = {
+            "test": dataset.split_sources.get("test", f"held out of train (data.test_fraction {cfg.test_fraction})"),
+            "val": dataset.split_sources.get("val", f"held out of train (data.val_fraction {cfg.val_fraction})"
+                                             if cfg.val_fraction > 0 else "none (data.val_fraction 0)"),
+        }
     index = [IndexRow(i, s, it.wnid, dataset.class_names[it.label], it.label, it.source) for i, it, s in rows]
 
     counts = {s: sum(1 for r in index if r.split == s) for s in ("train", "val", "test")}
-    split_sources = {
-        "test": dataset.split_sources.get("test", f"held out of train (data.test_fraction {cfg.test_fraction})"),
-        "val": dataset.split_sources.get("val", f"held out of train (data.val_fraction {cfg.val_fraction})"
-                                         if cfg.val_fraction > 0 else "none (data.val_fraction 0)"),
-    }
     summary = {
         "source": cfg.source,
         "format": dataset.format,

@@ -28,6 +28,7 @@ from gva.io import save_png
 from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, render_shift,
                               shift_json, shift_rows)
 from gva.report.collect import Run
+from gva.report.folds import FOLD_KEY, FOLDS_KEY, is_fold_run, pool_folds
 from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR, Comparison,
                                 comparisons, comparisons_json, render_comparisons)
 from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate, lockstep_seeds,
@@ -92,6 +93,11 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     lines += [f"{len(runs)} finished runs in {len(results)} configurations; seeds vary "
               f"`{seed_key}`{companions}; {', '.join(map(str, n_test))} paired test images per run "
               "(the same images in every run). Mean ± sample std over seeds.", ""]
+    folds = sorted({format_value(r.params[FOLDS_KEY]) for r in runs if is_fold_run(r)})
+    if folds:
+        lines += [f"Cross-fitted (`{FOLDS_KEY}={', '.join(folds)}`): each run here pools its fold runs "
+                  f"(`{FOLD_KEY}` 0..K−1), whose test splits partition the data, so every image is scored once, "
+                  "by models that did not train on it; each model trained on (K−1)/K of the pool.", ""]
     classes = runs[0].params.get("data.classes")
     if isinstance(classes, list) and classes:
         k = len(classes)
@@ -311,6 +317,10 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
 
     out = Path(out)
     runs, ignored = ignore_params(display_paths(runs, repo_root), ignore)
+    runs, fold_notes = pool_folds(runs)
+    notes = [*notes, *fold_notes]
+    if not runs and fold_notes:
+        raise ReportError("no run left to report: " + "; ".join(fold_notes))
     results = aggregate(runs, seed_key)
     classes = runs[0].params.get("data.classes")
     plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)

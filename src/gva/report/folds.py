@@ -1,0 +1,139 @@
+"""Cross-fitted runs (``data.folds``) pooled into one replicate per configuration and seed.
+
+A grid run with ``data.folds: K`` has K runs per configuration and seed, ``data.fold`` 0..K-1,
+whose test splits partition the data (:func:`gva.data.curate.assign_folds`). :func:`pool_folds`
+joins them into one run: the predictions concatenated and ordered by image id, so every image of
+the pool is one paired outcome scored by models that never trained on it, and the metrics the
+report reads recomputed from those predictions with ``gva evaluate``'s own statistics (top-1,
+top-3 and macro-F1 per model; per comparison with the 3-D model the paired bootstrap interval,
+McNemar's test and the discordant counts). Everything downstream -- grouping over seeds, the
+two-level bootstrap, MDE, verdicts -- then sees one run per seed holding all the images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from gva.config import EvaluateConfig
+from gva.errors import ReportError
+from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.report.collect import PREDICTIONS_FILE, Run
+from gva.report.inference import model_metric
+from gva.report.stats import IGNORED_KEYS, format_value
+
+FOLDS_KEY = "data.folds"
+FOLD_KEY = "data.fold"
+
+
+def is_fold_run(run: Run) -> bool:
+    """Whether ``run`` is one fold of a cross-fitted grid (``data.folds`` set)."""
+    return run.params.get(FOLDS_KEY) is not None
+
+
+def pooled_name(runs: Sequence[Run]) -> str:
+    """``motion-all-s0`` for runs named ``motion-all-s0-f0`` .. ``-f2`` (grid.sh's names), else
+    the names joined with ``+``."""
+    stems = {re.sub(r"-f\d+$", "", r.name) for r in runs}
+    if len(stems) == 1 and all(re.search(r"-f\d+$", r.name) for r in runs):
+        return stems.pop()
+    return "+".join(sorted(r.name for r in runs))
+
+
+def pool_predictions(runs: Sequence[Run]) -> dict[str, np.ndarray]:
+    """The runs' prediction columns concatenated and ordered by image id; an image scored by two
+    runs, or a column not every run has, is a :class:`ReportError`."""
+    columns = set.intersection(*(set(r.predictions) for r in runs))
+    pooled = {c: np.concatenate([r.predictions[c] for r in runs]) for c in sorted(columns)}
+    ids, counts = np.unique(pooled["id"], return_counts=True)
+    if (counts > 1).any():
+        twice = int(ids[counts > 1][0])
+        owners = [r.name for r in runs if twice in set(r.predictions["id"].tolist())]
+        raise ReportError(f"runs {', '.join(owners)} both scored test image id {twice}: they are not folds "
+                          f"of one partition ({FOLD_KEY} of the same {FOLDS_KEY} and data.seed)")
+    order = np.argsort(pooled["id"], kind="stable")
+    return {c: v[order] for c, v in pooled.items()}
+
+
+def _model(labels: np.ndarray, pred: dict[str, np.ndarray], tag: str) -> dict[str, float]:
+    out = {"top1": model_metric(labels, pred[f"pred_{tag}"], "top1"),
+           "f1_macro": model_metric(labels, pred[f"pred_{tag}"], "f1_macro")}
+    if f"top3_{tag}" in pred:
+        out["top3"] = model_metric(labels, pred[f"top3_{tag}"], "top3")
+    return out
+
+
+def pooled_metrics(pred: dict[str, np.ndarray], bootstrap: int, seed: int) -> dict[str, Any]:
+    """What ``gva evaluate`` writes to metrics.json and the report reads, from predictions:
+    ``n_test``; ``model<tag>`` (top1, top3, f1_macro) per ``pred_<tag>`` column; and for every
+    2-D protocol the 3-D model's difference, ``delta`` (images) or ``delta_<protocol>``, with the
+    paired percentile bootstrap (``bootstrap`` resamples, ``seed``) and McNemar's exact test."""
+    labels = pred["label"]
+    tags = [c[len("pred_"):] for c in pred if c.startswith("pred_")]
+    if "2d" not in tags or "3d" not in tags:
+        raise ReportError(f"pooled predictions lack pred_2d/pred_3d (have {', '.join(sorted(pred))})")
+    models = {tag: _model(labels, pred, tag) for tag in tags}
+    metrics: dict[str, Any] = {"n_test": int(labels.size), **{f"model{t}": m for t, m in models.items()}}
+    correct_3d = pred["pred_3d"] == labels
+    for tag in tags:
+        if not tag.startswith("2d"):
+            continue
+        correct = pred[f"pred_{tag}"] == labels
+        boot = paired_bootstrap_diff(correct, correct_3d, resamples=bootstrap, seed=seed, confidence=0.95)
+        mc = mcnemar_exact(correct, correct_3d)
+        metrics["delta" if tag == "2d" else f"delta{tag[2:]}"] = {
+            "top1": boot.delta, "top1_ci95_low": boot.low, "top1_ci95_high": boot.high,
+            "mcnemar_p": mc.p_value, "only_2d_correct": mc.only_a, "only_3d_correct": mc.only_b,
+            **{k: models["3d"][k] - models[tag][k] for k in ("top3", "f1_macro") if k in models[tag]}}
+    return metrics
+
+
+def _pool(runs: list[Run]) -> Run:
+    first = runs[0]
+    pred = pool_predictions(runs)
+    defaults = EvaluateConfig()
+    metrics = pooled_metrics(pred, int(first.params.get("evaluate.bootstrap", defaults.bootstrap)),
+                             int(first.params.get("evaluate.seed", defaults.seed)))
+    warnings = sorted({r.metrics["protocol_warning"] for r in runs if r.metrics.get("protocol_warning")})
+    if warnings:
+        metrics["protocol_warning"] = "; ".join(warnings)
+    params = {k: v for k, v in first.params.items() if k != FOLD_KEY}
+    return Run(name=pooled_name(runs), params=params, metrics=metrics, rev="", predictions=pred)
+
+
+def pool_folds(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
+    """Runs with every fold run replaced by one run per (configuration, seed) pooling its
+    ``data.fold`` 0..K-1 (:func:`pooled_metrics`), and notes on fold groups left out: an
+    incomplete set of folds, or fold runs without ``metrics/predictions.csv``. Runs that differ
+    only in ``data.fold`` (and machine settings, :data:`IGNORED_KEYS`) are one group."""
+    out = [r for r in runs if not is_fold_run(r)]
+    groups: dict[tuple, list[Run]] = {}
+    skip = {FOLD_KEY, *IGNORED_KEYS}
+    for run in runs:
+        if is_fold_run(run):
+            key = tuple(sorted((k, format_value(v)) for k, v in run.params.items() if k not in skip))
+            groups.setdefault(key, []).append(run)
+    notes = []
+    for members in groups.values():
+        members.sort(key=lambda r: (int(r.params.get(FOLD_KEY, 0)), r.name))
+        name = pooled_name(members)
+        k = int(members[0].params[FOLDS_KEY])
+        folds = [int(r.params.get(FOLD_KEY, 0)) for r in members]
+        if folds != list(range(k)):
+            notes.append(f"{name}: folds {', '.join(map(str, folds))} of {FOLDS_KEY}={k} finished, each of "
+                         f"0..{k - 1} is needed once (left out)")
+            continue
+        lacking = [r.name for r in members if r.predictions is None]
+        if lacking:
+            notes.append(f"{name}: no {PREDICTIONS_FILE} for {', '.join(lacking)}, needed to pool the folds "
+                         "(left out)")
+            continue
+        out.append(_pool(members))
+    return out, notes
+
+
+__all__ = ["FOLDS_KEY", "FOLD_KEY", "is_fold_run", "pooled_name", "pool_predictions", "pooled_metrics",
+           "pool_folds"]
