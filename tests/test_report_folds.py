@@ -114,7 +114,8 @@ def test_plain_runs_pass_through_and_the_report_says_it_pooled(tmp_path):
     runs = _runs("motion", 0.4, 0.5) + _runs("repeat", 0.4, 0.45, offset=1)
     write_report(runs, tmp_path, n_boot=500)
     md = (tmp_path / "results.md").read_text()
-    assert "Cross-fitted (`data.folds=3`)" in md and f"{POOL} paired test images per run" in md
+    assert "Cross-fitted (`data.folds=3`)" in md and "18 fold runs in all" in md
+    assert "6 finished runs in 2 configurations" in md and f"{POOL} paired test images per run" in md
     assert "| svd.generator=motion | 0 | motion-s0 |" in md and "-f0" not in md
     data = json.loads((tmp_path / "results.json").read_text())
     assert {n for c in data["configurations"] for n in c["runs"]} == \

@@ -79,9 +79,11 @@ def _n_test(run: Run) -> int:
 def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes: Sequence[str],
                     seed_key: str = SEED_KEY, title: str = "gva results",
                     plots: Sequence[str] = (), compared: Sequence[Comparison] = (),
-                    compare_notes: Sequence[str] = (), ignored: dict[str, list[str]] | None = None) -> str:
+                    compare_notes: Sequence[str] = (), ignored: dict[str, list[str]] | None = None,
+                    fold_runs: int = 0) -> str:
     """The report as Markdown (deterministic: no timestamps, sorted everything); ``ignored``: the
-    params left out of the grouping (:func:`ignore_params`) with their values."""
+    params left out of the grouping (:func:`ignore_params`) with their values; ``fold_runs``: how
+    many fold runs the cross-fitted runs pool (:func:`gva.report.folds.pool_folds`)."""
     lines = [f"# {title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
     if flagged:
@@ -96,8 +98,9 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     folds = sorted({format_value(r.params[FOLDS_KEY]) for r in runs if is_fold_run(r)})
     if folds:
         lines += [f"Cross-fitted (`{FOLDS_KEY}={', '.join(folds)}`): each run here pools its fold runs "
-                  f"(`{FOLD_KEY}` 0..K−1), whose test splits partition the data, so every image is scored once, "
-                  "by models that did not train on it; each model trained on (K−1)/K of the pool.", ""]
+                  f"(`{FOLD_KEY}` 0..K−1; {fold_runs} fold runs in all), whose test splits partition the data, "
+                  "so every image is scored once, by models that did not train on it; each model trained on "
+                  "(K−1)/K of the pool.", ""]
     classes = runs[0].params.get("data.classes")
     if isinstance(classes, list) and classes:
         k = len(classes)
@@ -317,6 +320,7 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
 
     out = Path(out)
     runs, ignored = ignore_params(display_paths(runs, repo_root), ignore)
+    fold_runs = sum(is_fold_run(r) for r in runs)
     runs, fold_notes = pool_folds(runs)
     notes = [*notes, *fold_notes]
     if not runs and fold_notes:
@@ -332,7 +336,7 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     elif primary is not None:
         raise ReportError("--primary needs the runs' predictions.csv (none was found)")
     md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS, compared=compared,
-                         compare_notes=compare_notes, ignored=ignored)
+                         compare_notes=compare_notes, ignored=ignored, fold_runs=fold_runs)
     data = results_json(results, seed_key, runs, compared)
     if ignored:
         data["ignored_params"] = ignored
