@@ -38,13 +38,17 @@
 # --audit: <generator>-<gva|ref|ref-no-KNOB>-s<seed>) and queued seed-major, so a grid cut short still has
 # complete seeds. The target `dvc.yaml` leaves out data.dvc (the official download).
 # Afterwards:  dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports
+# Queued experiments run in temporary workspaces; with one worker they share this checkout's
+# generation cache (GVA_CACHE_DIR, unless set), so the folds of a seed and every configuration with the
+# same clips generate them once. Several workers (--jobs N) keep a cache each: a worker removes
+# another's unfinished chunk files once they are 10 minutes old.
 # While it runs, leave src/ alone: queued experiments import gva from this checkout (an editable
 # install), while DVC hashes the code snapshot they were queued with.
 # Stopping:    dvc queue remove --queued, then dvc queue kill <running name>. (`dvc queue stop --kill`
 #              SIGKILLs DVC's task only: the stage it was running goes on as an orphan; `pgrep -f gva.cli`.)
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n 2,40p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,48p "$0" >&2; exit 2; }
 # absolute: queued experiments run in .dvc/tmp/exps/<tmp>, where a relative path means nothing
 data_dir=$(realpath -e "$1") || { echo "grid.sh: $1: no such data directory" >&2; exit 2; }; shift
 generators="repeat motion"; control="motion"; seeds="0 1 2"; limit=null
@@ -72,6 +76,8 @@ while [ $# -gt 0 ]; do
     *) echo "grid.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+
+if [ "$jobs" = 1 ]; then export GVA_CACHE_DIR="${GVA_CACHE_DIR:-$PWD/data/.cache}"; fi
 
 common=(
   -S "data.source=$data_dir"

@@ -23,6 +23,7 @@ def _queue(tmp_path: Path, *args: str, existing: str = "") -> list[list[str]]:
     log = tmp_path / "calls"
     stub = bin_dir / "dvc"
     stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" "$@" >> {log}\nprintf "\\n" >> {log}\n'
+                    f'printf "%s" "${{GVA_CACHE_DIR:-}}" > {tmp_path / "cache_env"}\n'
                     f'[ "$1 $2" = "exp list" ] && printf "{existing}"\n'
                     f'[ "$1 $2" = "queue status" ] && printf "Task Name Created Status\\n'
                     f'abc motion-gva-s0 10:00 Running\\nabd motion-ref-s0 10:00 Failed\\n"\nexit 0\n')
@@ -31,7 +32,8 @@ def _queue(tmp_path: Path, *args: str, existing: str = "") -> list[list[str]]:
     (bin_dir / "gva").symlink_to(gva)
     data = tmp_path / "data"
     data.mkdir()
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items() if k != "GVA_CACHE_DIR"}
+    env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
     subprocess.run(["bash", str(ROOT / "scripts" / "grid.sh"), os.path.relpath(data), "--no-start", *args],
                    check=True, env=env, capture_output=True, text=True, cwd=os.getcwd())
     calls = [c.rstrip("\0").split("\0") for c in log.read_text().split("\0\n") if c.strip("\0\n")]
@@ -137,3 +139,22 @@ def test_folds_queue_each_experiment_once_per_fold(tmp_path):
     only = _queue(tmp_path / "controls", "--generators", "repeat motion", "--control", "repeat motion",
                   "--seeds", "0", "--no-first")
     assert [_name(c) for c in only] == ["repeat-all-s0", "motion-all-s0"]
+
+
+def test_one_worker_shares_the_checkouts_generation_cache(tmp_path):
+    _queue(tmp_path, "--generators", "repeat", "--control", "", "--seeds", "0")
+    assert (tmp_path / "cache_env").read_text() == str(Path.cwd() / "data" / ".cache")
+    (tmp_path / "jobs2").mkdir()
+    _queue(tmp_path / "jobs2", "--generators", "repeat", "--control", "", "--seeds", "0", "--jobs", "2")
+    assert (tmp_path / "jobs2" / "cache_env").read_text() == ""   # several workers: a cache each
+
+
+def test_gva_cache_dir_moves_the_cache(tmp_path):
+    code = "from gva import paths; print(paths.CACHE_DIR, paths.DOWNLOAD_DIR)"
+    moved = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "GVA_CACHE_DIR": str(tmp_path / "c")}).stdout.split()
+    assert moved == [str(tmp_path / "c"), str(tmp_path / "c" / "downloads")]
+    env = {k: v for k, v in os.environ.items() if k != "GVA_CACHE_DIR"}
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env=env).stdout.split()
+    assert default == ["data/.cache", "data/.cache/downloads"]
