@@ -158,6 +158,7 @@ done
 [ "$start" = 1 ] || exit 0
 dvc queue start -j "$jobs"
 if [ "$wait" = 1 ]; then
-  while dvc queue status 2>/dev/null | grep -qE 'Queued|Running'; do sleep 30; done
+  # grep reads everything: with -q it would exit at the first match, and pipefail would end the loop
+  while dvc queue status 2>/dev/null | grep -E 'Queued|Running' >/dev/null; do sleep 30; done
   dvc queue status
 fi
