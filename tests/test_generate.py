@@ -269,18 +269,22 @@ def test_bad_control_settings_are_config_errors():
 
 # --- the registry and the package structure ----------------------------------------------------
 
-def test_registry_names_every_generator_once():
+def test_registry_names_every_generator_once(tmp_path):
     from gva.generate.registry import cache_settings, generator_class
 
     models = {"svd", "cogvideox", "ltx", "wan", "i2vgen"}
-    assert set(GENERATORS) == models | {f"tiny-{m}" for m in models} | {"repeat", "motion"}
+    imported = {"reference", "reference-static"}
+    assert set(GENERATORS) == models | {f"tiny-{m}" for m in models} | {"repeat", "motion"} | imported
+    for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
+        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
     for name, cls in GENERATORS.items():
         assert issubclass(cls, Generator) and generator_class(name) is cls
-        settings = cache_settings(config_from_dict({"svd": {"generator": name}}).svd, "cpu")
+        svd = {"generator": name, **({"model": str(tmp_path)} if name in imported else {})}
+        settings = cache_settings(config_from_dict({"svd": svd}).svd, "cpu")
         assert settings["generator"] == name and json.loads(json.dumps(settings)) == settings
         assert not {"batch_size", "chunk_size", "processes", "preview_fps", "previews_per_class"} & set(settings)
     # config.py takes any name; the registry is the one list, and refuses names it does not hold
-    with pytest.raises(ConfigError, match="unknown generator 'nope'; known: svd, tiny-svd, cogvideox, tiny-cogvideox, .*, repeat, motion"):
+    with pytest.raises(ConfigError, match="unknown generator 'nope'; known: svd, tiny-svd, cogvideox, tiny-cogvideox, .*, repeat, motion, reference"):
         generator_class("nope")
 
 
@@ -317,12 +321,15 @@ def test_a_new_generator_is_one_class_and_one_registry_line(monkeypatch, tmp_pat
     assert out["generation"]["resolved"] == {"class": "Negative", "frames": 3}
 
 
-def test_importing_the_registry_stays_light():
+def test_importing_the_registry_stays_light(tmp_path):
     """`gva curate`, `gva predict --model 2d` and the cache key never pay for torch/diffusers."""
     code = ("import sys; import gva.generate, gva.generate.registry as r; from gva.config import config_from_dict;"
-            "[r.cache_settings(config_from_dict({'svd': {'generator': n}}).svd, 'cpu') for n in r.GENERATORS];"
+            "[r.cache_settings(config_from_dict({'svd': {'generator': n, 'model': sys.argv[1] if 'reference' in n "
+            "else None}}).svd, 'cpu') for n in r.GENERATORS];"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+    for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
+        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(SRC), "PATH": ""})
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 

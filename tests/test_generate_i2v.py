@@ -70,7 +70,7 @@ SEEDS = [11, 22, 33]
 def test_every_family_and_its_tiny_build_are_registered():
     for name in ("cogvideox", "ltx", "wan", "i2vgen"):
         real, tiny = GENERATORS[name], GENERATORS[f"tiny-{name}"]
-        assert issubclass(tiny, real) and issubclass(real, I2VGenerator) and real.takes_prompt
+        assert issubclass(tiny, real) and issubclass(real, I2VGenerator) and real.takes_inputs
         cfg = config_from_dict({"svd": {"generator": name}}).svd
         assert cache_settings(cfg, "cpu")["model"] == real.family.default_model  # svd.model null: the default
         other = config_from_dict({"svd": {"generator": name, "model": "org/mine"}}).svd

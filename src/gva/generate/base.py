@@ -13,7 +13,9 @@ else in gva needs to know which settings a kind reads:
 * :meth:`Generator.cache_settings` -- which settings change its bytes (the resume-cache key);
 * :meth:`Generator.describe` -- its resolved settings, recorded in ``generation.json``;
 
-and may do one-time per-machine work in :meth:`Generator.prepare`. This module imports no
+and may do one-time per-machine work in :meth:`Generator.prepare`. A generator that needs more
+than the image and its seed (a text prompt, an imported clip) says so with :attr:`takes_inputs`
+and computes one input per image from the curated rows in :meth:`Generator.image_inputs`. This module imports no
 generator module: the names live in :mod:`gva.generate.registry`.
 """
 
@@ -48,6 +50,8 @@ class Prompt(NamedTuple):
 
 #: One :class:`Prompt` per image, or None (a generator then uses its own settings' prompt).
 Prompts = Optional[Sequence[Prompt]]
+#: One extra input per image (:meth:`Generator.image_inputs`: a :class:`Prompt`, a matched clip ...).
+Inputs = Optional[Sequence[Any]]
 
 
 def check_images(images: Any, seeds: Sequence[int] | None = None) -> np.ndarray:
@@ -77,8 +81,8 @@ class Generator(ABC):
     frames: int
     #: frame 0 is the input image itself (set exactly after quantisation)
     first_frame_original: bool = False
-    #: the generator is text-conditioned: ``generate`` uses the per-image prompts it is given
-    takes_prompt: bool = False
+    #: ``generate`` takes one extra input per image (:meth:`image_inputs`): prompts, imported clips
+    takes_inputs: bool = False
 
     @classmethod
     @abstractmethod
@@ -105,22 +109,35 @@ class Generator(ABC):
         """One-time work per machine before the ranks build the generator (e.g. write a model
         directory they all load). Called once per node; the default does nothing."""
 
-    @abstractmethod
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
-        """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation. ``prompts`` is
-        passed only when :attr:`takes_prompt` is set (others may take two arguments)."""
+    @classmethod
+    def image_inputs(cls, cfg: SvdConfig, images: np.ndarray, rows: Sequence[Any], workdir: Path) -> Inputs:
+        """One input per curated image (``rows``: its :class:`~gva.data.arrays.IndexRow`), computed
+        once per run before generation, for a generator with :attr:`takes_inputs`; None otherwise.
+        ``workdir`` is the run's cache directory (keyed by settings, data and code): a place to keep
+        a costly result. Runs on every rank, so it must be deterministic."""
+        return None
 
-    def generate(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
-        """uint8 [B,H,W,3] + one seed (and, for a text-conditioned generator, one :class:`Prompt`)
-        per image -> uint8 [B,T,H,W,3] at the input resolution. Generators without text ignore
-        ``prompts``."""
+    @classmethod
+    def inputs_record(cls, cfg: SvdConfig, rows: Sequence[Any], inputs: Inputs) -> dict[str, Any]:
+        """What generation.json records about the inputs (keys merged into it); default nothing."""
+        return {}
+
+    @abstractmethod
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
+        """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation. ``inputs`` is
+        passed only when :attr:`takes_inputs` is set (others may take two arguments)."""
+
+    def generate(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
+        """uint8 [B,H,W,3] + one seed (and, with :attr:`takes_inputs`, one input: a :class:`Prompt`,
+        a matched clip) per image -> uint8 [B,T,H,W,3] at the input resolution. Generators without
+        inputs ignore ``inputs``."""
         images = check_images(images, seeds)
-        if prompts is not None and len(prompts) != images.shape[0]:
-            raise ValueError(f"got {images.shape[0]} images but {len(prompts)} prompts")
+        if inputs is not None and len(inputs) != images.shape[0]:
+            raise ValueError(f"got {images.shape[0]} images but {len(inputs)} inputs")
         if images.shape[0] == 0:
             return np.zeros((0, self.frames) + images.shape[1:], dtype=np.uint8)
-        # a generator without text keeps the two-argument generate_float of the interface
-        clips = quantise(self.generate_float(images, seeds, prompts) if self.takes_prompt
+        # a generator without inputs keeps the two-argument generate_float of the interface
+        clips = quantise(self.generate_float(images, seeds, inputs) if self.takes_inputs
                          else self.generate_float(images, seeds))
         if self.first_frame_original:
             clips[:, 0] = images  # exact, whatever the float path did

@@ -41,7 +41,7 @@ import numpy as np
 from gva.config import SvdConfig
 from gva.errors import ConfigError
 from gva.generate import pipelines
-from gva.generate.base import Generator, Prompt, Prompts, check_images
+from gva.generate.base import Generator, Inputs, Prompt, Prompts, check_images
 from gva.generate.pipelines import device_type, resolve_dtype
 from gva.paths import CACHE_DIR
 
@@ -87,7 +87,22 @@ class I2VGenerator(Generator):
     """A diffusers image-to-video pipeline of ``family``, called on ``batch_size`` images at a time."""
 
     family: ClassVar[Family]
-    takes_prompt = True
+    takes_inputs = True
+
+    @classmethod
+    def image_inputs(cls, cfg: SvdConfig, images: np.ndarray, rows: Sequence[Any], workdir: Path) -> list[Prompt]:
+        """One rendered prompt per row, checked for label leakage before anything is generated
+        (:func:`gva.generate.prompts.render_prompts`)."""
+        from gva.generate.prompts import render_prompts
+
+        return render_prompts(cfg, rows)
+
+    @classmethod
+    def inputs_record(cls, cfg: SvdConfig, rows: Sequence[Any], inputs: Inputs) -> dict[str, Any]:
+        """generation.json's ``prompts``: the templates and the distinct prompts per split."""
+        from gva.generate.prompts import prompt_record
+
+        return {"prompts": prompt_record(cfg, rows, inputs)}
 
     def __init__(self, pipe, *, frames: int = 3, steps: int = 12, height: int = 224, width: int = 224,
                  fps: int = 7, guidance: Optional[float] = None, first_frame: str = "original",

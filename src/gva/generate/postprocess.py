@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
-from gva.generate.base import Generator, Prompts, check_images
+from gva.generate.base import Generator, Inputs, check_images
 
 #: crf of the reference code's MP4s (and of gva's previews).
 H264_CRF = 18
@@ -110,7 +110,7 @@ class ProtocolGenerator(Generator):
     def __init__(self, inner: Generator, cfg: SvdConfig):
         self.inner = inner
         self.frames = inner.frames
-        self.takes_prompt = inner.takes_prompt
+        self.takes_inputs = inner.takes_inputs
         self.geometry, self.codec = cfg.geometry, cfg.codec
         self.width, self.height, self.fps = cfg.width, cfg.height, cfg.fps
         self.settings = protocol_settings(cfg)
@@ -123,17 +123,17 @@ class ProtocolGenerator(Generator):
     def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:  # pragma: no cover
         return protocol_settings(cfg)
 
-    def generate(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
+    def generate(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
         images = check_images(images, seeds)
-        clips = self.inner.generate(images, seeds, prompts)
+        clips = self.inner.generate(images, seeds, inputs)
         if self.geometry == "reference":
             clips = reference_geometry(clips, self.width, self.height, images.shape[1])
         if self.codec == "h264":
             clips = np.stack([h264_round_trip(c, self.fps) for c in clips]) if len(clips) else clips
         return clips
 
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
-        return self.generate(images, seeds, prompts).astype(np.float32) / 255.0
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
+        return self.generate(images, seeds, inputs).astype(np.float32) / 255.0
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "postprocess": self.settings}

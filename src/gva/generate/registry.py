@@ -20,6 +20,7 @@ from gva.generate.controls import MotionGenerator, RepeatGenerator
 from gva.generate.i2vgen import I2VGenXLGenerator, TinyI2VGenXLGenerator
 from gva.generate.ltx import LtxGenerator, TinyLtxGenerator
 from gva.generate.postprocess import apply_protocol, protocol_settings
+from gva.generate.reference import ReferenceGenerator, StaticReferenceGenerator
 from gva.generate.provenance import code_files
 from gva.generate.svd import SvdGenerator, TinySvdGenerator
 from gva.generate.wan import TinyWanGenerator, WanGenerator
@@ -39,6 +40,8 @@ GENERATORS: dict[str, type[Generator]] = {
     "tiny-i2vgen": TinyI2VGenXLGenerator,
     "repeat": RepeatGenerator,
     "motion": MotionGenerator,
+    "reference": ReferenceGenerator,
+    "reference-static": StaticReferenceGenerator,
 }
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from gva.config import SvdConfig
 from gva.distributed import Dist
 from gva.generate import registry
-from gva.generate.base import Generator, Prompts
+from gva.generate.base import Generator, Inputs
 from gva.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -215,12 +215,12 @@ def _rate(bar, done: int, started: float) -> None:
 
 def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], cache: ChunkCache,
                chunk_size: int, progress: bool = True, generator=None, desc: str = "svd_generate",
-               dist: Optional[Dist] = None, prompts: Prompts = None) -> RunStats:
+               dist: Optional[Dist] = None, inputs: Inputs = None) -> RunStats:
     """Generate every clip missing from ``cache`` (this rank's shard of them); return counts and timing.
 
     ``generator`` (optional) is an already built generator to use (tests, benchmark). ``dist`` is
-    the process group (None: one process). ``prompts``: one per image for a text-conditioned
-    generator (:mod:`gva.generate.prompts`), else None. On return rank 0's cache holds every row; the counts
+    the process group (None: one process). ``inputs``: one per image for a generator that takes
+    them (:meth:`~gva.generate.base.Generator.image_inputs`), else None. On return rank 0's cache holds every row; the counts
     in the returned stats are totals over the ranks (on rank 0), and ``stats.generator`` is the
     generator's description (None only if no rank built it and no cache holds it).
     """
@@ -258,7 +258,7 @@ def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], ca
                        progress and dist.is_main) as bar:
             for start, stop in mine:
                 cache.commit(start, stop, gen.generate(np.ascontiguousarray(images[start:stop]), seeds[start:stop],
-                                                       None if prompts is None else prompts[start:stop]))
+                                                       None if inputs is None else inputs[start:stop]))
                 bar.update(stop - start)
                 stats.generated += stop - start
                 _rate(bar, stats.generated, stats.started)

@@ -34,8 +34,7 @@ from gva import distributed
 from gva.config import Config
 from gva.data.arrays import SPLITS, IndexRow, open_images, write_index
 from gva.errors import GenerationError, StoreError
-from gva.generate.base import SEED_RULE, Prompt, image_seed
-from gva.generate.prompts import prompt_record, render_prompts
+from gva.generate.base import SEED_RULE, image_seed
 from gva.generate.provenance import cache_key, key_record
 from gva.generate.registry import cache_settings, code_files_of, generator_class, resolve_device
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
@@ -164,13 +163,15 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_fi
     if dist.is_local_main:
         write_json(cache.directory / "key.json", {"key": key, **record})
     seeds = [image_seed(svd.seed, r.id) for r in rows]
-    prompts = image_prompts(cfg, rows)
+    # per-image inputs (prompts, imported clips), checked before anything is generated
+    gen_cls = generator_class(svd.generator)
+    inputs = gen_cls.image_inputs(svd, images, rows, cache.directory) if gen_cls.takes_inputs else None
 
     # several ranks on CUDA: each uses its own GPU, cuda:<local rank> (GeneratorSpec.build)
     spec = GeneratorSpec(svd, "cuda" if device.startswith("cuda") and dist.active else device, str(cache_root))
     try:
         stats = run_chunks(spec, images, seeds, cache, svd.chunk_size, progress=progress,
-                           desc=f"svd_generate[{svd.generator}]", dist=dist, prompts=prompts)
+                           desc=f"svd_generate[{svd.generator}]", dist=dist, inputs=inputs)
     except RuntimeError as exc:  # a failed or stopped rank: say what survives
         if not dist.active:
             raise
@@ -179,7 +180,7 @@ def _run(cfg: Config, curated_dir: Path, out_dir: Path, cache_root: Path, run_fi
     outputs = None
     if dist.is_main:
         generation = generation_record(cfg, key, record, _description(cache, stats, spec), (n, svd.frames, h, w, 3),
-                                       prompt_record(svd, rows, prompts) if prompts is not None else None)
+                                       gen_cls.inputs_record(svd, rows, inputs) if inputs is not None else None)
         previews = _write_clips(out_dir, cache, rows, generation, svd.previews_per_class, svd.preview_fps)
         run_record = _run_record(cfg, key, cache, stats, device, previews, time.perf_counter() - t_start)
         write_json(run_file, run_record)
@@ -205,20 +206,13 @@ def _description(cache: ChunkCache, stats: RunStats, spec: GeneratorSpec) -> dic
     return held
 
 
-def image_prompts(cfg: Config, rows: list[IndexRow]) -> Optional[list[Prompt]]:
-    """One prompt per row for a text-conditioned generator (None for the others), checked for label
-    leakage (:func:`gva.generate.prompts.check_leakage`) before anything is generated."""
-    if not generator_class(cfg.svd.generator).takes_prompt:
-        return None
-    return render_prompts(cfg.svd, rows)
-
-
 def generation_record(cfg: Config, key: str, record: dict[str, Any], description: dict[str, Any],
-                      shape: tuple[int, ...], prompts: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                      shape: tuple[int, ...], inputs: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """generation.json: content facts only, each a function of what changes the clips.
 
-    ``prompts`` (text-conditioned generators): :func:`gva.generate.prompts.prompt_record`, the
-    templates and the distinct prompts used per split.
+    ``inputs``: the generator's :meth:`~gva.generate.base.Generator.inputs_record`, merged in
+    (text-conditioned generators: ``prompts``, the templates and the distinct prompts used per
+    split; the reference importer: ``reference``, how every clip was matched).
 
     ``record`` is the key's :func:`~gva.generate.provenance.key_record`: the chunks under ``key``
     were all made under its code and library versions, so they are the clips' provenance.
@@ -233,7 +227,8 @@ def generation_record(cfg: Config, key: str, record: dict[str, Any], description
         "images": shape[0],
         "frames": shape[1],
         "seed_rule": SEED_RULE,
-        "prompts": prompts,
+        "prompts": None,
+        **(inputs or {}),
         "provenance": {"code_hash": record["code_hash"], "code_files": record["code_files"],
                        "versions": record["versions"]},
     }
