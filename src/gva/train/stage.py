@@ -121,7 +121,8 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
     mean, std = resolve_normalisation(m.arch, m.pretrained, t.mean, t.std)
     t = dataclasses.replace(t, mean=mean, std=std)  # recorded in the checkpoint: later stages read it there
     log.info("train2d: input normalisation mean %s std %s (%s)", mean, std,
-             "train.mean/std" if cfg.train.mean is not None and cfg.train.std is not None else "the weights'")
+             "train.mean/std" if cfg.train.mean is not None and cfg.train.std is not None
+             else "null train.mean/std follow the weights")
     torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
     model = build_backbone(m.arch, len(classes), m.pretrained, m.weights)
     source = describe_source(m.arch, m.pretrained, m.weights)
@@ -157,7 +158,8 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
     model, init = load_checkpoint(init_path)
     if init.kind != "3d":
         raise CheckpointError(f"{init_path}: expected a 3d checkpoint, got {init.kind}")
-    # null train.mean/std: the normalisation the 2-D model was trained with, from its checkpoint
+    # null train.mean/std: the init checkpoint's (what the 2-D model was trained with, or what the
+    # ImageNet weights of inflate.source: imagenet expect)
     t = dataclasses.replace(t, mean=init.mean if t.mean is None else t.mean,
                             std=init.std if t.std is None else t.std)
     clips = open_clips(clips_dir, image_size=init.image_size)
