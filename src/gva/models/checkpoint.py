@@ -94,6 +94,8 @@ class CheckpointMeta:
     frames: Optional[int] = None          # 3-D: the clip length it was trained on (None: not yet)
     inflation: Optional[InflationPlan] = None
     training: TrainingRecord = field(default_factory=TrainingRecord)
+    # where the initial weights came from (gva.models.weights.describe_source); None: random init
+    weights: Optional[str] = None
 
     @property
     def num_classes(self) -> int:

@@ -16,6 +16,7 @@ as ``T = 1``.
 
 from __future__ import annotations
 
+import math
 import threading
 import types
 from dataclasses import dataclass
@@ -153,6 +154,26 @@ class InflatedConv3d(nn.Conv3d):
         return refold(super().forward(unfolded[0]))
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow "SAME" padding of one spatial axis (before, after): the output has
+    ``ceil(size / stride)`` positions; an odd total pads one more *after* (timm's ``pad_same``)."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class InflatedConv3dSame(InflatedConv3d):
+    """timm's ``Conv2dSame`` (TF "SAME": asymmetric H/W padding computed from each input's size)
+    -> ``Conv3d``: H and W are padded exactly as the 2-D layer pads each frame, time
+    symmetrically by ``kt // 2`` (the conv's own ``padding[0]``; temporal stride is 1)."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        (_, kh, kw), (_, sh, sw), (_, dh, dw) = self.kernel_size, self.stride, self.dilation
+        top, bottom = same_padding(x.shape[-2], kh, sh, dh)
+        left, right = same_padding(x.shape[-1], kw, sw, dw)
+        x = F.pad(x, (left, right, top, bottom))
+        return F.conv3d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+
 class InflatedBatchNorm3d(nn.BatchNorm3d):
     """``nn.BatchNorm3d``; on ``[B*T,C,H,W]`` its statistics are the same as on ``[B,C,T,H,W]``."""
 
@@ -222,11 +243,12 @@ class InflatedDropout3d(nn.Dropout3d):
         return F.dropout2d(x, self.p, self.training, self.inplace)
 
 
-INFLATED_TYPES = (InflatedConv3d, InflatedBatchNorm3d, InflatedMaxPool3d, InflatedAvgPool3d,
+INFLATED_TYPES = (InflatedConv3d, InflatedConv3dSame, InflatedBatchNorm3d, InflatedMaxPool3d, InflatedAvgPool3d,
                   InflatedAdaptiveAvgPool3d, InflatedAdaptiveMaxPool3d, InflatedDropout3d)
 
 __all__ = ["Fold", "current_fold", "reset_folds", "unfold", "refold", "folded_forward",
            "time_mean_forward", "set_forward", "unset_forward", "is_folded", "InflatedConv3d",
+           "InflatedConv3dSame", "same_padding",
            "InflatedBatchNorm3d", "InflatedMaxPool3d", "InflatedAvgPool3d", "TimePool",
            "InflatedAdaptiveAvgPool3d", "InflatedAdaptiveMaxPool3d", "InflatedDropout3d",
            "INFLATED_TYPES"]

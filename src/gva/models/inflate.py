@@ -6,7 +6,9 @@ The inflated network takes clips ``[B,3,T,H,W]``. Conversions (module names are 
 * ``Conv2d`` -> ``Conv3d``: temporal kernel ``time_kernel`` for the last ``last_n`` convs (all
   when None; registration order, 1x1 included; more than the model has is an error), 1 for the
   others; temporal stride 1, temporal padding ``kt // 2``; groups, dilation, bias and padding
-  mode kept. ``init="centre"`` puts the
+  mode kept. timm's ``Conv2dSame`` (TF "SAME" padding, asymmetric and computed from the input
+  size, in the ``tf_`` EfficientNets' strided convs) counts as a conv too: its ``Conv3d`` pads H
+  and W per input as the 2-D layer does and time by ``kt // 2``. ``init="centre"`` puts the
   2-D kernel on the centre slice and zeros on the others; ``init="mean"`` puts ``kernel / kt``
   on every slice.
 * ``BatchNorm2d`` -> ``BatchNorm3d`` with affine parameters *and* running statistics copied.
@@ -57,7 +59,7 @@ from torch.nn.utils import skip_init
 
 from gva.errors import InflationError
 from gva.models.fold import (INFLATED_TYPES, InflatedAdaptiveAvgPool3d, InflatedAdaptiveMaxPool3d,
-                             InflatedAvgPool3d, InflatedBatchNorm3d, InflatedConv3d,
+                             InflatedAvgPool3d, InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame,
                              InflatedDropout3d, InflatedMaxPool3d, TimePool, folded_forward,
                              is_folded, reset_folds, set_forward, time_mean_forward,
                              unset_forward)
@@ -111,8 +113,15 @@ def _plain(module: nn.Module, base: type, method: str = "forward") -> bool:
     return isinstance(module, base) and getattr(type(module), method) is getattr(base, method)
 
 
+def _is_same_conv(m: nn.Module) -> bool:
+    """timm's ``Conv2dSame`` itself (TF "SAME" padding computed per input; not a subclass of it)."""
+    cls = type(m)
+    return (cls.__name__ == "Conv2dSame" and cls.__module__.startswith("timm.layers")
+            and isinstance(m, nn.Conv2d) and m.padding_mode == "zeros")
+
+
 def _is_conv(m: nn.Module) -> bool:
-    return _plain(m, nn.Conv2d) and _plain(m, nn.Conv2d, "_conv_forward")
+    return (_plain(m, nn.Conv2d) and _plain(m, nn.Conv2d, "_conv_forward")) or _is_same_conv(m)
 
 
 def _is_timm_global_pool(m: nn.Module) -> bool:
@@ -125,13 +134,18 @@ def _conv_names(model: nn.Module) -> list[str]:
 
 
 def _convert_conv(conv: nn.Conv2d, kt: int, init: str) -> InflatedConv3d:
-    if isinstance(conv.padding, str):
+    cls = InflatedConv3d
+    if _is_same_conv(conv):
+        # its H/W padding depends on the input size: InflatedConv3dSame pads as Conv2dSame does
+        # (its own padding attribute is 0), the conv pads time
+        cls, padding = InflatedConv3dSame, (kt // 2, 0, 0)
+    elif isinstance(conv.padding, str):
         padding: Any = conv.padding if conv.padding == "same" else (kt // 2, 0, 0)
     else:
         padding = (kt // 2, *conv.padding)
     w = conv.weight
     # skip_init: every value is set below, so no global random numbers are drawn
-    new = skip_init(InflatedConv3d, conv.in_channels, conv.out_channels, (kt, *conv.kernel_size),
+    new = skip_init(cls, conv.in_channels, conv.out_channels, (kt, *conv.kernel_size),
                     stride=(1, *conv.stride), padding=padding, dilation=(1, *conv.dilation),
                     groups=conv.groups, bias=conv.bias is not None,
                     padding_mode=conv.padding_mode, device=w.device, dtype=w.dtype)
@@ -192,11 +206,13 @@ def _convert_leaf(m: nn.Module, kt: int, init: str) -> Optional[nn.Module]:
 
 def _describe(old: nn.Module, new: nn.Module) -> str:
     detail = ""
-    if isinstance(new, InflatedConv3d):
+    if isinstance(new, InflatedConv3dSame):
+        detail = f"(kernel={tuple(new.kernel_size)}, padding=same)"
+    elif isinstance(new, InflatedConv3d):
         detail = f"(kernel={tuple(new.kernel_size)})"
     elif isinstance(new, TimePool):
         detail = f"(output={tuple(new.output_size)})"
-    base = type(new).__mro__[1 + isinstance(new, TimePool)].__name__  # nn.Conv3d, not Inflated*
+    base = next(c for c in type(new).__mro__ if c.__module__.startswith("torch.nn")).__name__  # not Inflated*
     return f"{type(old).__name__} -> {base}{detail}"
 
 
@@ -564,6 +580,6 @@ def _prune_nested(model3d: nn.Module, folded: list[str]) -> list[str]:
 
 
 __all__ = ["InflationError", "InflationReport", "Init", "inflate", "inflate_with_report",
-           "inflate_from_plan", "InflatedConv3d", "InflatedBatchNorm3d", "InflatedMaxPool3d",
+           "inflate_from_plan", "InflatedConv3d", "InflatedConv3dSame", "InflatedBatchNorm3d", "InflatedMaxPool3d",
            "InflatedAvgPool3d", "InflatedAdaptiveAvgPool3d", "InflatedAdaptiveMaxPool3d",
            "InflatedDropout3d"]

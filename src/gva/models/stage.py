@@ -20,6 +20,7 @@ from gva.errors import CheckpointError
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, InflationPlan, TrainingRecord, load_checkpoint, save_checkpoint
 from gva.models.inflate import inflate_with_report
+from gva.models.weights import describe_source, weights_normalisation
 from gva.paths import MODEL2D, MODEL3D_INIT
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,14 @@ def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
         raise CheckpointError(f"{model2d_path} was trained as {meta2d.arch!r} but model.arch is "
                               f"{cfg.model.arch!r}; re-run train2d")
     training = meta2d.training  # the init inherits the 2-D model's training record
-    pretrained = meta2d.pretrained
+    pretrained, weights, mean, std = meta2d.pretrained, meta2d.weights, meta2d.mean, meta2d.std
     if cfg.inflate.source == "imagenet":
         torch.manual_seed(meta2d.training.seed or 0)  # the fresh head
-        model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True)
+        model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True, weights=cfg.model.weights)
         training, pretrained = TrainingRecord(), True
+        weights = describe_source(cfg.model.arch, True, cfg.model.weights)
+        # the input these weights expect (train3d's explicit train.mean/std still override it)
+        mean, std = weights_normalisation(cfg.model.arch, True)
     probe = min(meta2d.input_size, 64)
     model3d, report = inflate_with_report(model2d, time_kernel=cfg.inflate.time_kernel, init=cfg.inflate.init,
                                           last_n=cfg.inflate.last_n, probe_size=probe)
@@ -61,7 +65,8 @@ def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
     log.info("inflate (%s): %s", cfg.inflate.source, report.summary())
     if report.untransferred:
         log.warning("inflate: 2-D weights not transferred: %s", report.untransferred)
-    meta = dataclasses.replace(meta2d, kind="3d", pretrained=pretrained, frames=None, training=training,
+    meta = dataclasses.replace(meta2d, kind="3d", pretrained=pretrained, weights=weights, mean=mean, std=std,
+                               frames=None, training=training,
                                inflation=InflationPlan(cfg.inflate.source, report.to_dict(), cfg.inflate.bn_stats))
     save_checkpoint(out_path, model3d, meta)
     log.info("inflate: wrote %s", out_path)

@@ -37,7 +37,8 @@ from tqdm.auto import tqdm
 from gva import distributed
 from gva.config import TrainConfig
 from gva.errors import DeviceError, NonFiniteLossError
-from gva.data.loader import make_eval_loader, make_train_loader, per_rank_batch, to_model_input
+from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, make_eval_loader, make_train_loader, per_rank_batch,
+                             to_model_input)
 from gva.device import resolve_device
 from gva.execution import Execution
 
@@ -203,10 +204,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     epoch. Per-epoch metrics go to a dvclive directory ``live_dir`` (no dvc.yaml written).
     ``batch_size`` is the global batch; ``dist`` is the process group (default: the one this
     process joined, see :mod:`gva.distributed`); with several ranks the model trains under DDP.
+    ``cfg.mean``/``cfg.std`` null: ImageNet's (the stages first resolve them from the weights).
     """
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
+    if cfg.mean is None or cfg.std is None:
+        # null: no weights known here to follow (the stages resolve it: gva.models.weights); ImageNet's
+        cfg = dataclasses.replace(cfg, mean=list(IMAGENET_MEAN) if cfg.mean is None else cfg.mean,
+                                  std=list(IMAGENET_STD) if cfg.std is None else cfg.std)
     device = torch.device(dist.device) if dist.device else resolve_device(cfg.device, "train.device")
     if dist.active and device.type == "cuda" and dist.backend != "nccl":
         raise DeviceError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")

@@ -27,6 +27,7 @@ from gva.errors import CheckpointError, ConfigError, StoreError
 from gva.io import atomic_path
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, ClassInfo, TrainingRecord, load_checkpoint, save_checkpoint
+from gva.models.weights import describe_source, resolve_normalisation
 from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR, LIVE2D, LIVE3D, MODEL2D, MODEL3D, MODEL3D_INIT
 from gva.train.loop import TEST_SELECTION_WARNING, FitResult, fit
 
@@ -116,12 +117,20 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
     log.info("train2d: %d train samples (frames: %s), %d val images, %d classes, arch %s", len(train_set),
              cfg.train2d.frames, 0 if val_set is None else len(val_set), len(classes), cfg.model.arch)
 
+    m = cfg.model
+    mean, std = resolve_normalisation(m.arch, m.pretrained, t.mean, t.std)
+    t = dataclasses.replace(t, mean=mean, std=std)  # recorded in the checkpoint: later stages read it there
+    log.info("train2d: input normalisation mean %s std %s (%s)", mean, std,
+             "train.mean/std" if cfg.train.mean is not None and cfg.train.std is not None
+             else "null train.mean/std follow the weights")
     torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
-    model = build_backbone(cfg.model.arch, len(classes), cfg.model.pretrained)
+    model = build_backbone(m.arch, len(classes), m.pretrained, m.weights)
+    source = describe_source(m.arch, m.pretrained, m.weights)
+
     def meta(result: FitResult) -> CheckpointMeta:
         return CheckpointMeta(
-            kind="2d", arch=cfg.model.arch, pretrained=cfg.model.pretrained, classes=classes,
-            input_size=t.image_size, mean=list(t.mean), std=list(t.std),
+            kind="2d", arch=m.arch, pretrained=m.pretrained, classes=classes,
+            input_size=t.image_size, mean=list(t.mean), std=list(t.std), weights=source,
             image_size=int(images.array.shape[1]),
             training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(train_set), dist.world,
                              cfg.train2d.frames))
@@ -149,6 +158,10 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
     model, init = load_checkpoint(init_path)
     if init.kind != "3d":
         raise CheckpointError(f"{init_path}: expected a 3d checkpoint, got {init.kind}")
+    # null train.mean/std: the init checkpoint's (what the 2-D model was trained with, or what the
+    # ImageNet weights of inflate.source: imagenet expect)
+    t = dataclasses.replace(t, mean=init.mean if t.mean is None else t.mean,
+                            std=init.std if t.std is None else t.std)
     clips = open_clips(clips_dir, image_size=init.image_size)
     classes = classes_of(clips, str(clips_dir / "index.csv"))
     if classes != init.classes:
