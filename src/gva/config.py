@@ -157,9 +157,15 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
     compile: bool = False
+    # Module name (state_dict prefix, e.g. blocks.3): everything registered before it is frozen
+    # (no gradient, BatchNorm statistics fixed), in train2d and train3d alike (gva.train.freeze).
+    freeze: Optional[str] = None
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
+        _check(self.freeze is None or (bool(self.freeze) and self.freeze.strip() == self.freeze
+                                       and not self.freeze.startswith(".") and not self.freeze.endswith(".")),
+               "train.freeze", "must be a module name such as blocks.3 (no spaces or stray dots), or null")
         _check(len(self.mean) == 3, "train.mean", "must list 3 channel means")
         _check(len(self.std) == 3 and all(s > 0 for s in self.std), "train.std",
                "must list 3 positive channel stds")
