@@ -31,6 +31,8 @@ def test_defaults_equal_shipped_file():
     ({"train": {"freeze": ""}}, r"train.freeze must be a module name"),
     ({"train": {"freeze": "blocks.3."}}, r"train.freeze must be a module name"),
     ({"train": {"freeze": 3}}, r"train.freeze: expected a string"),
+    ({"train": {"threads": 0}}, r"train.threads must be in \[1, 1024\] or null"),
+    ({"evaluate": {"threads": -1}}, r"evaluate.threads must be in \[1, 1024\] or null"),
 ])
 def test_bad_values_are_named(raw, match):
     with pytest.raises(ConfigError, match=match):
@@ -44,6 +46,7 @@ def test_numbers_are_coerced_and_null_allowed():
     assert config_from_dict({}).train3d.lr is None
     assert config_from_dict({}).train.freeze is None  # default: every layer trains
     assert config_from_dict({"train": {"freeze": "blocks.3"}}).train.freeze == "blocks.3"
+    assert config_from_dict({}).train.threads is None and config_from_dict({}).evaluate.threads is None
 
 
 def test_file_errors_name_the_file(tmp_path):

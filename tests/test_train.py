@@ -371,6 +371,22 @@ def test_reference_protocol_knobs_select_on_test_and_drop_bn_stats(tmp_path, cap
                    for m in m2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
 
 
+def test_train_threads_are_used_recorded_and_restored(tmp_path, monkeypatch):
+    """train.threads: fit trains with that many CPU threads, records it, and restores the caller's."""
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen = []
+    monkeypatch.setattr("gva.train.loop.train_one_epoch",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or train_one_epoch(*a, **k))
+    res = fit(_TinyNet(), _tiny_dataset(4), None, _cfg(train={"threads": want}).train, epochs=1, batch_size=4,
+              live_dir="live")
+    assert seen == [want] and res.threads == want and torch.get_num_threads() == before
+    assert json.loads(Path("live/metrics.json").read_text())["threads"] == want
+    assert fit(_TinyNet(), _tiny_dataset(4), None, _cfg().train, epochs=1, batch_size=4,
+               live_dir="live2").threads == before  # null: torch's default, untouched
+
+
 # ---- train.freeze ---------------------------------------------------------------------------
 
 FREEZE = "layer3"  # timm test_resnet: conv1 (stem), bn1, layer1, layer2 frozen; layer3, layer4, fc train
@@ -467,7 +483,7 @@ def test_the_default_freezes_nothing(tmp_path, monkeypatch):
     assert all(not torch.equal(b, before_b[n]) for n, b in model.named_buffers() if "running_mean" in n)
 
 
-def test_the_3d_model_freezes_the_same_names(tmp_path):
+def test_the_3d_model_freezes_the_same_names(tmp_path, caplog):
     """Inflation keeps module names: train.freeze freezes the same layers of the inflated model,
     and train3d leaves them (weights and BatchNorm statistics) as the inflated init had them."""
     from gva.models import build_backbone, inflate
@@ -479,16 +495,24 @@ def test_the_3d_model_freezes_the_same_names(tmp_path):
     assert ({n for n, p in model2d.named_parameters() if not p.requires_grad}
             == {n for n, p in model3d.named_parameters() if not p.requires_grad})
     assert (r2.frozen_tensors, r2.frozen_batchnorms) == (r3.frozen_tensors, r3.frozen_batchnorms)
+    assert r3.frozen_temporal_convs == 0 and r3.temporal_warning() is None  # last_n 2: fc-side convs only
+    every = freeze_before(inflate(model2d, last_n=None, probe_size=INPUT), FREEZE)
+    n_early = sum(1 for n, m in model2d.named_modules() if isinstance(m, nn.Conv2d)
+                  and n.split(".")[0] in ("conv1", "layer1", "layer2"))
+    assert every.frozen_temporal_convs == n_early > 0 and "inflate.last_n" in every.temporal_warning()
 
     _write_stores(tmp_path)
     p = _paths(tmp_path)
     cfg = _cfg(train={"freeze": FREEZE})
     _train2d(cfg, p)
     run_inflate(cfg, p["m2"], p["m3i"])
-    run_train3d(cfg, p["m3i"], p["clips"], p["m3"], p["live3"])
+    with caplog.at_level("WARNING"):
+        run_train3d(cfg, p["m3i"], p["clips"], p["m3"], p["live3"])
+    assert "convolutions with a temporal kernel" in caplog.text  # last_n null: the frozen ones too
     (m2, meta2), (m3i, _), (m3, meta3) = (load_checkpoint(p[k]) for k in ("m2", "m3i", "m3"))
     assert meta2.training.frozen["before"] == meta3.training.frozen["before"] == FREEZE
     assert meta3.training.frozen["frozen_tensors"] == r3.frozen_tensors
+    assert meta2.training.threads == meta3.training.threads == torch.get_num_threads()  # train.threads null
     init, final = m3i.state_dict(), m3.state_dict()
     early = [k for k in init if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")]
     late = [k for k in init if k.split(".")[0] in ("layer3", "layer4", "fc") and init[k].is_floating_point()]

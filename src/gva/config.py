@@ -160,9 +160,11 @@ class TrainConfig:
     # Module name (state_dict prefix, e.g. blocks.3): everything registered before it is frozen
     # (no gradient, BatchNorm statistics fixed), in train2d and train3d alike (gva.train.freeze).
     freeze: Optional[str] = None
+    threads: Optional[int] = None   # torch CPU threads while training; None: torch's default
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
+        _check(self.threads is None or 1 <= self.threads <= 1024, "train.threads", "must be in [1, 1024] or null")
         _check(self.freeze is None or (bool(self.freeze) and self.freeze.strip() == self.freeze
                                        and not self.freeze.startswith(".") and not self.freeze.endswith(".")),
                "train.freeze", "must be a module name such as blocks.3 (no spaces or stray dots), or null")
@@ -227,9 +229,12 @@ class EvaluateConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # inference autocast; latency is for this
     channels_last: bool = False
     compile: bool = False
+    threads: Optional[int] = None   # torch CPU threads while evaluating; None: torch's default
 
     def validate(self) -> None:
         _bounded(self.batch_size, 1, MAX_BATCH, "evaluate.batch_size")
+        _check(self.threads is None or 1 <= self.threads <= 1024, "evaluate.threads",
+               "must be in [1, 1024] or null")
         _check(self.bootstrap > 0, "evaluate.bootstrap", "must be positive")
         _check(len(self.latency_batch_sizes) > 0, "evaluate.latency_batch_sizes",
                "must list at least one batch size")

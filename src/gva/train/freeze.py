@@ -43,6 +43,7 @@ class FreezeReport:
     trainable_params: int
     frozen_tensors: int
     frozen_batchnorms: int    # BatchNorm layers whose running statistics stay fixed
+    frozen_temporal_convs: int = 0   # 3-D: frozen convs with a temporal kernel (it never learns)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +55,15 @@ class FreezeReport:
         return (f"frozen before {self.before!r}: {self.frozen_params:,} of {total:,} parameters "
                 f"({self.frozen_tensors} tensors, {self.frozen_batchnorms} BatchNorm layers in eval mode); "
                 f"{self.trainable_params:,} train")
+
+    def temporal_warning(self) -> Optional[str]:
+        """Why freezing temporally inflated convs wastes time, or None when none are frozen."""
+        if not self.frozen_temporal_convs:
+            return None
+        return (f"train.freeze freezes {self.frozen_temporal_convs} convolutions with a temporal kernel: "
+                "their temporal weights stay as inflated (with init centre, a 2-D conv run at the cost "
+                "of a 3-D one); set inflate.last_n to at most the number of convolutions from "
+                f"{self.before!r} on")
 
 
 def freeze_names(model: nn.Module, depth: int = 2) -> list[str]:
@@ -92,7 +102,7 @@ def freeze_before(model: nn.Module, name: Optional[str], key: str = "train.freez
         p.requires_grad_(False)
         frozen_tensors += 1
         frozen += p.numel()
-    batchnorms = 0
+    batchnorms = temporal = 0
     for n, m in model.named_modules():
         if n == name:
             break
@@ -100,8 +110,9 @@ def freeze_before(model: nn.Module, name: Optional[str], key: str = "train.freez
             continue  # an ancestor of the boundary: its later children train
         setattr(m, _FROZEN, True)
         batchnorms += isinstance(m, nn.modules.batchnorm._BatchNorm)
+        temporal += isinstance(m, nn.Conv3d) and m.kernel_size[0] > 1
     trainable = sum(p.numel() for _, p in params if p.requires_grad)
-    return FreezeReport(name, frozen, trainable, frozen_tensors, batchnorms)
+    return FreezeReport(name, frozen, trainable, frozen_tensors, batchnorms, temporal)
 
 
 def train_mode(model: nn.Module) -> nn.Module:

@@ -38,7 +38,7 @@ from gva import distributed
 from gva.config import TrainConfig
 from gva.errors import DeviceError, NonFiniteLossError
 from gva.data.loader import make_eval_loader, make_train_loader, per_rank_batch, to_model_input
-from gva.device import resolve_device
+from gva.device import cpu_threads, resolve_device
 from gva.execution import Execution
 from gva.train.freeze import freeze_before, train_mode
 
@@ -76,6 +76,7 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     execution: dict = field(default_factory=dict)   # precision, channels_last, compile as used
     frozen: dict = field(default_factory=dict)      # train.freeze: FreezeReport.to_dict()
+    threads: int = 0                                # torch CPU threads used (train.threads)
 
 
 class _Meter:
@@ -205,7 +206,16 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     epoch. Per-epoch metrics go to a dvclive directory ``live_dir`` (no dvc.yaml written).
     ``batch_size`` is the global batch; ``dist`` is the process group (default: the one this
     process joined, see :mod:`gva.distributed`); with several ranks the model trains under DDP.
+    ``cfg.threads`` sets torch's CPU threads for the call (restored after).
     """
+    with cpu_threads(cfg.threads) as threads:
+        result = _fit(model, train_set, val_set, cfg, epochs, batch_size, live_dir, desc, dist, select_split)
+    return dataclasses.replace(result, threads=threads)
+
+
+def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+         epochs: int, batch_size: int, live_dir: str | Path, desc: str,
+         dist: Optional[distributed.Dist], select_split: str) -> FitResult:
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
@@ -219,6 +229,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     frozen = freeze_before(model, cfg.freeze)
     if dist.is_main:
         log.info("%s: %s", desc, frozen.summary())
+        if frozen.temporal_warning():
+            log.warning("%s: %s", desc, frozen.temporal_warning())
     execution.model(model.to(device), clips)
     net: nn.Module = model
     if dist.active:
@@ -295,6 +307,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
         live.summary["processes"] = dist.world
         live.summary["execution"] = execution.describe()
         live.summary["frozen"] = frozen.to_dict()
+        live.summary["threads"] = torch.get_num_threads()
     if best_state is not None:
         model.load_state_dict(best_state)
     elif dist.active:
