@@ -33,6 +33,7 @@ def test_defaults_equal_shipped_file():
     ({"train": {"freeze": 3}}, r"train.freeze: expected a string"),
     ({"train": {"threads": 0}}, r"train.threads must be in \[1, 1024\] or null"),
     ({"evaluate": {"threads": -1}}, r"evaluate.threads must be in \[1, 1024\] or null"),
+    ({"inflate": {"threads": 2000}}, r"inflate.threads must be in \[1, 1024\] or null"),
 ])
 def test_bad_values_are_named(raw, match):
     with pytest.raises(ConfigError, match=match):

@@ -387,6 +387,22 @@ def test_train_threads_are_used_recorded_and_restored(tmp_path, monkeypatch):
                live_dir="live2").threads == before  # null: torch's default, untouched
 
 
+def test_inflate_threads_are_used_and_restored(tmp_path, monkeypatch):
+    import gva.models.stage as inflate_stage
+
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    _train2d(_cfg(train2d={"epochs": 1}), p)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen = []
+    real = inflate_stage.inflate_with_report
+    monkeypatch.setattr(inflate_stage, "inflate_with_report",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    run_inflate(_cfg(inflate={"threads": want}), p["m2"], p["m3i"])
+    assert seen == [want] and torch.get_num_threads() == before and p["m3i"].is_file()
+
+
 # ---- train.freeze ---------------------------------------------------------------------------
 
 FREEZE = "layer3"  # timm test_resnet: conv1 (stem), bn1, layer1, layer2 frozen; layer3, layer4, fc train

@@ -208,8 +208,10 @@ class InflateConfig:
     init: Literal["centre", "mean"] = "centre"
     last_n: Optional[int] = None
     bn_stats: Literal["copy", "drop"] = "copy"   # drop: reset BN running statistics (reference code)
+    threads: Optional[int] = None   # torch CPU threads for the probe and check; None: torch's default
 
     def validate(self) -> None:
+        _check(self.threads is None or 1 <= self.threads <= 1024, "inflate.threads", "must be in [1, 1024] or null")
         _check(self.time_kernel > 0 and self.time_kernel % 2 == 1, "inflate.time_kernel",
                "must be a positive odd number")
         _check(self.last_n is None or self.last_n >= 0, "inflate.last_n", "must be >= 0 or null")
