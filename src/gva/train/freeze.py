@@ -10,12 +10,17 @@ ResNets, ``features.14`` for VGG):
   eval mode while training (:func:`train_mode`): BatchNorm running statistics stay as they were,
   and dropout / drop-path are off, so the frozen part computes one fixed function.
 
-Why a module name rather than a count of stages: a "stage" means something different in every
-architecture (timm's ``blocks.i``, torchvision's ``layerN`` or ``features`` indices), whereas names
-are what the checkpoints and ``state_dict`` show, and inflation keeps them -- the same ``NAME``
-freezes the same layers of the 3-D model (mmaction2 also inflates by name). Registration order is
-the forward order for the CNNs gva uses (stem, stages, head); a model that registers a layer
-before the layers it follows would have it frozen too.
+Why a module name rather than a count of stages (mmaction2's ``frozen_stages``, which works because
+its ResNet3d knows its own stages): gva's backbones are any torchvision / timm model and a "stage"
+means something different in each (timm's ``blocks.i``, torchvision's ``layerN`` or ``features``
+indices), whereas names are what checkpoints and ``state_dict`` show, and inflation keeps them (it
+maps 2-D weights by name, as mmaction2's inflation does): the same ``NAME`` freezes the same layers
+of the 3-D model. Registration order is the forward order for the CNNs gva uses (stem, stages,
+head); a model that registers a layer before the layers it follows would have it frozen too.
+
+In a 3-D model, a frozen conv with a temporal kernel never learns its temporal weights (with
+``inflate.init: centre`` it stays a 2-D conv run at 3-D cost): :meth:`FreezeReport.temporal_warning`
+says so; keep ``inflate.last_n`` within the trainable part.
 
 ``None`` freezes nothing and changes nothing (the default).
 """
