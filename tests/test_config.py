@@ -28,6 +28,12 @@ def test_defaults_equal_shipped_file():
     ({"data": {"classes": "n01"}}, r"data.classes: expected a list"),
     ({"inflate": {"time_kernel": 2}}, r"inflate.time_kernel must be a positive odd"),
     ({"train3d": {"lr": 0}}, r"train3d.lr must be positive or null"),
+    ({"train": {"freeze": ""}}, r"train.freeze must be a module name"),
+    ({"train": {"freeze": "blocks.3."}}, r"train.freeze must be a module name"),
+    ({"train": {"freeze": 3}}, r"train.freeze: expected a string"),
+    ({"train": {"threads": 0}}, r"train.threads must be in \[1, 1024\] or null"),
+    ({"evaluate": {"threads": -1}}, r"evaluate.threads must be in \[1, 1024\] or null"),
+    ({"inflate": {"threads": 2000}}, r"inflate.threads must be in \[1, 1024\] or null"),
 ])
 def test_bad_values_are_named(raw, match):
     with pytest.raises(ConfigError, match=match):
@@ -39,6 +45,9 @@ def test_numbers_are_coerced_and_null_allowed():
     assert cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float) and cfg.data.limit_per_class is None
     assert cfg.train3d.lr == 1.0 and isinstance(cfg.train3d.lr, float)
     assert config_from_dict({}).train3d.lr is None
+    assert config_from_dict({}).train.freeze is None  # default: every layer trains
+    assert config_from_dict({"train": {"freeze": "blocks.3"}}).train.freeze == "blocks.3"
+    assert config_from_dict({}).train.threads is None and config_from_dict({}).evaluate.threads is None
 
 
 def test_file_errors_name_the_file(tmp_path):

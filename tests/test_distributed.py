@@ -192,23 +192,24 @@ def test_killed_rank_fails_clearly_and_the_rerun_resumes(tmp_path, one_thread):
 EPOCHS, BATCH, WORLD = 2, 8, 2
 
 
-def _fit_setup():
+def _fit_setup(freeze: str | None = None):
     from tests.test_train import _cfg, _TinyNet, _tiny_dataset
 
     from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD
 
     # explicit: _simulate normalises by hand (null would mean the same to fit)
     cfg = _cfg(train={"augment": True, "step_size": 1, "gamma": 0.5, "mean": list(IMAGENET_MEAN),
-                      "std": list(IMAGENET_STD)})
+                      "std": list(IMAGENET_STD), "freeze": freeze})
     torch.manual_seed(0)
     return _TinyNet(), _tiny_dataset(10, seed=0), _tiny_dataset(3, seed=1), cfg.train
 
 
-def _simulate(world: int):
+def _simulate(world: int, freeze: str | None = None):
     """One process replaying what ``world`` DDP ranks do: per-rank batches of BATCH/world from
     DistributedSampler, per-rank BatchNorm batch statistics starting from rank 0's buffers (DDP's
     broadcast_buffers), gradients averaged over ranks, rank 0's buffers kept; selection on val.
-    Each sample is augmented by its (seed, epoch, index) key, whatever rank takes it."""
+    Each sample is augmented by its (seed, epoch, index) key, whatever rank takes it. ``freeze``:
+    train.freeze, applied by hand (no gradient before it, its BatchNorm in eval mode)."""
     import torch.nn.functional as F
     from torch.utils.data.distributed import DistributedSampler
 
@@ -216,7 +217,13 @@ def _simulate(world: int):
     from gva.train.loop import evaluate_loader, make_optimizer
     from gva.data.loader import make_eval_loader
 
-    model, train, val, cfg = _fit_setup()
+    model, train, val, cfg = _fit_setup(freeze)
+    frozen = []
+    if freeze is not None:
+        names = [n for n, _ in model.named_children()]
+        frozen = [getattr(model, n) for n in names[:names.index(freeze)]]
+        for p in (p for m in frozen for p in m.parameters()):
+            p.requires_grad_(False)
     keyed = KeyedSamples(train, cfg.seed, cfg.augment)
     opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
@@ -229,6 +236,8 @@ def _simulate(world: int):
             s.set_epoch(epoch)
             shards.append(list(s))
         model.train()
+        for m in frozen:
+            m.eval()
         for j in range(len(shards[0]) // b):
             start = {k: v.clone() for k, v in model.named_buffers()}
             opt.zero_grad()
@@ -274,6 +283,27 @@ def test_ddp_training_follows_the_per_rank_batch_schedule(tmp_path, one_thread):
     assert json.loads((live / "metrics.json").read_text())["processes"] == WORLD
 
 
+def test_ddp_training_with_a_frozen_prefix(tmp_path, one_thread):
+    """train.freeze under DDP: no unused-parameter error (frozen parameters are not registered),
+    the frozen layers and their BatchNorm statistics stay as initialised on every rank, and the
+    rest follows the per-rank schedule with the prefix frozen."""
+    proc = torchrun([__file__, "fit-frozen", str(tmp_path)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = [torch.load(tmp_path / f"state{r}.pt") for r in range(WORLD)]
+    for k in states[0]:
+        assert torch.equal(states[0][k], states[1][k]), k
+    init = _fit_setup("fc")[0].state_dict()
+    for k in ("conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+              "bn.num_batches_tracked"):
+        assert torch.equal(states[0][k], init[k]), k
+    assert not torch.equal(states[0]["fc.weight"], init["fc.weight"])
+    expected, _ = _simulate(WORLD, freeze="fc")
+    for k, v in expected.items():
+        torch.testing.assert_close(states[0][k], v, rtol=1e-5, atol=1e-6, msg=k)
+    frozen = json.loads((tmp_path / "live" / "metrics.json").read_text())["frozen"]
+    assert frozen["before"] == "fc" and frozen["frozen_tensors"] == 4 and frozen["frozen_batchnorms"] == 1
+
+
 def test_processes_must_match_the_launch(tmp_path, monkeypatch):
     from gva.data.loader import per_rank_batch
     from gva.train.stage import check_processes, run_train2d
@@ -306,11 +336,11 @@ def _worker(mode: str, directory: Path) -> None:
 
         run(load_config(directory / "params.yaml"), curated_dir=directory / "data" / "curated",
             out_dir=directory / "clips", cache_root=directory / f"cache_rank{rank}", progress=False)
-    elif mode == "fit":
+    elif mode in ("fit", "fit-frozen"):
         from gva.train.loop import fit
 
         with distributed.session("cpu") as dist:
-            model, train, val, cfg = _fit_setup()
+            model, train, val, cfg = _fit_setup("fc" if mode == "fit-frozen" else None)
             res = fit(model, train, val, cfg, EPOCHS, BATCH, directory / "live", dist=dist)
             torch.save(model.state_dict(), directory / f"state{rank}.pt")
             hist = [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in res.history]

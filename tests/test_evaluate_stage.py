@@ -379,3 +379,15 @@ def test_models_selected_on_the_test_set_are_flagged(tmp_path, caplog):
         m = run(tiny_cfg(latency_batch_sizes=[1]), tmp_path)
     assert "model3d selected on the test set" in m["protocol_warning"]
     assert "MODEL3D SELECTED ON THE TEST SET" in caplog.text
+
+
+def test_evaluate_threads_are_used_recorded_and_restored(tmp_path):
+    """evaluate.threads: the stage runs (and times latency) with that many CPU threads, says so in
+    the report, and leaves the process's own setting as it found it."""
+    make_stores(tmp_path)
+    make_checkpoints(tmp_path, label2d=0, label3d=1)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    run(tiny_cfg(threads=want, latency_batch_sizes=[1]), tmp_path)
+    assert json.loads((tmp_path / "metrics/report.json").read_text())["environment"]["cpu_threads"] == want
+    assert torch.get_num_threads() == before

@@ -369,3 +369,168 @@ def test_reference_protocol_knobs_select_on_test_and_drop_bn_stats(tmp_path, cap
     m2, _ = load_checkpoint(p["m2"])
     assert not any(torch.equal(m.running_var, torch.ones_like(m.running_var))
                    for m in m2.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+
+
+def test_train_threads_are_used_recorded_and_restored(tmp_path, monkeypatch):
+    """train.threads: fit trains with that many CPU threads, records it, and restores the caller's."""
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen = []
+    monkeypatch.setattr("gva.train.loop.train_one_epoch",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or train_one_epoch(*a, **k))
+    res = fit(_TinyNet(), _tiny_dataset(4), None, _cfg(train={"threads": want}).train, epochs=1, batch_size=4,
+              live_dir="live")
+    assert seen == [want] and res.threads == want and torch.get_num_threads() == before
+    assert json.loads(Path("live/metrics.json").read_text())["threads"] == want
+    assert fit(_TinyNet(), _tiny_dataset(4), None, _cfg().train, epochs=1, batch_size=4,
+               live_dir="live2").threads == before  # null: torch's default, untouched
+
+
+def test_inflate_threads_are_used_and_restored(tmp_path, monkeypatch):
+    import gva.models.stage as inflate_stage
+
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    _train2d(_cfg(train2d={"epochs": 1}), p)
+    before = torch.get_num_threads()
+    want = 1 if before != 1 else 2
+    seen = []
+    real = inflate_stage.inflate_with_report
+    monkeypatch.setattr(inflate_stage, "inflate_with_report",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    run_inflate(_cfg(inflate={"threads": want}), p["m2"], p["m3i"])
+    assert seen == [want] and torch.get_num_threads() == before and p["m3i"].is_file()
+
+
+# ---- train.freeze ---------------------------------------------------------------------------
+
+FREEZE = "layer3"  # timm test_resnet: conv1 (stem), bn1, layer1, layer2 frozen; layer3, layer4, fc train
+
+
+def _bn_stats(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: b.detach().clone() for n, b in model.named_buffers()}
+
+
+def test_freeze_keeps_the_prefix_fixed_and_trains_the_rest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from gva.models import build_backbone
+    from gva.train.loop import make_optimizer
+
+    cfg = _cfg(train={"freeze": FREEZE, "augment": True})
+    torch.manual_seed(0)
+    model = build_backbone(ARCH, 2, pretrained=False)
+    before_p = {n: p.detach().clone() for n, p in model.named_parameters()}
+    before_b = _bn_stats(model)
+    res = fit(model, _tiny_dataset(8), _tiny_dataset(2, seed=1), cfg.train, epochs=1, batch_size=4,
+              live_dir="live")
+    names = [n for n, _ in model.named_parameters()]
+    frozen = names[:names.index("layer3.0.conv1.weight")]
+    assert frozen[0] == "conv1.0.weight" and frozen[-1].startswith("layer2.")
+    for n, p in model.named_parameters():
+        if n in frozen:
+            assert not p.requires_grad and torch.equal(p, before_p[n]), n
+        else:
+            assert p.requires_grad, n
+    trained = [n for n in names if n not in frozen and not torch.equal(model.get_parameter(n), before_p[n])]
+    assert "fc.weight" in trained and any(n.startswith("layer3.") for n in trained)
+    # BatchNorm of the frozen part: running statistics (and batch counts) as they were; the rest moved
+    after_b = _bn_stats(model)
+    stem_and_early = [n for n in after_b if n.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")]
+    assert stem_and_early and all(torch.equal(after_b[n], before_b[n]) for n in stem_and_early)
+    assert not torch.equal(after_b["layer3.0.bn1.running_mean"], before_b["layer3.0.bn1.running_mean"])
+    # the optimiser holds exactly the trainable parameters
+    opt_params = {id(p) for g in make_optimizer(model, cfg.train).param_groups for p in g["params"]}
+    assert opt_params == {id(p) for n, p in model.named_parameters() if n not in frozen}
+    # recorded: in the fit result and dvclive's summary
+    n_frozen = sum(before_p[n].numel() for n in frozen)
+    assert res.frozen["before"] == FREEZE and res.frozen["frozen_params"] == n_frozen
+    assert res.frozen["frozen_tensors"] == len(frozen) and res.frozen["frozen_batchnorms"] == 8  # conv1.1, conv1.4, bn1, 2 + 3 in layer1/2
+    assert res.frozen["trainable_params"] == sum(p.numel() for p in before_p.values()) - n_frozen
+    assert json.loads(Path("live/metrics.json").read_text())["frozen"] == res.frozen
+
+
+def test_frozen_modules_stay_in_eval_mode_in_train_mode():
+    from gva.models import build_backbone
+    from gva.train.freeze import freeze_before, train_mode
+
+    model = build_backbone(ARCH, 2, pretrained=False)
+    freeze_before(model, FREEZE)
+    train_mode(model)
+    modes = {n: m.training for n, m in model.named_modules()}
+    assert not any(modes[n] for n in modes if n.split(".")[0] in ("conv1", "bn1", "layer1", "layer2"))
+    assert all(modes[n] for n in modes if n == "" or n.split(".")[0] in ("layer3", "layer4", "fc"))
+    model.eval()
+    train_mode(model)
+    assert modes == {n: m.training for n, m in model.named_modules()}
+
+
+@pytest.mark.parametrize("name, problem", [("layer9", "is not a module"), ("global_pool", "holds no parameters"),
+                                           ("", "is not a module")])
+def test_a_bad_freeze_name_is_a_config_error_listing_the_names(name, problem):
+    from gva.errors import ConfigError
+    from gva.models import build_backbone
+    from gva.train.freeze import freeze_before
+
+    model = build_backbone(ARCH, 2, pretrained=False)
+    with pytest.raises(ConfigError, match=rf"train.freeze: '{name}' {problem}.*conv1, .*layer2, .*layer3.0, .*fc"):
+        freeze_before(model, name)
+    assert all(p.requires_grad for p in model.parameters())  # nothing half-frozen
+
+
+def test_the_default_freezes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from gva.models import build_backbone
+    from gva.train.freeze import freeze_before, train_mode
+
+    assert _cfg().train.freeze is None
+    model = build_backbone(ARCH, 2, pretrained=False)
+    report = freeze_before(model, None)
+    assert (report.before, report.frozen_params, report.frozen_tensors) == (None, 0, 0)
+    assert report.trainable_params == sum(p.numel() for p in model.parameters())
+    assert all(m.training for m in train_mode(model.eval()).modules())
+    # fit without train.freeze trains every layer, BatchNorm statistics included
+    torch.manual_seed(0)
+    model = build_backbone(ARCH, 2, pretrained=False)
+    before_p, before_b = {n: p.detach().clone() for n, p in model.named_parameters()}, _bn_stats(model)
+    res = fit(model, _tiny_dataset(8), None, _cfg().train, epochs=1, batch_size=4, live_dir="live")
+    assert res.frozen["before"] is None and res.frozen["frozen_params"] == 0
+    assert all(not torch.equal(p, before_p[n]) for n, p in model.named_parameters())
+    assert all(not torch.equal(b, before_b[n]) for n, b in model.named_buffers() if "running_mean" in n)
+
+
+def test_the_3d_model_freezes_the_same_names(tmp_path, caplog):
+    """Inflation keeps module names: train.freeze freezes the same layers of the inflated model,
+    and train3d leaves them (weights and BatchNorm statistics) as the inflated init had them."""
+    from gva.models import build_backbone, inflate
+    from gva.train.freeze import freeze_before
+
+    model2d = build_backbone(ARCH, 2, pretrained=False)
+    model3d = inflate(model2d, last_n=2, probe_size=INPUT)
+    r2, r3 = freeze_before(model2d, FREEZE), freeze_before(model3d, FREEZE)
+    assert ({n for n, p in model2d.named_parameters() if not p.requires_grad}
+            == {n for n, p in model3d.named_parameters() if not p.requires_grad})
+    assert (r2.frozen_tensors, r2.frozen_batchnorms) == (r3.frozen_tensors, r3.frozen_batchnorms)
+    assert r3.frozen_temporal_convs == 0 and r3.temporal_warning() is None  # last_n 2: fc-side convs only
+    every = freeze_before(inflate(model2d, last_n=None, probe_size=INPUT), FREEZE)
+    n_early = sum(1 for n, m in model2d.named_modules() if isinstance(m, nn.Conv2d)
+                  and n.split(".")[0] in ("conv1", "layer1", "layer2"))
+    assert every.frozen_temporal_convs == n_early > 0 and "inflate.last_n" in every.temporal_warning()
+
+    _write_stores(tmp_path)
+    p = _paths(tmp_path)
+    cfg = _cfg(train={"freeze": FREEZE})
+    _train2d(cfg, p)
+    run_inflate(cfg, p["m2"], p["m3i"])
+    with caplog.at_level("WARNING"):
+        run_train3d(cfg, p["m3i"], p["clips"], p["m3"], p["live3"])
+    assert "convolutions with a temporal kernel" in caplog.text  # last_n null: the frozen ones too
+    (m2, meta2), (m3i, _), (m3, meta3) = (load_checkpoint(p[k]) for k in ("m2", "m3i", "m3"))
+    assert meta2.training.frozen["before"] == meta3.training.frozen["before"] == FREEZE
+    assert meta3.training.frozen["frozen_tensors"] == r3.frozen_tensors
+    assert meta2.training.threads == meta3.training.threads == torch.get_num_threads()  # train.threads null
+    init, final = m3i.state_dict(), m3.state_dict()
+    early = [k for k in init if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")]
+    late = [k for k in init if k.split(".")[0] in ("layer3", "layer4", "fc") and init[k].is_floating_point()]
+    assert early and all(torch.equal(init[k], final[k]) for k in early)
+    assert any(not torch.equal(init[k], final[k]) for k in late)

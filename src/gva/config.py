@@ -170,9 +170,17 @@ class TrainConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
     compile: bool = False
+    # Module name (state_dict prefix, e.g. blocks.3): everything registered before it is frozen
+    # (no gradient, BatchNorm statistics fixed), in train2d and train3d alike (gva.train.freeze).
+    freeze: Optional[str] = None
+    threads: Optional[int] = None   # torch CPU threads while training; None: torch's default
 
     def validate(self) -> None:
         _check(self.lr > 0, "train.lr", "must be positive")
+        _check(self.threads is None or 1 <= self.threads <= 1024, "train.threads", "must be in [1, 1024] or null")
+        _check(self.freeze is None or (bool(self.freeze) and self.freeze.strip() == self.freeze
+                                       and not self.freeze.startswith(".") and not self.freeze.endswith(".")),
+               "train.freeze", "must be a module name such as blocks.3 (no spaces or stray dots), or null")
         _check(self.mean is None or len(self.mean) == 3, "train.mean", "must list 3 channel means or be null")
         _check(self.std is None or (len(self.std) == 3 and all(s > 0 for s in self.std)), "train.std",
                "must list 3 positive channel stds or be null")
@@ -213,8 +221,10 @@ class InflateConfig:
     init: Literal["centre", "mean"] = "centre"
     last_n: Optional[int] = None
     bn_stats: Literal["copy", "drop"] = "copy"   # drop: reset BN running statistics (reference code)
+    threads: Optional[int] = None   # torch CPU threads for the probe and check; None: torch's default
 
     def validate(self) -> None:
+        _check(self.threads is None or 1 <= self.threads <= 1024, "inflate.threads", "must be in [1, 1024] or null")
         _check(self.time_kernel > 0 and self.time_kernel % 2 == 1, "inflate.time_kernel",
                "must be a positive odd number")
         _check(self.last_n is None or self.last_n >= 0, "inflate.last_n", "must be >= 0 or null")
@@ -234,9 +244,12 @@ class EvaluateConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # inference autocast; latency is for this
     channels_last: bool = False
     compile: bool = False
+    threads: Optional[int] = None   # torch CPU threads while evaluating; None: torch's default
 
     def validate(self) -> None:
         _bounded(self.batch_size, 1, MAX_BATCH, "evaluate.batch_size")
+        _check(self.threads is None or 1 <= self.threads <= 1024, "evaluate.threads",
+               "must be in [1, 1024] or null")
         _check(self.bootstrap > 0, "evaluate.bootstrap", "must be positive")
         _check(len(self.latency_batch_sizes) > 0, "evaluate.latency_batch_sizes",
                "must list at least one batch size")

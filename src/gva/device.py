@@ -6,11 +6,30 @@ are), so that a clip or a trained model depends only on its inputs and seeds on 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from typing import Iterator, Optional
 
 from gva.errors import DeviceError
 import torch
+
+
+@contextlib.contextmanager
+def cpu_threads(n: Optional[int]) -> Iterator[int]:
+    """torch's intra-op CPU threads at ``n`` inside the block (None: as they are); yields the count.
+
+    A knob because on a CPU shared with other jobs, OpenMP's waiting threads spin while their peers
+    are descheduled: on the 2-core machine here, under load, one thread trained 3-5x faster than
+    two (``benchmarks/regime.py``). Restored on exit: tests and callers keep their own setting.
+    """
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
 
 
 def use_deterministic_cuda() -> None:

@@ -41,7 +41,7 @@ from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
 from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 from gva.io import atomic_path, write_json
-from gva.device import device_name, resolve_device
+from gva.device import cpu_threads, device_name, resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,15 @@ def _write_predictions(path: Path, test: TestSet, names: list[str],
 def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Path = CLIPS_DIR,
         model2d_path: str | Path = MODEL2D, model3d_path: str | Path = MODEL3D,
         metrics_dir: str | Path = METRICS_DIR, plots_dir: str | Path = PLOTS_DIR) -> dict:
-    """Evaluate the 2-D and 3-D models on the paired test split; returns metrics.json's content."""
+    """Evaluate the 2-D and 3-D models on the paired test split; returns metrics.json's content.
+
+    ``evaluate.threads`` sets torch's CPU threads for the stage (latency is measured with them)."""
+    with cpu_threads(cfg.evaluate.threads):
+        return _run(cfg, curated_dir, clips_dir, model2d_path, model3d_path, metrics_dir, plots_dir)
+
+
+def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_path: str | Path,
+         model3d_path: str | Path, metrics_dir: str | Path, plots_dir: str | Path) -> dict:
     ecfg = cfg.evaluate
     metrics_dir, plots_dir = Path(metrics_dir), Path(plots_dir)
     device = resolve_device(ecfg.device, "evaluate.device")

@@ -53,6 +53,8 @@ class TrainingRecord:
     processes: int = 1
     frames_2d: Optional[str] = None        # train2d.frames of a 2-D model: first | all
     execution: dict = field(default_factory=dict)   # precision / channels_last / compile used
+    frozen: dict = field(default_factory=dict)      # train.freeze: what stayed fixed (gva.train.freeze)
+    threads: Optional[int] = None                   # torch CPU threads it trained with (train.threads)
     history: list[dict] = field(default_factory=list)
 
 

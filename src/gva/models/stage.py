@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gva.config import Config
+from gva.device import cpu_threads
 from gva.errors import CheckpointError
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, InflationPlan, TrainingRecord, load_checkpoint, save_checkpoint
@@ -37,7 +38,14 @@ def reset_bn_statistics(model: torch.nn.Module) -> int:
 
 def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
                 out_path: str | Path = MODEL3D_INIT) -> CheckpointMeta:
-    """``model2d_path`` (+ ImageNet weights for ``inflate.source: imagenet``) -> ``out_path``."""
+    """``model2d_path`` (+ ImageNet weights for ``inflate.source: imagenet``) -> ``out_path``.
+
+    ``inflate.threads`` sets torch's CPU threads for the stage (restored after)."""
+    with cpu_threads(cfg.inflate.threads):
+        return _inflate(cfg, Path(model2d_path), Path(out_path))
+
+
+def _inflate(cfg: Config, model2d_path: Path, out_path: Path) -> CheckpointMeta:
     model2d, meta2d = load_checkpoint(model2d_path)
     if meta2d.kind != "2d":
         raise CheckpointError(f"{model2d_path}: expected a 2d checkpoint, got {meta2d.kind}")

@@ -39,8 +39,9 @@ from gva.config import TrainConfig
 from gva.errors import DeviceError, NonFiniteLossError
 from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, make_eval_loader, make_train_loader, per_rank_batch,
                              to_model_input)
-from gva.device import resolve_device
+from gva.device import cpu_threads, resolve_device
 from gva.execution import Execution
+from gva.train.freeze import freeze_before, train_mode
 
 FP32 = Execution()
 TEST_SELECTION_WARNING = ("MODEL SELECTED ON THE TEST SET (train.select_on: test, the reference code's protocol): "
@@ -75,6 +76,8 @@ class FitResult:
     train_time_s: float
     history: list[dict[str, float]] = field(default_factory=list)
     execution: dict = field(default_factory=dict)   # precision, channels_last, compile as used
+    frozen: dict = field(default_factory=dict)      # train.freeze: FreezeReport.to_dict()
+    threads: int = 0                                # torch CPU threads used (train.threads)
 
 
 class _Meter:
@@ -155,7 +158,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
 
     ``execution``: autocast precision and input layout; ``scaler``: fp16 loss scaling (GPU).
     """
-    model.train()
+    train_mode(model)  # the part train.freeze froze stays in eval mode (BatchNorm statistics fixed)
     meter = _Meter()
     for step, (x, y) in enumerate(tqdm(loader, desc=f"{desc} epoch {epoch}", leave=False,
                                        disable=_bars_off())):
@@ -205,7 +208,16 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     ``batch_size`` is the global batch; ``dist`` is the process group (default: the one this
     process joined, see :mod:`gva.distributed`); with several ranks the model trains under DDP.
     ``cfg.mean``/``cfg.std`` null: ImageNet's (the stages first resolve them from the weights).
+    ``cfg.threads`` sets torch's CPU threads for the call (restored after).
     """
+    with cpu_threads(cfg.threads) as threads:
+        result = _fit(model, train_set, val_set, cfg, epochs, batch_size, live_dir, desc, dist, select_split)
+    return dataclasses.replace(result, threads=threads)
+
+
+def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+         epochs: int, batch_size: int, live_dir: str | Path, desc: str,
+         dist: Optional[distributed.Dist], select_split: str) -> FitResult:
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
@@ -219,6 +231,12 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     per_rank_batch(batch_size, dist.world, f"{desc}.batch_size")
     execution = Execution.resolve(cfg.precision, cfg.channels_last, cfg.compile, device, "train")
     clips = train_set[0][0].dim() == 4  # uint8 [T,H,W,3] samples: a 3-D model
+    # before DDP (it registers only parameters that require grad) and before the optimiser
+    frozen = freeze_before(model, cfg.freeze)
+    if dist.is_main:
+        log.info("%s: %s", desc, frozen.summary())
+        if frozen.temporal_warning():
+            log.warning("%s: %s", desc, frozen.temporal_warning())
     execution.model(model.to(device), clips)
     net: nn.Module = model
     if dist.active:
@@ -294,8 +312,10 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
         live.summary["train_time_s"] = train_time
         live.summary["processes"] = dist.world
         live.summary["execution"] = execution.describe()
+        live.summary["frozen"] = frozen.to_dict()
+        live.summary["threads"] = torch.get_num_threads()
     if best_state is not None:
         model.load_state_dict(best_state)
     elif dist.active:
         _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
-    return FitResult(best_epoch, selected_on, train_time, history, execution.describe())
+    return FitResult(best_epoch, selected_on, train_time, history, execution.describe(), frozen.to_dict())

@@ -73,7 +73,7 @@ def _record(result: FitResult, epochs: int, lr: float, seed: int, samples: int, 
     return TrainingRecord(epochs=int(epochs), best_epoch=int(result.best_epoch), selected_on=result.selected_on,
                           train_time_s=float(result.train_time_s), seed=seed, lr=lr, train_samples=samples,
                           processes=world, frames_2d=frames_2d, history=result.history,
-                          execution=result.execution)
+                          execution=result.execution, frozen=result.frozen, threads=result.threads)
 
 
 def run_train2d(cfg: Config, curated_dir: str | Path = CURATED_DIR,
