@@ -197,3 +197,66 @@ def test_predictions_in_dvc_cache_are_read_through_dvc(tmp_path):
     shutil.rmtree(repo / ".dvc" / "cache")                        # data gone, no remote
     runs, notes = attach_predictions([Run("e1", {}, {}, revs[0])], repo)
     assert runs[0].predictions is None and notes == ["e1: no metrics/predictions.csv"]
+
+
+# --- pairing is by image id ----------------------------------------------------------------------
+
+def _shifted(run: Run, by: int) -> Run:
+    p = {k: v.copy() for k, v in run.predictions.items()}
+    p["id"] = p["id"] + by   # other images, same labels
+    return Run(run.name, run.params, run.metrics, run.rev, predictions=p)
+
+
+def test_seeds_that_scored_other_images_are_not_paired_and_the_report_says_so(tmp_path):
+    """Issue 26: every id of one seed's predictions shifted by 77 (labels unchanged) was paired with
+    the other seeds' images, and the report said "the same images in every run"."""
+    runs = _runs("better", 0.40, 0.70, 1)
+    runs[1] = _shifted(runs[1], 77)
+    rows, notes = comparisons(aggregate(runs), n_boot=200)
+    assert rows == []
+    assert len(notes) == 1 and "better-s0 and better-s1 scored different test images" in notes[0]
+    write_report(runs, tmp_path, n_boot=200)
+    md = (tmp_path / "results.md").read_text()
+    assert "(the same images in every run)" not in md
+    assert "NOT the same images in every run (2 different test sets" in md
+    assert "better-s0 and better-s1 scored different test images" in md
+
+
+def test_seeds_listing_the_same_images_in_another_order_are_paired_by_id():
+    runs = _runs("better", 0.40, 0.70, 1)
+    (ref,), _ = comparisons(aggregate(runs), n_boot=300)
+    order = np.random.default_rng(0).permutation(N)
+    p = {k: v[order] for k, v in runs[2].predictions.items()}
+    runs[2] = Run(runs[2].name, runs[2].params, runs[2].metrics, predictions=p)
+    (row,), notes = comparisons(aggregate(runs), n_boot=300)
+    assert not notes
+    assert (row.top1.estimate, row.top1.low, row.top1.high, row.mde) == \
+        (ref.top1.estimate, ref.top1.low, ref.top1.high, ref.mde)
+
+
+def test_twins_that_scored_other_images_are_left_out_not_a_traceback(tmp_path, caplog):
+    """A generator twin whose predictions hold other images (the 2-D − 2-D pairing across runs)
+    raised a bare ValueError out of `gva report`."""
+    import json
+
+    import yaml
+
+    from gva import report
+
+    dirs = []
+    acc = {("repeat", "first"): (0.4, 0.4), ("repeat", "all"): (0.5, 0.5), ("motion", "all"): (0.8, 0.5)}
+    for run in [r for r in _grid(acc, seeds=[0]) if r.params["train2d.frames"] == "all"]:
+        d = tmp_path / run.name
+        (d / "metrics").mkdir(parents=True)
+        (d / "params.yaml").write_text(yaml.safe_dump(
+            {"svd": {"generator": run.params["svd.generator"]}, "train2d": {"frames": "all"}, "train": {"seed": 0}}))
+        (d / "metrics" / "metrics.json").write_text(json.dumps(run.metrics, default=float))
+        p = run.predictions
+        ids = p["id"] + (77 if run.params["svd.generator"] == "motion" else 0)
+        (d / "metrics" / "predictions.csv").write_text("id,label,class_name,pred_2d,pred_3d\n" + "".join(
+            f"{i},{y},c{y},{a},{b}\n" for i, y, a, b in zip(ids, p["label"], p["pred_2d"], p["pred_3d"])))
+        dirs.append(str(d))
+    assert report.main(["--runs", *dirs, "--out", str(tmp_path / "out"), "--bootstrap", "200"]) == 0
+    assert "repeat-all-s0 vs motion-all-s0: the two prediction files do not hold the same test images" in caplog.text
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "3-D − 3-D on repeat clips" not in md.split("Left out:")[0]
