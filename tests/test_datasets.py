@@ -482,3 +482,16 @@ def test_whole_dag_on_an_imagefolder_and_predict_shows_folder_names(tmp_path):
     assert proc.returncode == 0, proc.stderr
     top = json.loads(proc.stdout)["predictions"]
     assert {p["class_name"] for p in top} <= set(CLASSES) and len(top) == 3
+
+
+def test_a_file_name_that_is_not_utf8_fails_naming_it(tmp_path):
+    """Issue 26: a non-UTF-8 file name in an ImageFolder ended in a UnicodeEncodeError traceback
+    from write_index."""
+    import os
+
+    folder = make_imagefolder(tmp_path / "f", n_train=4, n_test=2)
+    shutil.copyfile(folder / "train" / "cat" / "img00.jpg", os.fsencode(folder / "train" / "cat") + b"/caf\xe9.jpg")
+    (folder / "train" / "cat" / "img00.jpg").unlink()   # (else the copy is a duplicate, warned about)
+    with pytest.raises(DatasetError, match=r"train/cat/caf\\xe9.jpg: the file name is not valid UTF-8"):
+        run_curate(tmp_path, folder, val_fraction=0.0)
+    assert not (tmp_path / "curated").exists()

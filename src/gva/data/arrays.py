@@ -39,7 +39,7 @@ class IndexRow:
 def write_index(path: str | Path, rows: list[IndexRow]) -> None:
     """Write ``index.csv`` (columns ``INDEX_COLUMNS``) atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(INDEX_COLUMNS)
             for r in rows:
@@ -51,20 +51,23 @@ def read_index(path: str | Path) -> list[IndexRow]:
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: index file not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or list(reader.fieldnames) != INDEX_COLUMNS:
-            raise StoreError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, "
-                             f"got {','.join(reader.fieldnames or [])}")
-        rows = []
-        for line, rec in enumerate(reader, start=2):
-            try:
-                rows.append(IndexRow(int(rec["id"]), rec["split"], rec["wnid"], rec["class_name"],
-                                     int(rec["label"]), rec["source"]))
-            except (TypeError, ValueError) as exc:
-                raise StoreError(f"{path}:{line}: malformed row ({exc})") from None
-            if rows[-1].split not in SPLITS:
-                raise StoreError(f"{path}:{line}: unknown split {rows[-1].split!r}")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or list(reader.fieldnames) != INDEX_COLUMNS:
+                raise StoreError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, "
+                                 f"got {','.join(reader.fieldnames or [])}")
+            rows = []
+            for line, rec in enumerate(reader, start=2):
+                try:
+                    rows.append(IndexRow(int(rec["id"]), rec["split"], rec["wnid"], rec["class_name"],
+                                         int(rec["label"]), rec["source"]))
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"{path}:{line}: malformed row ({exc})") from None
+                if rows[-1].split not in SPLITS:
+                    raise StoreError(f"{path}:{line}: unknown split {rows[-1].split!r}")
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return rows
 
 

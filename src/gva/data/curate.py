@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -108,6 +109,18 @@ def limit(rows: list[tuple[int, Item, str]], k: int | None) -> list[tuple[int, I
     return kept
 
 
+def check_names(dataset, items: list[Item]) -> None:
+    """Every file name can be written to index.csv (UTF-8): a name in another encoding (bytes that
+    are not UTF-8, kept by Python as lone surrogates) is a :class:`DatasetError` naming it."""
+    for item in items:
+        try:
+            item.source.encode("utf-8")
+        except UnicodeEncodeError:
+            where = os.fsencode(dataset.tree.where(item.source)).decode("utf-8", "backslashreplace")
+            raise DatasetError(f"{where}: the file name is not valid UTF-8 (index.csv records names as UTF-8); "
+                               "rename the file") from None
+
+
 def check_duplicates(dataset, rows: list[tuple[int, Item, str]]) -> dict[str, int]:
     """Files with identical bytes among the chosen rows, whatever their names (a copy, a link).
 
@@ -151,6 +164,7 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
     start = time.perf_counter()
     dataset = open_dataset(cfg.source, cfg.format, cfg.classes, download_dir, cfg.md5)
     items = dataset.items()
+    check_names(dataset, items)
     # ids are positions in the canonical enumeration, before limiting: an image keeps its id
     # (and so its generation seed) whatever limit_per_class, the hold-outs or the folds are.
     if cfg.folds is not None:
