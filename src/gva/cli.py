@@ -23,7 +23,7 @@ import traceback
 from typing import Callable
 
 from gva.config import Config, load_config
-from gva.errors import GvaError
+from gva.errors import ConfigError, GvaError
 
 # stage name -> "module:function"; imported lazily so `gva curate` never imports diffusers.
 STAGES = {
@@ -42,6 +42,22 @@ PROCESSES: dict[str, Callable[[Config], int]] = {
     "train3d": lambda cfg: cfg.train.processes,
 }
 USER_ERROR = 2
+# stages (and gva predict) that write into the cache directory (gva.paths.CACHE_DIR)
+USES_CACHE = ("curate", "svd_generate", "predict")
+
+
+def check_cache_dir() -> None:
+    """The cache directory (``GVA_CACHE_DIR``, default data/.cache) is a directory or can be made
+    one: a file at it or above it is a :class:`ConfigError` naming it."""
+    from gva import paths
+
+    name = "GVA_CACHE_DIR" if os.environ.get("GVA_CACHE_DIR") else "the cache directory"
+    for p in (paths.CACHE_DIR, *paths.CACHE_DIR.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = paths.CACHE_DIR if p == paths.CACHE_DIR else f"{paths.CACHE_DIR} ({p} is a file)"
+                raise ConfigError(f"{name} {where}: not a directory")
+            return
 
 
 def _fail(command: str, exc: BaseException, verbose: bool) -> int:
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "predict":
         return _predict(args)
     try:
+        if args.command in USES_CACHE:
+            check_cache_dir()
         cfg = load_config(args.params)
         processes = PROCESSES.get(args.command, lambda _: 1)(cfg)
         if processes > 1 and "WORLD_SIZE" not in os.environ:
@@ -154,6 +172,7 @@ def _predict(args: argparse.Namespace) -> int:
     params = Path(args.params) if args.checkpoint or args.params != "params.yaml" else run / "params.yaml"
     checkpoint = Path(args.checkpoint) if args.checkpoint else run / "models" / f"model{args.model}.pt"
     try:
+        check_cache_dir()
         files = expand_inputs(args.inputs)
         predictor = Predictor(load_config(params), checkpoint, args.model, args.device)
     except GvaError as exc:
