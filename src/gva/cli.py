@@ -2,8 +2,8 @@
 
 Each stage function takes the whole :class:`gva.config.Config` and reads only the sections it
 declares as params in dvc.yaml. Errors: a :class:`gva.errors.GvaError` (bad params, bad input, a
-run that cannot go on) prints one line ``gva <command>: error: ...`` and exits 2 (``-v`` adds the
-traceback); anything else is a bug and keeps Python's traceback (exit 1).
+run that cannot go on, a full disk) prints one line ``gva <command>: error: ...`` and exits 2
+(``-v`` adds the traceback); anything else is a bug and keeps Python's traceback (exit 1).
 
 Several processes: ``svd_generate`` / ``train2d`` / ``train3d`` with ``svd.processes`` /
 ``train.processes`` > 1 start themselves under PyTorch's elastic launcher (what ``torchrun
@@ -23,7 +23,8 @@ import traceback
 from typing import Callable
 
 from gva.config import Config, load_config
-from gva.errors import ConfigError, GvaError
+from gva.errors import ConfigError, GvaError, NoSpaceError
+from gva.io import NO_SPACE
 
 # stage name -> "module:function"; imported lazily so `gva curate` never imports diffusers.
 STAGES = {
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         getattr(importlib.import_module(module), func)(cfg)
     except GvaError as exc:
         return _fail(args.command, exc, args.verbose)
+    except OSError as exc:   # a full disk where no atomic output caught it (a library writing its own file)
+        if exc.errno not in NO_SPACE:
+            raise
+        return _fail(args.command, NoSpaceError(exc.filename or "an output"), args.verbose)
     return 0
 
 
@@ -190,6 +195,10 @@ def _predict(args: argparse.Namespace) -> int:
                 bar.write(line, file=stream)  # above the bar, never onto its line
     except GvaError as exc:
         return _fail("predict", exc, args.verbose)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        return _fail("predict", NoSpaceError(exc.filename or "an output"), args.verbose)
     return 1 if failed else 0
 
 

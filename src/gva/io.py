@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -12,15 +13,49 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+#: errno values of a full disk or quota
+NO_SPACE = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+#: below this many free bytes, a failed write is taken for a full disk (libraries such as torch.save
+#: report it as a RuntimeError without errno)
+_FULL_BELOW = 1 << 20
+
+
+def _free_bytes(where: Path) -> int | None:
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return None
+
+
+def _final(written: object, target: Path, path: Path) -> Path:
+    """Where ``written`` (a file inside the temporary ``target``, or anything else) ends up: under
+    ``path``; else ``path`` itself."""
+    if isinstance(written, (str, os.PathLike)):
+        inner = Path(written)
+        if inner == target or target in inner.parents:
+            return path / inner.relative_to(target)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` (file or directory); rename it onto ``path`` on success.
 
-    On any exception the temporary is removed and ``path`` is left as it was.
+    On any exception the temporary is removed and ``path`` is left as it was. A full disk (an
+    ``OSError`` ENOSPC/EDQUOT, or any other error while under 1 MiB is free there) becomes a
+    :class:`~gva.errors.NoSpaceError` naming ``path`` (for an output nested in another's temporary,
+    the outer output's path: ``data/curated/images.npy``, not the temporary's).
     """
+    from gva.errors import GvaError, NoSpaceError
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise NoSpaceError(path) from exc
+        raise
     target = tmp / path.name
     try:
         yield target
@@ -30,6 +65,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             # shrinks to two renames, and a crash in it still leaves the old one on disk.
             os.replace(path, tmp / f"{path.name}.old")
         os.replace(target, path)
+    except NoSpaceError as exc:
+        raise NoSpaceError(_final(exc.filename, target, path), exc.detail) from exc
+    except Exception as exc:
+        if isinstance(exc, GvaError):
+            raise
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            raise NoSpaceError(_final(exc.filename, target, path)) from exc
+        free = _free_bytes(tmp)
+        if free is not None and free < _FULL_BELOW:
+            raise NoSpaceError(path, f" ({free} bytes free)") from exc
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gva.config import Config
-from gva.data.arrays import IndexRow, Store, open_clips, open_images, write_index
+from gva.data.arrays import IndexRow, Store, open_clips, open_images, open_memmap_reserved, write_index
 from gva.errors import StoreError
 from gva.io import atomic_path
 from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR
@@ -56,8 +56,7 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         picked = frame_rows(images, clips)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                          shape=(len(picked), side, side, 3))
+        array = open_memmap_reserved(tmp / "images.npy", (len(picked), side, side, 3))   # ENOSPC, not SIGBUS
         rows: list[IndexRow] = []
         for k, (i, t) in enumerate(picked):  # one frame at a time: never the whole store in RAM
             array[k] = clips.array[i, t]

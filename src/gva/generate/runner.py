@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
+from gva.data.arrays import open_memmap_reserved
 from gva.distributed import Dist
 from gva.generate import registry
 from gva.generate.base import Generator, Prompts
@@ -201,7 +202,7 @@ class ChunkCache:
         chunks = self.committed()
         mask = np.zeros(self.n, dtype=bool)
         with atomic_path(path) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(self.n,) + self.clip_shape)
+            out = open_memmap_reserved(tmp, (self.n,) + self.clip_shape)   # a full disk: ENOSPC, not SIGBUS
             for start, stop, p in chunks:
                 todo = ~mask[start:stop]
                 if todo.any():
