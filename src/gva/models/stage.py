@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gva.config import Config
-from gva.errors import CheckpointError
+from gva.errors import CheckpointError, PretrainedWeightsError
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, InflationPlan, TrainingRecord, load_checkpoint, save_checkpoint
 from gva.models.inflate import inflate_with_report
@@ -47,7 +47,15 @@ def run_inflate(cfg: Config, model2d_path: str | Path = MODEL2D,
     pretrained = meta2d.pretrained
     if cfg.inflate.source == "imagenet":
         torch.manual_seed(meta2d.training.seed or 0)  # the fresh head
-        model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True)
+        try:
+            model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True)
+        except PretrainedWeightsError as exc:  # its message blames model.pretrained, which may be false
+            cause = exc.__cause__ or exc
+            raise PretrainedWeightsError(
+                f"inflate.source is imagenet, which needs ImageNet weights for {cfg.model.arch!r}, and they could "
+                f"not be obtained ({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}). "
+                "Run once with network access (or put the weights in the torch hub / Hugging Face cache), or "
+                "set inflate.source: train2d (inflate the trained 2-D model)") from cause
         training, pretrained = TrainingRecord(), True
     probe = min(meta2d.input_size, 64)
     model3d, report = inflate_with_report(model2d, time_kernel=cfg.inflate.time_kernel, init=cfg.inflate.init,
