@@ -34,3 +34,39 @@ def test_frames_all_with_one_frame_clips_says_why_nothing_is_added(tmp_path, cap
     text = caplog.text
     assert "the clips have 1 frame (svd.frames 1) and it is the original image" in text
     assert "re-run extra_frames" not in text and "trains on the original images alone" in text
+
+
+def _temporary(parent: Path, name: str, age_s: float = 60.0) -> Path:
+    """A temporary of ``parent/name`` as atomic_path makes them, ``age_s`` old, with a file in it."""
+    tmp = parent / f".{name}.{os.urandom(4).hex()}.tmp"
+    (tmp / name).mkdir(parents=True)
+    (tmp / name / "images.npy").write_bytes(b"half-written")
+    old = time.time() - age_s
+    os.utime(tmp, (old, old))
+    return tmp
+
+
+def test_the_next_run_removes_temporaries_a_killed_run_left_but_not_a_live_runs(tmp_path):
+    """Issue 26: a killed stage left data/.curated.*.tmp (or dvclive/.train2d.*.tmp) that nothing
+    removed. A temporary is held (flock) by its run while it lives, so one no process holds is a
+    killed run's; the next write of the same output removes it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    stale = _temporary(data, "curated")
+    live = _temporary(data, "curated")
+    young = _temporary(data, "curated", age_s=0)   # just made: its run may not hold it yet
+    other = _temporary(data, "clips")               # another output's: not ours to judge now
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a run still writing it
+    try:
+        with atomic_path(data / "curated") as tmp:
+            tmp.mkdir()
+            (tmp / "index.csv").write_text("new\n")
+    finally:
+        os.close(fd)
+    assert not stale.exists()
+    assert live.exists() and young.exists() and other.exists()
+    assert (data / "curated" / "index.csv").read_text() == "new\n"
+    with atomic_path(data / "curated") as tmp:   # the live run has ended (its lock is gone)
+        tmp.write_text("x")
+    assert not live.exists()
