@@ -139,7 +139,8 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files end to end (image -> clip -> 3-D model)",
                        description="Generate each image's clip with the run's own generator settings and "
                                    "classify it; prints the top-k classes and a per-stage latency breakdown.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, or folders of them (searched recursively); standard input is not read")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--run", default=".", metavar="DIR",
                        help="a pipeline run: DIR/params.yaml and DIR/models/ (default: .)")
