@@ -42,6 +42,12 @@ def test_atomic_path_names_the_final_path_and_removes_its_temporary(tmp_path):
     assert str(exc) == f"{out / 'images.npy'}: no space left on device"   # the final path, not a temporary's
     assert list((tmp_path / "data").iterdir()) == []                      # nothing left behind
 
+    # another output written while this one is open (train2d: the checkpoint inside the log's block)
+    with pytest.raises(NoSpaceError, match=r"^.*models/model2d.pt: no space left on device$"):
+        with io.atomic_path(tmp_path / "dvclive" / "train2d"):
+            with io.atomic_path(tmp_path / "models" / "model2d.pt"):
+                _enospc()
+
 
 def test_a_library_error_on_a_full_disk_is_no_space_too(tmp_path, monkeypatch):
     """torch.save reports a full disk as a RuntimeError ("file write failed"), without errno."""

@@ -68,7 +68,7 @@ def remove_stale_temporaries(path: str | Path, keep: Path | None = None) -> int:
         return 0
     removed, now = 0, time.time()
     for entry in entries:
-        if keep is not None and entry.path == str(keep):
+        if keep is not None and entry.name == keep.name:
             continue
         try:
             if not entry.is_dir(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < 2.0:
@@ -88,14 +88,14 @@ def remove_stale_temporaries(path: str | Path, keep: Path | None = None) -> int:
     return removed
 
 
-def _final(written: object, target: Path, path: Path) -> Path:
-    """Where ``written`` (a file inside the temporary ``target``, or anything else) ends up: under
-    ``path``; else ``path`` itself."""
+def _final(written: object, target: Path, path: Path) -> Path | None:
+    """Where ``written``, a file inside the temporary ``target``, ends up: under ``path``; None
+    when it is not inside ``target`` (or not a path)."""
     if isinstance(written, (str, os.PathLike)):
         inner = Path(written)
         if inner == target or target in inner.parents:
             return path / inner.relative_to(target)
-    return path
+    return None
 
 
 @contextlib.contextmanager
@@ -130,12 +130,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.replace(path, tmp / f"{path.name}.old")
         os.replace(target, path)
     except NoSpaceError as exc:
-        raise NoSpaceError(_final(exc.filename, target, path), exc.detail) from exc
+        final = _final(exc.filename, target, path)
+        if final is None:   # another output's (written while this one was open): already named
+            raise
+        raise NoSpaceError(final, exc.detail) from exc
     except Exception as exc:
         if isinstance(exc, GvaError):
             raise
         if isinstance(exc, OSError) and exc.errno in NO_SPACE:
-            raise NoSpaceError(_final(exc.filename, target, path)) from exc
+            raise NoSpaceError(_final(exc.filename, target, path) or path) from exc
         free = _free_bytes(tmp)
         if free is not None and free < _FULL_BELOW:
             raise NoSpaceError(path, f" ({free} bytes free)") from exc
