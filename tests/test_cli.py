@@ -60,3 +60,23 @@ def test_a_zero_byte_store_is_a_user_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["extra_frames"]) == 2
     assert "images.npy: empty or truncated .npy file" in capsys.readouterr().err
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path):
+    """Issue 26: GVA_CACHE_DIR naming a file ended in NotADirectoryError's traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_generate import make_curated
+
+    make_curated(tmp_path / "data" / "curated", n=3)
+    (tmp_path / "params.yaml").write_text("svd:\n  generator: repeat\n  previews_per_class: 0\n")
+    (tmp_path / "a-file").write_text("x")
+    env = {**os.environ, "GVA_CACHE_DIR": "a-file", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-m", "gva.cli", "svd_generate"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == "gva svd_generate: error: GVA_CACHE_DIR a-file: not a directory\n"
+    assert not (tmp_path / "data" / "clips").exists()

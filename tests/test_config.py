@@ -1,5 +1,7 @@
 """params.yaml parsing: defaults, the shipped file, and errors that name the file and key."""
 
+import re
+
 import pytest
 
 from gva.config import REFERENCE_CLASSES, Config, ConfigError, config_from_dict, load_config
@@ -81,3 +83,60 @@ def test_every_user_error_class_derives_from_the_one_root():
     classes = [getattr(errors, name) for name in errors.__all__]
     assert all(issubclass(c, errors.GvaError) for c in classes)
     assert ConfigError is errors.ConfigError
+
+
+def _numeric_keys(cls=Config, prefix=""):
+    """(dotted key, annotation) of every number or list of numbers in the params, nested ones too."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) is typing.Union else [tp]
+        tp = args[0] if len(args) == 1 else tp
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            yield from _numeric_keys(tp, key + ".")
+        elif tp in (int, float) or typing.get_origin(tp) is list and typing.get_args(tp)[0] in (int, float):
+            yield key, tp
+
+
+def _override(key: str, value) -> dict:
+    raw: dict = {}
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("key, tp", list(_numeric_keys()))
+def test_every_numeric_param_has_its_range_checked(key, tp):
+    """Issue 26: train.gamma -1 trained with a negative learning rate, train.momentum and
+    train.weight_decay -1 crashed in torch, svd.fps 0 was accepted silently... No number in the
+    params accepts -1, and no float accepts NaN or infinity."""
+    import typing
+
+    value = [-1] * 3 if typing.get_origin(tp) is list else -1
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
+        config_from_dict(_override(key, value))
+    if tp is float:
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ConfigError, match=rf"^{re.escape(key)}\b"):
+                config_from_dict(_override(key, bad))
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"svd": {"fps": 0}}, r"svd.fps must be in \[1, "),
+    ({"svd": {"fps": -5, "codec": "h264"}}, r"svd.fps must be in \[1, "),
+    ({"data": {"image_size": 1}}, r"data.image_size must be in \[2, "),   # every generator refuses 1x1 images
+    ({"train": {"gamma": 1.5}}, r"train.gamma must be in \(0, 1\]"),
+    ({"train": {"momentum": 1.0}}, r"train.momentum must be in \[0, 1\)"),
+    ({"train": {"mean": [0.5, 0.5, 2.0]}}, r"train.mean must list 3 channel means in \[0, 1\]"),
+    ({"svd": {"motion": {"max_zoom": 1.0}}}, r"svd.motion.max_zoom must be in \[0, 1\)"),
+])
+def test_ranges_that_passed_validation_and_crashed_later(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict(raw)

@@ -236,3 +236,14 @@ def test_too_few_images_for_the_folds_name_the_class(tmp_path, fake_tin):
     with pytest.raises(DatasetError, match=r"class n\d+: 2 image\(s\) cannot fill 3 folds"):
         run_curate(tmp_path, fake_tin, folds=3, limit_per_class=1)
     assert not (tmp_path / "curated").exists()
+
+
+def test_a_rerun_on_the_same_data_gives_the_same_bytes(tmp_path, fake_tin):
+    """Issue 26: summary.json recorded the wall time, so a forced re-curate of identical images
+    changed data/curated and marked train2d (which depends on it) modified."""
+    cfg = data_cfg(fake_tin)
+    curate(cfg, out_dir=tmp_path / "a", download_dir=tmp_path / "dl")
+    curate(cfg, out_dir=tmp_path / "b", download_dir=tmp_path / "dl")
+    files = lambda d: {p.name: p.read_bytes() for p in sorted(d.iterdir())}  # noqa: E731
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    assert "seconds" not in (tmp_path / "a" / "summary.json").read_text()

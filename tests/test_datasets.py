@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import shutil
 import zipfile
 from collections import Counter
@@ -64,9 +65,9 @@ def save_variant(im: Image.Image, folder: Path, k: int) -> Path:
 
 def make_imagefolder(root: Path, n_train=10, n_test=0, n_val=0, classes=CLASSES) -> Path:
     for c, cls in enumerate(classes):
-        for split, n in (("train", n_train), ("test", n_test), ("val", n_val)):
-            for k in range(n):
-                save_variant(coloured(COLOURS[cls], seed=100 * c + k), root / split / cls, k)
+        for s, (split, n) in enumerate((("train", n_train), ("test", n_test), ("val", n_val))):
+            for k in range(n):   # every image distinct: identical bytes in two splits are refused (leakage)
+                save_variant(coloured(COLOURS[cls], seed=1000 * s + 100 * c + k), root / split / cls, k)
     return root
 
 
@@ -264,6 +265,46 @@ def test_csv_errors_name_the_line(tmp_path, edit, match):
     assert not (tmp_path / "curated").exists()
 
 
+@pytest.mark.parametrize("spelling", ["./imgs/a0.png", "imgs//a0.png", "imgs/../imgs/a0.png", "ABSOLUTE"])
+def test_csv_the_same_file_spelled_another_way_is_listed_twice(tmp_path, spelling):
+    """Issue 26: ``imgs/a0.png`` (train) and ``./imgs/a0.png`` (test, another label) were the same
+    bytes as a train and a test image, silently; paths are compared resolved."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rows = []
+    for label in "ab":
+        for k, split in enumerate(("train", "train", "test")):
+            coloured(COLOURS["cat" if label == "a" else "dog"], seed=10 * k + ord(label)).save(images / f"{label}{k}.png")
+            rows.append([f"imgs/{label}{k}.png", label, split])
+    other = str(images / "a0.png") if spelling == "ABSOLUTE" else spelling
+    manifest = write_manifest(tmp_path / "labels.csv", rows + [[other, "b", "test"]])
+    with pytest.raises(DatasetError, match=rf"labels.csv:8: {re.escape(other)} is listed twice \(also on line 2"):
+        run_curate(tmp_path, manifest, val_fraction=0.0)
+    assert not (tmp_path / "curated").exists()
+
+
+def test_identical_bytes_in_test_and_train_fail_naming_both_files(tmp_path):
+    """The same image under two names, one in train and one in test: leakage, refused."""
+    folder = make_imagefolder(tmp_path / "f", n_train=4, n_test=2)
+    shutil.copyfile(folder / "train" / "dog" / "img03.bmp", folder / "test" / "dog" / "copy.bmp")
+    with pytest.raises(DatasetError, match=r"train/dog/img03.bmp \(train\) and .*test/dog/copy.bmp \(test\) have "
+                                           r"identical bytes.*\(1 such pair"):
+        run_curate(tmp_path, folder, val_fraction=0.0)
+    assert not (tmp_path / "curated").exists()
+
+
+def test_identical_bytes_in_one_split_or_train_and_val_warn_with_a_count(tmp_path, caplog):
+    folder = make_imagefolder(tmp_path / "f", n_train=4, n_test=2, n_val=2)
+    shutil.copyfile(folder / "train" / "dog" / "img03.bmp", folder / "train" / "dog" / "copy.bmp")
+    shutil.copyfile(folder / "train" / "cat" / "img00.jpg", folder / "train" / "cat" / "copy.jpg")
+    shutil.copyfile(folder / "train" / "cat" / "img01.png", folder / "val" / "cat" / "copy.png")
+    with caplog.at_level(logging.WARNING):
+        _, summary = run_curate(tmp_path, folder)
+    assert summary["duplicates"] == {"same_split": 2, "train_val": 1}
+    assert "2 image(s) have the same bytes as another image of their split" in caplog.text
+    assert "1 val image(s) have the same bytes as a train image" in caplog.text
+
+
 def test_csv_header_is_required(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text("a.png,cat\n")
@@ -334,7 +375,9 @@ def test_resize_policies(tmp_path):
     for cls in ("a", "b"):
         for k in range(3):
             (folder / "train" / cls).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(px).save(folder / "train" / cls / f"{k}.png")
+            distinct = px.copy()   # one pixel apart: identical files in train and test are refused
+            distinct[30, 40 + 3 * k + (cls == "b")] = (0, 254, 0)
+            Image.fromarray(distinct).save(folder / "train" / cls / f"{k}.png")
     store, _ = run_curate(tmp_path, folder, resize="pad", image_size=32, test_fraction=0.3)
     assert (store.array[:, :8] == 0).all()
 
@@ -439,3 +482,16 @@ def test_whole_dag_on_an_imagefolder_and_predict_shows_folder_names(tmp_path):
     assert proc.returncode == 0, proc.stderr
     top = json.loads(proc.stdout)["predictions"]
     assert {p["class_name"] for p in top} <= set(CLASSES) and len(top) == 3
+
+
+def test_a_file_name_that_is_not_utf8_fails_naming_it(tmp_path):
+    """Issue 26: a non-UTF-8 file name in an ImageFolder ended in a UnicodeEncodeError traceback
+    from write_index."""
+    import os
+
+    folder = make_imagefolder(tmp_path / "f", n_train=4, n_test=2)
+    shutil.copyfile(folder / "train" / "cat" / "img00.jpg", os.fsencode(folder / "train" / "cat") + b"/caf\xe9.jpg")
+    (folder / "train" / "cat" / "img00.jpg").unlink()   # (else the copy is a duplicate, warned about)
+    with pytest.raises(DatasetError, match=r"train/cat/caf\\xe9.jpg: the file name is not valid UTF-8"):
+        run_curate(tmp_path, folder, val_fraction=0.0)
+    assert not (tmp_path / "curated").exists()

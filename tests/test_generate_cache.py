@@ -272,3 +272,37 @@ class _Ctx:
 
     def __exit__(self, *exc):
         return False
+
+
+# --- a damaged cache is never used --------------------------------------------------------------
+
+def _flip_bytes(path: Path, count: int = 100) -> None:
+    """Flip ``count`` bytes in the data part of a .npy file (its header, dtype and shape stay valid)."""
+    data = bytearray(path.read_bytes())
+    start = len(data) - count - 7
+    for i in range(start, start + count):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupted_chunk_is_regenerated_with_a_warning_naming_it(tmp_path, caplog):
+    """Issue 26: bytes flipped inside a committed chunk (header, dtype and shape intact) were
+    re-assembled silently ("0 generated, all resumed"). The hash recorded at commit catches it."""
+    make_curated(tmp_path / "curated", n=6)
+    first = _stage(tmp_path, MOTION)
+    clips = (tmp_path / "clips" / "clips.npy").read_bytes()
+    chunks = sorted((tmp_path / "cache" / "svd" / first["generation"]["cache_key"]).glob("clips_*.npy"))
+    assert len(chunks) == 3  # chunk_size 2
+    _flip_bytes(chunks[1])
+
+    with caplog.at_level("WARNING"):
+        again = _stage(tmp_path, MOTION)
+    assert again["run"]["generated_images"] == 2 and again["run"]["resumed_images"] == 4
+    assert (tmp_path / "clips" / "clips.npy").read_bytes() == clips
+    assert any(chunks[1].name in r.getMessage() and "corrupt" in r.getMessage() for r in caplog.records)
+
+    # a chunk whose recorded hash is gone cannot be checked: regenerated as well
+    next(chunks[2].parent.glob(chunks[2].name + ".*")).unlink()
+    third = _stage(tmp_path, MOTION)
+    assert third["run"]["generated_images"] == 2 and third["run"]["resumed_images"] == 4
+    assert (tmp_path / "clips" / "clips.npy").read_bytes() == clips

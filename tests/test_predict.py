@@ -213,3 +213,16 @@ def test_unreadable_file_is_one_failed_result_not_a_crash(run_dir, monkeypatch):
         locked.unlink()
     assert [p.ok for p in preds] == [False, True]
     assert "Permission denied" in preds[0].error
+
+
+def test_dash_is_refused_and_the_help_says_stdin_is_not_read(capsys):
+    """Issue 26: `gva predict -` read no stdin (it looked for a file named '-')."""
+    from gva import cli
+    from gva.errors import PredictError
+    from gva.predict import expand_inputs
+
+    with pytest.raises(PredictError, match=r"'-': standard input is not read; pass image files or folders"):
+        expand_inputs(["a.png", "-"])
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    assert "standard input is not read" in " ".join(capsys.readouterr().out.split())

@@ -134,11 +134,12 @@ def test_predictions_come_from_git_and_are_stored(tmp_path):
     subprocess.run(git + ["commit", "-qm", "x"], cwd=repo, check=True)
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     store = tmp_path / "store"
-    runs, notes = attach_predictions([Run("e1", {}, {}, rev), Run("e2", {}, {}, "0" * 40)], repo, store)
+    e1 = {"n_test": 2, "model2d": {"top1": 1.0}, "model3d": {"top1": 0.5}}   # what the file gives
+    runs, notes = attach_predictions([Run("e1", {}, e1, rev), Run("e2", {}, {}, "0" * 40)], repo, store)
     assert runs[0].predictions["pred_3d"].tolist() == [1, 1] and runs[1].predictions is None
     assert notes == ["e2: no metrics/predictions.csv"]
     assert (store / "e1.csv").read_text() == csv
-    again, _ = attach_predictions([Run("e1", {}, {}, "")], tmp_path / "elsewhere", store)  # no git needed now
+    again, _ = attach_predictions([Run("e1", {}, e1, "")], tmp_path / "elsewhere", store)  # no git needed now
     assert again[0].predictions["pred_2d"].tolist() == [0, 1]
 
 
@@ -189,11 +190,135 @@ def test_predictions_in_dvc_cache_are_read_through_dvc(tmp_path):
         assert "metrics/predictions.csv\n" not in sh("git", "ls-files", "metrics")  # only its .dvc file
         revs.append(sh("git", "rev-parse", "HEAD").strip())
     store = tmp_path / "store"
-    runs, notes = attach_predictions([Run("e1", {}, {}, revs[0]), Run("e2", {}, {}, revs[1])], repo, store)
+    e1 = {"n_test": 2, "model2d": {"top1": 1.0}, "model3d": {"top1": 0.5}}   # what each file gives
+    e2 = {"n_test": 2, "model2d": {"top1": 0.5}, "model3d": {"top1": 1.0}}
+    runs, notes = attach_predictions([Run("e1", {}, e1, revs[0]), Run("e2", {}, e2, revs[1])], repo, store)
     assert notes == []
     assert runs[0].predictions["pred_3d"].tolist() == [1, 1]
     assert runs[1].predictions["pred_3d"].tolist() == [0, 1]     # each at its own revision
     assert (store / "e1.csv").read_text().endswith("2,1,b,1,1\n")
     shutil.rmtree(repo / ".dvc" / "cache")                        # data gone, no remote
-    runs, notes = attach_predictions([Run("e1", {}, {}, revs[0])], repo)
+    runs, notes = attach_predictions([Run("e1", {}, e1, revs[0])], repo)
     assert runs[0].predictions is None and notes == ["e1: no metrics/predictions.csv"]
+
+
+# --- pairing is by image id ----------------------------------------------------------------------
+
+def _shifted(run: Run, by: int) -> Run:
+    p = {k: v.copy() for k, v in run.predictions.items()}
+    p["id"] = p["id"] + by   # other images, same labels
+    return Run(run.name, run.params, run.metrics, run.rev, predictions=p)
+
+
+def test_seeds_that_scored_other_images_are_not_paired_and_the_report_says_so(tmp_path):
+    """Issue 26: every id of one seed's predictions shifted by 77 (labels unchanged) was paired with
+    the other seeds' images, and the report said "the same images in every run"."""
+    runs = _runs("better", 0.40, 0.70, 1)
+    runs[1] = _shifted(runs[1], 77)
+    rows, notes = comparisons(aggregate(runs), n_boot=200)
+    assert rows == []
+    assert len(notes) == 1 and "better-s0 and better-s1 scored different test images" in notes[0]
+    write_report(runs, tmp_path, n_boot=200)
+    md = (tmp_path / "results.md").read_text()
+    assert "(the same images in every run)" not in md
+    assert "NOT the same images in every run (2 different test sets" in md
+    assert "better-s0 and better-s1 scored different test images" in md
+
+
+def test_seeds_listing_the_same_images_in_another_order_are_paired_by_id():
+    runs = _runs("better", 0.40, 0.70, 1)
+    (ref,), _ = comparisons(aggregate(runs), n_boot=300)
+    order = np.random.default_rng(0).permutation(N)
+    p = {k: v[order] for k, v in runs[2].predictions.items()}
+    runs[2] = Run(runs[2].name, runs[2].params, runs[2].metrics, predictions=p)
+    (row,), notes = comparisons(aggregate(runs), n_boot=300)
+    assert not notes
+    assert (row.top1.estimate, row.top1.low, row.top1.high, row.mde) == \
+        (ref.top1.estimate, ref.top1.low, ref.top1.high, ref.mde)
+
+
+def test_twins_that_scored_other_images_are_left_out_not_a_traceback(tmp_path, caplog):
+    """A generator twin whose predictions hold other images (the 2-D − 2-D pairing across runs)
+    raised a bare ValueError out of `gva report`."""
+    import json
+
+    import yaml
+
+    from gva import report
+
+    dirs = []
+    acc = {("repeat", "first"): (0.4, 0.4), ("repeat", "all"): (0.5, 0.5), ("motion", "all"): (0.8, 0.5)}
+    for run in [r for r in _grid(acc, seeds=[0]) if r.params["train2d.frames"] == "all"]:
+        d = tmp_path / run.name
+        (d / "metrics").mkdir(parents=True)
+        (d / "params.yaml").write_text(yaml.safe_dump(
+            {"svd": {"generator": run.params["svd.generator"]}, "train2d": {"frames": "all"}, "train": {"seed": 0}}))
+        (d / "metrics" / "metrics.json").write_text(json.dumps(run.metrics, default=float))
+        p = run.predictions
+        ids = p["id"] + (77 if run.params["svd.generator"] == "motion" else 0)
+        (d / "metrics" / "predictions.csv").write_text("id,label,class_name,pred_2d,pred_3d\n" + "".join(
+            f"{i},{y},c{y},{a},{b}\n" for i, y, a, b in zip(ids, p["label"], p["pred_2d"], p["pred_3d"])))
+        dirs.append(str(d))
+    assert report.main(["--runs", *dirs, "--out", str(tmp_path / "out"), "--bootstrap", "200"]) == 0
+    assert "repeat-all-s0 vs motion-all-s0: the two prediction files do not hold the same test images" in caplog.text
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "3-D − 3-D on repeat clips" not in md.split("Left out:")[0]
+
+
+# --- a stored predictions file must be the run's own -------------------------------------------
+
+CSV = "id,label,class_name,pred_2d,pred_3d\n1,0,a,0,1\n2,1,b,1,1\n3,1,b,0,1\n"   # 2-D 2/3, 3-D 2/3
+
+
+def _run_metrics(top1_2d: float, top1_3d: float, n: int = 3) -> dict:
+    return {"n_test": n, "model2d": {"top1": top1_2d}, "model3d": {"top1": top1_3d}, "delta": {}}
+
+
+def test_a_stored_predictions_file_must_reproduce_its_runs_metrics(tmp_path):
+    """Issue 26: store/<run>.csv was trusted by name alone: a stale or edited file changed the
+    comparisons silently. It must reproduce the run's own top-1 of every model and its n_test."""
+    store = tmp_path / "store"
+    store.mkdir()
+    run = Run("e1", {}, _run_metrics(2 / 3, 2 / 3), "")
+    (store / "e1.csv").write_text(CSV)
+    (ok,), _ = attach_predictions([run], tmp_path, store)
+    assert ok.predictions["pred_3d"].tolist() == [1, 1, 1]
+
+    (store / "e1.csv").write_text(CSV.replace("3,1,b,0,1", "3,1,b,0,0"))   # one 3-D prediction edited
+    with pytest.raises(ReportError, match=r"e1.csv: does not reproduce run e1's metrics: model3d top-1 "
+                                          r"recomputed from it is 0.3333 \(1/3\), the run's metrics.json has "
+                                          r"0.6667"):
+        attach_predictions([run], tmp_path, store)
+    (store / "e1.csv").write_text(CSV.rsplit("3,1,b", 1)[0])                 # a row gone
+    with pytest.raises(ReportError, match=r"e1.csv: does not reproduce run e1's metrics: it holds 2 test "
+                                          r"images, the run's n_test is 3"):
+        attach_predictions([run], tmp_path, store)
+    (store / "e1.csv").write_text(CSV)
+    with pytest.raises(ReportError, match="cannot be tied to run e1: its metrics.json gives no top-1"):
+        attach_predictions([Run("e1", {}, {"delta": {}}, "")], tmp_path, store)
+
+
+def test_a_stale_store_file_is_one_line_exit_2_and_a_store_that_is_a_file_too(tmp_path, capsys):
+    import json
+
+    from gva import report
+
+    exp = [{"rev": "abc", "data": {"params": {"params.yaml": {"data": {"train": {"seed": 0}}}},
+                                   "metrics": {"metrics/metrics.json": {"data": {
+                                       **_run_metrics(2 / 3, 1 / 3), "model2d": {"top1": 2 / 3, "top3": 1, "f1_macro": 0.5},
+                                       "model3d": {"top1": 1 / 3, "top3": 1, "f1_macro": 0.5},
+                                       "delta": {"top1": -1 / 3, "top1_ci95_low": -1, "top1_ci95_high": 1,
+                                                 "mcnemar_p": 1, "top3": 0, "f1_macro": 0}}}}},
+            "name": "e1", "experiments": []}]
+    (tmp_path / "exps.json").write_text(json.dumps(exp))
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "e1.csv").write_text(CSV)   # 3-D 2/3, but the run's 3-D top-1 is 1/3
+    args = ["--exp-json", str(tmp_path / "exps.json"), "--out", str(tmp_path / "out"), "--repo-root", str(tmp_path)]
+    assert report.main([*args, "--predictions", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "e1.csv: does not reproduce run e1's metrics" in err
+    (tmp_path / "file").write_text("")
+    assert report.main([*args, "--predictions", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"gva report: error: --predictions {tmp_path / 'file'}: not a directory\n"

@@ -346,7 +346,7 @@ def test_inflate_from_imagenet_offline_fails_clearly(tmp_path, monkeypatch):
     _write_stores(tmp_path)
     p = _paths(tmp_path)
     _train2d(_cfg(train2d={"epochs": 1}), p)
-    with pytest.raises(PretrainedWeightsError, match="pretrained: false"):
+    with pytest.raises(PretrainedWeightsError, match="inflate.source is imagenet.*set inflate.source: train2d"):
         run_inflate(_cfg(inflate={"source": "imagenet"}), p["m2"], p["m3i"])
     assert not p["m3i"].exists()
 

@@ -2,8 +2,8 @@
 
 Each stage function takes the whole :class:`gva.config.Config` and reads only the sections it
 declares as params in dvc.yaml. Errors: a :class:`gva.errors.GvaError` (bad params, bad input, a
-run that cannot go on) prints one line ``gva <command>: error: ...`` and exits 2 (``-v`` adds the
-traceback); anything else is a bug and keeps Python's traceback (exit 1).
+run that cannot go on, a full disk) prints one line ``gva <command>: error: ...`` and exits 2
+(``-v`` adds the traceback); anything else is a bug and keeps Python's traceback (exit 1).
 
 Several processes: ``svd_generate`` / ``train2d`` / ``train3d`` with ``svd.processes`` /
 ``train.processes`` > 1 start themselves under PyTorch's elastic launcher (what ``torchrun
@@ -23,7 +23,8 @@ import traceback
 from typing import Callable
 
 from gva.config import Config, load_config
-from gva.errors import GvaError
+from gva.errors import ConfigError, GvaError, NoSpaceError
+from gva.io import NO_SPACE
 
 # stage name -> "module:function"; imported lazily so `gva curate` never imports diffusers.
 STAGES = {
@@ -42,6 +43,22 @@ PROCESSES: dict[str, Callable[[Config], int]] = {
     "train3d": lambda cfg: cfg.train.processes,
 }
 USER_ERROR = 2
+# stages (and gva predict) that write into the cache directory (gva.paths.CACHE_DIR)
+USES_CACHE = ("curate", "svd_generate", "predict")
+
+
+def check_cache_dir() -> None:
+    """The cache directory (``GVA_CACHE_DIR``, default data/.cache) is a directory or can be made
+    one: a file at it or above it is a :class:`ConfigError` naming it."""
+    from gva import paths
+
+    name = "GVA_CACHE_DIR" if os.environ.get("GVA_CACHE_DIR") else "the cache directory"
+    for p in (paths.CACHE_DIR, *paths.CACHE_DIR.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = paths.CACHE_DIR if p == paths.CACHE_DIR else f"{paths.CACHE_DIR} ({p} is a file)"
+                raise ConfigError(f"{name} {where}: not a directory")
+            return
 
 
 def _fail(command: str, exc: BaseException, verbose: bool) -> int:
@@ -81,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "predict":
         return _predict(args)
     try:
+        if args.command in USES_CACHE:
+            check_cache_dir()
         cfg = load_config(args.params)
         processes = PROCESSES.get(args.command, lambda _: 1)(cfg)
         if processes > 1 and "WORLD_SIZE" not in os.environ:
@@ -89,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         getattr(importlib.import_module(module), func)(cfg)
     except GvaError as exc:
         return _fail(args.command, exc, args.verbose)
+    except OSError as exc:   # a full disk where no atomic output caught it (a library writing its own file)
+        if exc.errno not in NO_SPACE:
+            raise
+        return _fail(args.command, NoSpaceError(exc.filename or "an output"), args.verbose)
     return 0
 
 
@@ -116,7 +139,8 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files end to end (image -> clip -> 3-D model)",
                        description="Generate each image's clip with the run's own generator settings and "
                                    "classify it; prints the top-k classes and a per-stage latency breakdown.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, or folders of them (searched recursively); standard input is not read")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--run", default=".", metavar="DIR",
                        help="a pipeline run: DIR/params.yaml and DIR/models/ (default: .)")
@@ -154,6 +178,7 @@ def _predict(args: argparse.Namespace) -> int:
     params = Path(args.params) if args.checkpoint or args.params != "params.yaml" else run / "params.yaml"
     checkpoint = Path(args.checkpoint) if args.checkpoint else run / "models" / f"model{args.model}.pt"
     try:
+        check_cache_dir()
         files = expand_inputs(args.inputs)
         predictor = Predictor(load_config(params), checkpoint, args.model, args.device)
     except GvaError as exc:
@@ -171,6 +196,10 @@ def _predict(args: argparse.Namespace) -> int:
                 bar.write(line, file=stream)  # above the bar, never onto its line
     except GvaError as exc:
         return _fail("predict", exc, args.verbose)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        return _fail("predict", NoSpaceError(exc.filename or "an output"), args.verbose)
     return 1 if failed else 0
 
 

@@ -8,6 +8,7 @@ wrong types and bad enum values fail here with the file and key named, so a typo
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from gva.errors import ConfigError
 MAX_SIDE = 4096          # pixels of any image side (curated, model input, SVD canvas)
 MAX_FRAMES = 256
 MAX_BATCH = 65536
+MAX_SEED = 2**32 - 1     # every seed feeds numpy (non-negative) and torch
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class DataConfig:
             _bounded(self.folds, 2, 100, "data.folds")
             _check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1} (data.folds "
                                                              f"{self.folds})")
-        _bounded(self.image_size, 1, MAX_SIDE, "data.image_size")
+        _bounded(self.image_size, 2, MAX_SIDE, "data.image_size")   # generators refuse 1x1 images
+        _bounded(self.seed, 0, MAX_SEED, "data.seed")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class MotionConfig:
     max_zoom: float = 0.08
     max_shift: float = 0.06
     max_rotate: float = 4.0
+
+    def validate(self) -> None:
+        _check(0.0 <= self.max_zoom < 1.0, "svd.motion.max_zoom", f"must be in [0, 1), got {self.max_zoom}")
+        _check(0.0 <= self.max_shift < 1.0, "svd.motion.max_shift", f"must be in [0, 1), got {self.max_shift}")
+        _check(0.0 <= self.max_rotate <= 180.0, "svd.motion.max_rotate", f"must be in [0, 180], got {self.max_rotate}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,11 @@ class SvdConfig:
         _check(self.previews_per_class >= 0, "svd.previews_per_class", "must be >= 0")
         _check(self.model is None or bool(self.model.strip()), "svd.model", "must be a hub id, a directory or null")
         _check(self.guidance is None or self.guidance >= 0, "svd.guidance", "must be >= 0 or null")
+        _bounded(self.fps, 1, 1000, "svd.fps")
+        _check(self.motion_bucket_id >= 0, "svd.motion_bucket_id", f"must be >= 0, got {self.motion_bucket_id}")
+        for key in ("noise_aug_strength", "min_guidance", "max_guidance"):
+            _check(getattr(self, key) >= 0, f"svd.{key}", f"must be >= 0, got {getattr(self, key)}")
+        _bounded(self.seed, 0, MAX_SEED, "svd.seed")
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,12 @@ class TrainConfig:
         _check(self.step_size > 0, "train.step_size", "must be positive")
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
         _check(self.processes > 0, "train.processes", "must be positive")
+        _check(0.0 <= self.momentum < 1.0, "train.momentum", f"must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _check(0.0 < self.gamma <= 1.0, "train.gamma", f"must be in (0, 1] (StepLR's lr factor), got {self.gamma}")
+        _check(all(0.0 <= m <= 1.0 for m in self.mean), "train.mean", "must list 3 channel means in [0, 1] "
+               "(inputs are scaled to [0, 1])")
+        _bounded(self.seed, 0, MAX_SEED, "train.seed")
 
 
 @dataclass(frozen=True)
@@ -265,6 +284,7 @@ class EvaluateConfig:
                "evaluate.extra_protocols", "has duplicates")
         _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
                "evaluate.device", "must be auto, cpu or cuda[:N]")
+        _bounded(self.seed, 0, MAX_SEED, "evaluate.seed")
 
 
 @dataclass(frozen=True)
@@ -334,6 +354,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -9,6 +9,8 @@ stage's code; each also derives from the builtin it used to be (``ValueError`` /
 
 from __future__ import annotations
 
+import errno
+
 
 class GvaError(Exception):
     """Base of every user-facing gva error; the message names the file / param and the problem."""
@@ -62,6 +64,18 @@ class DeviceError(GvaError, ValueError):
     """A device param that names no usable device."""
 
 
+class NoSpaceError(GvaError, OSError):
+    """The disk (or the quota) filled up while an output was written; the message names the
+    output. An ``OSError`` with errno ENOSPC, so ``except OSError`` still sees it."""
+
+    def __init__(self, path: object, detail: str = ""):
+        super().__init__(errno.ENOSPC, "No space left on device", str(path))
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.filename}: no space left on device{self.detail}"
+
+
 __all__ = ["GvaError", "ConfigError", "DatasetError", "StoreError", "GenerationError",
            "InflationError", "PretrainedWeightsError", "CheckpointError", "NonFiniteLossError",
-           "PredictError", "ReportError", "DistributedError", "DeviceError"]
+           "PredictError", "ReportError", "DistributedError", "DeviceError", "NoSpaceError"]

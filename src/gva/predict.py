@@ -27,10 +27,13 @@ from gva.execution import Execution, FastInference
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given, folders expanded to the image files in them (sorted, recursive).
 
-    A folder with no image file in it is a :class:`PredictError` (nothing would be classified).
+    A folder with no image file in it is a :class:`PredictError` (nothing would be classified), and
+    so is ``-``: standard input is not read.
     """
     out: list[Path] = []
     for p in map(Path, paths):
+        if str(p) == "-":
+            raise PredictError("'-': standard input is not read; pass image files or folders")
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:

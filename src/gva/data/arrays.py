@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import mmap
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -39,7 +42,7 @@ class IndexRow:
 def write_index(path: str | Path, rows: list[IndexRow]) -> None:
     """Write ``index.csv`` (columns ``INDEX_COLUMNS``) atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(INDEX_COLUMNS)
             for r in rows:
@@ -51,20 +54,23 @@ def read_index(path: str | Path) -> list[IndexRow]:
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: index file not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or list(reader.fieldnames) != INDEX_COLUMNS:
-            raise StoreError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, "
-                             f"got {','.join(reader.fieldnames or [])}")
-        rows = []
-        for line, rec in enumerate(reader, start=2):
-            try:
-                rows.append(IndexRow(int(rec["id"]), rec["split"], rec["wnid"], rec["class_name"],
-                                     int(rec["label"]), rec["source"]))
-            except (TypeError, ValueError) as exc:
-                raise StoreError(f"{path}:{line}: malformed row ({exc})") from None
-            if rows[-1].split not in SPLITS:
-                raise StoreError(f"{path}:{line}: unknown split {rows[-1].split!r}")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or list(reader.fieldnames) != INDEX_COLUMNS:
+                raise StoreError(f"{path}: expected columns {','.join(INDEX_COLUMNS)}, "
+                                 f"got {','.join(reader.fieldnames or [])}")
+            rows = []
+            for line, rec in enumerate(reader, start=2):
+                try:
+                    rows.append(IndexRow(int(rec["id"]), rec["split"], rec["wnid"], rec["class_name"],
+                                         int(rec["label"]), rec["source"]))
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"{path}:{line}: malformed row ({exc})") from None
+                if rows[-1].split not in SPLITS:
+                    raise StoreError(f"{path}:{line}: unknown split {rows[-1].split!r}")
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return rows
 
 
@@ -75,6 +81,31 @@ def write_array(path: str | Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array)
+
+
+def open_memmap_reserved(path: str | Path, shape: tuple[int, ...]) -> np.memmap:
+    """``numpy.lib.format.open_memmap(path, "w+")`` of a uint8 array, its disk blocks reserved first.
+
+    open_memmap makes a sparse file; on a full disk, writing a page of it through the map is
+    SIGBUS: the process dies (exit 135) with no message and leaves its temporaries. Reserving the
+    blocks (``posix_fallocate``) turns a full disk into an ``OSError`` ENOSPC here, before any row
+    is written. Where the filesystem cannot reserve, the free space is checked instead."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=tuple(shape))
+    size = os.path.getsize(path)
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError) as exc:   # AttributeError: no posix_fallocate (not POSIX)
+        if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            del array
+            raise
+        if shutil.disk_usage(Path(path).parent).free < size:
+            del array
+            raise OSError(errno.ENOSPC, f"No space left on device ({size} bytes needed)", str(path)) from None
+    return array
 
 
 class RowWriter:
@@ -113,13 +144,14 @@ class RowWriter:
 def write_array_rows(path: str | Path, shape: tuple[int, ...], release_every: int = 256) -> Iterator[RowWriter]:
     """Write a uint8 ``.npy`` of ``shape`` row by row, never holding it whole in memory.
 
-    The rows go through ``numpy.lib.format.open_memmap`` on a temporary sibling of ``path``,
+    The rows go through ``numpy.lib.format.open_memmap`` (:func:`open_memmap_reserved`: a full
+    disk is an error before the first row, never SIGBUS) on a temporary sibling of ``path``,
     renamed onto ``path`` when the block ends without an exception (removed otherwise); every
     ``release_every`` rows the written pages are dropped from the process (``MADV_DONTNEED``).
     Rows must be assigned in order (``writer[i] = row``) for memory to stay bounded.
     """
     with atomic_path(path) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=tuple(shape))
+        array = open_memmap_reserved(tmp, shape)
         writer = RowWriter(array, release_every)
         try:
             yield writer

@@ -13,8 +13,10 @@ Images are decoded one at a time into a memory-mapped array (bounded memory for 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -107,11 +109,62 @@ def limit(rows: list[tuple[int, Item, str]], k: int | None) -> list[tuple[int, I
     return kept
 
 
+def check_names(dataset, items: list[Item]) -> None:
+    """Every file name can be written to index.csv (UTF-8): a name in another encoding (bytes that
+    are not UTF-8, kept by Python as lone surrogates) is a :class:`DatasetError` naming it."""
+    for item in items:
+        try:
+            item.source.encode("utf-8")
+        except UnicodeEncodeError:
+            where = os.fsencode(dataset.tree.where(item.source)).decode("utf-8", "backslashreplace")
+            raise DatasetError(f"{where}: the file name is not valid UTF-8 (index.csv records names as UTF-8); "
+                               "rename the file") from None
+
+
+def check_duplicates(dataset, rows: list[tuple[int, Item, str]]) -> dict[str, int]:
+    """Files with identical bytes among the chosen rows, whatever their names (a copy, a link).
+
+    A test image identical to a train or val image is leakage: the test score would partly be a
+    training score, the one number the pipeline exists to estimate, so it is a
+    :class:`DatasetError` naming both files (remove one copy). Copies within one split (an image
+    counted twice) or across train and val (model selection sees training images; the test
+    estimate is untouched) are warned about and counted: ``{"same_split": n, "train_val": m}``."""
+    first: dict[bytes, tuple[Item, str]] = {}
+    same, train_val, leaks = [], [], []
+    for _, item, split in rows:
+        try:
+            data = dataset.tree.read(item.source)
+        except OSError:
+            continue   # decoding it reports the file
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest not in first:
+            first[digest] = (item, split)
+            continue
+        other, other_split = first[digest]
+        pair = (dataset.tree.where(other.source), other_split, dataset.tree.where(item.source), split)
+        (same if split == other_split else leaks if "test" in (split, other_split) else train_val).append(pair)
+    if leaks:
+        a, sa, b, sb = leaks[0]
+        raise DatasetError(f"{a} ({sa}) and {b} ({sb}) have identical bytes: a test image would also be a "
+                           f"{sa if sb == 'test' else sb} image, so the test score would partly be a training "
+                           f"score ({len(leaks)} such pair(s) in all); remove one copy from the data")
+    if same:
+        a, _, b, _ = same[0]
+        log.warning("%d image(s) have the same bytes as another image of their split (e.g. %s and %s): each "
+                    "counts twice", len(same), a, b)
+    if train_val:
+        a, sa, b, _ = train_val[0]
+        log.warning("%d val image(s) have the same bytes as a train image (e.g. %s and %s): model selection "
+                    "sees training images", len(train_val), a, b)
+    return {"same_split": len(same), "train_val": len(train_val)}
+
+
 def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DOWNLOAD_DIR) -> dict:
     """Build the curated store in ``out_dir`` (atomically: it appears whole or not at all)."""
     start = time.perf_counter()
     dataset = open_dataset(cfg.source, cfg.format, cfg.classes, download_dir, cfg.md5)
     items = dataset.items()
+    check_names(dataset, items)
     # ids are positions in the canonical enumeration, before limiting: an image keeps its id
     # (and so its generation seed) whatever limit_per_class, the hold-outs or the folds are.
     if cfg.folds is not None:
@@ -140,6 +193,7 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
                                              if cfg.val_fraction > 0 else "none (data.val_fraction 0)"),
         }
     index = [IndexRow(i, s, it.wnid, dataset.class_names[it.label], it.label, it.source) for i, it, s in rows]
+    duplicates = check_duplicates(dataset, rows)
 
     counts = {s: sum(1 for r in index if r.split == s) for s in ("train", "val", "test")}
     summary = {
@@ -150,6 +204,7 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
         "per_class": {name: {s: sum(1 for r in index if r.split == s and r.label == label) for s in counts}
                       for label, name in enumerate(dataset.class_names)},
         "skipped": dataset.skipped,
+        "duplicates": duplicates,
         "params": to_dict(cfg),
     }
     size = cfg.image_size
@@ -159,11 +214,12 @@ def curate(cfg: DataConfig, out_dir: Path = CURATED_DIR, download_dir: Path = DO
             for n, (_, item, _) in enumerate(tqdm(rows, desc="curate", unit="img")):
                 images[n] = dataset.load(item, size, cfg.resize)
         write_index(tmp / "index.csv", index)
-        summary["seconds"] = round(time.perf_counter() - start, 2)
+        # content facts only (no wall time): the same data gives the same bytes, so a forced re-run
+        # leaves the stages that depend on data/curated up to date
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("curated %d images (%s) of %d classes from %s (%s; test: %s; val: %s) in %.1fs", len(index),
              ", ".join(f"{k} {v}" for k, v in counts.items()), len(dataset.classes), cfg.source,
-             dataset.format, split_sources["test"], split_sources["val"], summary["seconds"])
+             dataset.format, split_sources["test"], split_sources["val"], time.perf_counter() - start)
     return summary
 
 

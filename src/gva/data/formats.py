@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -136,7 +137,7 @@ class CsvManifest(Dataset):
         ip, il = cols.index("path"), cols.index("label")
         isp = cols.index("split") if "split" in cols else None
         self.rows: list[tuple[int, str, str, str]] = []
-        first_line: dict[str, int] = {}
+        first_line: dict[str, tuple[int, str]] = {}   # resolved path -> (line, as written)
         for lineno, rec in enumerate(reader, start=2):
             if not any(c.strip() for c in rec):
                 continue
@@ -151,9 +152,14 @@ class CsvManifest(Dataset):
                                    "control characters: labels become parts of file names)")
             if split not in GIVEN_ORDER:
                 raise DatasetError(f"{path}:{lineno}: split {split!r} is not train, val or test")
-            if rel in first_line:
-                raise DatasetError(f"{path}:{lineno}: {rel} is listed twice (also on line {first_line[rel]})")
-            first_line[rel] = lineno
+            # the file, not the spelling: ./a.jpg, a//a.jpg, an absolute path or a link to it are a.jpg
+            where = os.path.realpath(path.parent / rel)
+            if where in first_line:
+                line, spelled = first_line[where]
+                also = f"line {line}" + (f", as {spelled}" if spelled != rel else "")
+                raise DatasetError(f"{path}:{lineno}: {rel} is listed twice (also on {also}): one file "
+                                   "cannot be two images (in two splits it would leak into the test score)")
+            first_line[where] = (lineno, rel)
             self.rows.append((lineno, rel, label, split))
         labels = sorted({r[2] for r in self.rows})
         if not labels:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gva.config import Config
-from gva.data.arrays import IndexRow, Store, open_clips, open_images, write_index
+from gva.data.arrays import IndexRow, Store, open_clips, open_images, open_memmap_reserved, write_index
 from gva.errors import StoreError
 from gva.io import atomic_path
 from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR
@@ -54,10 +54,15 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
             raise StoreError(f"{clips_dir}/index.csv: rows do not match {curated_dir}/index.csv "
                              "(ids, splits or labels); regenerate the clips")
         picked = frame_rows(images, clips)
+        if not picked:   # no train clip, or one frame that is the image itself
+            why = ("there are no train clips" if not len(clips.split_indices("train")) else
+                   "the clips have 1 frame (svd.frames 1) and it is the original image (svd.first_frame: "
+                   "original, or a control generator)")
+            log.warning("train2d.frames is all but the clips add no training frame: %s; train2d trains on the "
+                        "original images alone, as with train2d.frames: first", why)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                          shape=(len(picked), side, side, 3))
+        array = open_memmap_reserved(tmp / "images.npy", (len(picked), side, side, 3))   # ENOSPC, not SIGBUS
         rows: list[IndexRow] = []
         for k, (i, t) in enumerate(picked):  # one frame at a time: never the whole store in RAM
             array[k] = clips.array[i, t]

@@ -2,7 +2,11 @@
 
 Clips are committed in chunks ``clips_<start>_<stop>.npy`` (rows [start, stop) of the store),
 each written atomically (temp + rename), under a directory keyed by everything that changes clip
-bytes (settings, curated data, code, library versions: :mod:`gva.generate.provenance`).
+bytes (settings, curated data, code, library versions: :mod:`gva.generate.provenance`). Each
+chunk's content hash is recorded beside it (``<chunk>.blake2b``, written before the chunk is
+renamed into place) and checked once per run before the chunk is used: a chunk whose bytes no
+longer match (a damaged disk, an edit), or that has no recorded hash, is deleted and regenerated,
+with a warning naming it.
 ``dvc repro`` deletes the stage outputs but not this cache, so a run killed at any point
 (SIGKILL included) resumes with only the missing rows.
 Chunk boundaries come from the *missing* row ranges, so changing ``chunk_size`` between runs
@@ -36,15 +40,21 @@ from typing import Optional, Sequence
 import numpy as np
 
 from gva.config import SvdConfig
+from gva.data.arrays import open_memmap_reserved
 from gva.distributed import Dist
 from gva.generate import registry
 from gva.generate.base import Generator, Inputs
-from gva.io import atomic_path, write_json
+from gva.io import atomic_path, hash_files, write_json
 
 log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^clips_(\d+)_(\d+)\.npy$")
 _STALE_TMP_S = 600  # atomic_path temporaries older than this are left-overs of a killed run
+_HASH_SUFFIX = ".blake2b"  # beside each chunk: the hex blake2b-128 of its file, recorded at commit
+
+
+def _content_hash(path: Path) -> str:
+    return hash_files(path, algorithm="blake2b", digest_size=16)
 
 
 def missing_ranges(covered: np.ndarray, chunk_size: int) -> list[tuple[int, int]]:
@@ -71,6 +81,7 @@ class ChunkCache:
         self.n = n
         self.clip_shape = tuple(clip_shape)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._verified: dict[str, tuple[int, int, int]] = {}  # chunk name -> (size, mtime, inode) hashed OK
 
     @property
     def description_path(self) -> Path:
@@ -95,8 +106,41 @@ class ChunkCache:
     def chunk_path(self, start: int, stop: int) -> Path:
         return self.directory / f"clips_{start:09d}_{stop:09d}.npy"
 
+    def hash_path(self, chunk: Path) -> Path:
+        """Where the content hash of ``chunk`` is recorded."""
+        return chunk.with_name(chunk.name + _HASH_SUFFIX)
+
+    def _intact(self, p: Path, start: int, stop: int) -> bool:
+        """Whether chunk ``p``'s bytes are those recorded when it was committed; hashed once per
+        instance (a run) unless the file changes. A mismatch or a missing record deletes the chunk
+        (its rows are then missing and get regenerated) and says so."""
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._verified.get(p.name) == stamp:
+            return True
+        try:
+            recorded = self.hash_path(p).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            recorded = None
+        if recorded is None:
+            problem = f"has no recorded content hash ({self.hash_path(p).name})"
+        else:
+            actual = _content_hash(p)
+            if actual == recorded:
+                self._verified[p.name] = stamp
+                return True
+            problem = f"is corrupt: its content hash {actual} differs from the {recorded} recorded at commit"
+        log.warning("chunk %s %s; deleting it and regenerating rows [%d, %d)", p, problem, start, stop)
+        p.unlink(missing_ok=True)
+        self.hash_path(p).unlink(missing_ok=True)
+        return False
+
     def committed(self) -> list[tuple[int, int, Path]]:
-        """Valid committed chunks, sorted by start; unreadable or mis-shaped files are ignored."""
+        """Valid committed chunks, sorted by start; unreadable or mis-shaped files are ignored, and a
+        chunk whose content hash does not match the recorded one is deleted (:meth:`_intact`)."""
         out = []
         for p in self.directory.iterdir():
             m = _CHUNK_RE.match(p.name)
@@ -113,6 +157,9 @@ class ChunkCache:
             if arr.dtype != np.uint8 or arr.shape != (stop - start,) + self.clip_shape:
                 log.warning("ignoring chunk %s with shape %s", p, arr.shape)
                 continue
+            del arr
+            if not self._intact(p, start, stop):
+                continue
             out.append((start, stop, p))
         return sorted(out)
 
@@ -126,11 +173,17 @@ class ChunkCache:
         if clips.dtype != np.uint8 or clips.shape != (stop - start,) + self.clip_shape:
             raise RuntimeError(f"generator returned {clips.dtype} {clips.shape} for rows [{start},{stop}), "
                                f"expected uint8 {(stop - start,) + self.clip_shape}")
-        with atomic_path(self.chunk_path(start, stop)) as tmp:
+        path = self.chunk_path(start, stop)
+        with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, clips)
                 f.flush()
                 os.fsync(f.fileno())
+            # the hash is recorded before the chunk is renamed into place: every committed chunk has one
+            with atomic_path(self.hash_path(path)) as hash_tmp:
+                hash_tmp.write_text(_content_hash(tmp) + "\n")
+        st = path.stat()  # hashed just now: not again in this run
+        self._verified[path.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def remove_stale_temporaries(self, max_age_s: float = _STALE_TMP_S) -> int:
         """Delete atomic_path temporaries a killed run left behind (old enough not to be in use)."""
@@ -149,7 +202,7 @@ class ChunkCache:
         chunks = self.committed()
         mask = np.zeros(self.n, dtype=bool)
         with atomic_path(path) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(self.n,) + self.clip_shape)
+            out = open_memmap_reserved(tmp, (self.n,) + self.clip_shape)   # a full disk: ENOSPC, not SIGBUS
             for start, stop, p in chunks:
                 todo = ~mask[start:stop]
                 if todo.any():

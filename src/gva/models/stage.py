@@ -17,7 +17,7 @@ import torch
 
 from gva.config import Config
 from gva.device import cpu_threads
-from gva.errors import CheckpointError
+from gva.errors import CheckpointError, PretrainedWeightsError
 from gva.models.backbones import build_backbone
 from gva.models.checkpoint import CheckpointMeta, InflationPlan, TrainingRecord, load_checkpoint, save_checkpoint
 from gva.models.inflate import inflate_with_report
@@ -56,7 +56,16 @@ def _inflate(cfg: Config, model2d_path: Path, out_path: Path) -> CheckpointMeta:
     pretrained, weights, mean, std = meta2d.pretrained, meta2d.weights, meta2d.mean, meta2d.std
     if cfg.inflate.source == "imagenet":
         torch.manual_seed(meta2d.training.seed or 0)  # the fresh head
-        model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True, weights=cfg.model.weights)
+        try:
+            model2d = build_backbone(cfg.model.arch, meta2d.num_classes, pretrained=True,
+                                     weights=cfg.model.weights)
+        except PretrainedWeightsError as exc:  # its message blames model.pretrained, which may be false
+            cause = exc.__cause__ or exc
+            raise PretrainedWeightsError(
+                f"inflate.source is imagenet, which needs ImageNet weights for {cfg.model.arch!r}, and they could "
+                f"not be obtained ({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}). "
+                "Run once with network access (or put the weights in the torch hub / Hugging Face cache), or "
+                "set inflate.source: train2d (inflate the trained 2-D model)") from cause
         training, pretrained = TrainingRecord(), True
         weights = describe_source(cfg.model.arch, True, cfg.model.weights)
         # the input these weights expect (train3d's explicit train.mean/std still override it)

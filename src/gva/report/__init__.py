@@ -34,6 +34,7 @@ The package, by job:
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the svd.generator every other generator is compared with, configuration "
                              f"by configuration (default {REFERENCE_GENERATOR}: clips that repeat the image)")
     args = parser.parse_args(argv)
+    # warnings (a comparison left out, ...) as one line each on stderr
+    logging.basicConfig(level=logging.WARNING, format="gva report: warning: %(message)s")
     if args.equivalence_margin <= 0 or args.bootstrap < 100:
         parser.error("--equivalence-margin must be > 0 and --bootstrap at least 100")
     try:

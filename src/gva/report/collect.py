@@ -155,8 +155,42 @@ def run_from_path(path: str | Path) -> Run:
     preds = root / PREDICTIONS_FILE
     from gva.report.inference import read_predictions
 
-    return Run(root.resolve().name, flatten(params), metrics,
-               predictions=read_predictions(preds) if preds.is_file() else None)
+    run = Run(root.resolve().name, flatten(params), metrics)
+    if not preds.is_file():
+        return run
+    predictions = read_predictions(preds)
+    check_predictions(run, predictions, str(preds))
+    return replace(run, predictions=predictions)
+
+
+def check_predictions(run: Run, predictions: Mapping[str, Any], where: str) -> None:
+    """``predictions`` must be ``run``'s own: the number of images its metrics give (``n_test``)
+    and, for every model the file holds (``pred_<tag>``), the top-1 its metrics give
+    (``model<tag>.top1``), recomputed from the file. A stale file (another run's, an older one) or
+    an edited one changes the comparisons, so it is a :class:`ReportError` naming ``where``. (An
+    edit that keeps every model's number of correct images is not caught.)"""
+    labels = predictions["label"]
+    n = int(labels.size)
+    recorded_n = run.metrics.get("n_test")
+    if isinstance(recorded_n, (int, float)) and int(recorded_n) != n:
+        raise ReportError(f"{where}: does not reproduce run {run.name}'s metrics: it holds {n} test images, the "
+                          f"run's n_test is {int(recorded_n)}")
+    checked = 0
+    for col in sorted(c for c in predictions if c.startswith("pred_")):
+        model = run.metrics.get(f"model{col[len('pred_'):]}")
+        recorded = model.get("top1") if isinstance(model, dict) else None
+        if not isinstance(recorded, (int, float)) or isinstance(recorded, bool):
+            continue
+        right = int((predictions[col] == labels).sum())
+        if n == 0 or round(float(recorded) * n) != right or abs(float(recorded) - right / n) > 1e-6:
+            raise ReportError(f"{where}: does not reproduce run {run.name}'s metrics: model{col[len('pred_'):]} "
+                              f"top-1 recomputed from it is {right / max(n, 1):.4f} ({right}/{n}), the run's "
+                              f"metrics.json has {float(recorded):.4f}; it is another run's or an edited file "
+                              "(delete it to read the run's own again)")
+        checked += 1
+    if not checked:
+        raise ReportError(f"{where}: cannot be tied to run {run.name}: its metrics.json gives no top-1 for the "
+                          f"models in the file ({', '.join(c for c in predictions if c.startswith('pred_'))})")
 
 
 def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
@@ -168,27 +202,35 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
     through DVC (``dvc.api.read``: an output in DVC's cache, which dvc.lock at that revision points
     to, read from the local cache or else the default remote). A file found either way is also
     written to ``store`` when given, so a report can be regenerated later from the committed store
-    without the experiment refs (which live only in the clones that have them).
+    without the experiment refs (which live only in the clones that have them). Every file must
+    reproduce its run's metrics (:func:`check_predictions`): a stored file is tied to its run by
+    them, not by its name alone.
     """
     from gva.io import atomic_path
     from gva.report.inference import parse_predictions, read_predictions
 
     out, notes = [], []
     store_dir = Path(store) if store is not None else None
+    if store_dir is not None and store_dir.exists() and not store_dir.is_dir():
+        raise ReportError(f"--predictions {store_dir}: not a directory")
     for run in runs:
         if run.predictions is not None:
             out.append(run)
             continue
         cached = store_dir / f"{run.name}.csv" if store_dir is not None else None
         if cached is not None and cached.is_file():
-            out.append(replace(run, predictions=read_predictions(cached)))
+            predictions = read_predictions(cached)
+            check_predictions(run, predictions, str(cached))
+            out.append(replace(run, predictions=predictions))
             continue
         text = _read_at_rev(repo, run.rev, PREDICTIONS_FILE) if run.rev else None
         if text is None:
             notes.append(f"{run.name}: no {PREDICTIONS_FILE}")
             out.append(run)
             continue
-        predictions = parse_predictions(text, f"{run.name}: {PREDICTIONS_FILE} at {run.rev}")
+        where = f"{run.name}: {PREDICTIONS_FILE} at {run.rev}"
+        predictions = parse_predictions(text, where)
+        check_predictions(run, predictions, where)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(cached) as tmp_path:
@@ -257,5 +299,5 @@ def dvc_exp_show(repo: str | Path = ".") -> Any:
     return parse_json(out, f"`dvc exp show --json` in {repo}")
 
 
-__all__ = ["METRICS_FILE", "PREDICTIONS_FILE", "attach_predictions", "Run", "flatten", "runs_from_exp_show", "run_from_path",
+__all__ = ["METRICS_FILE", "PREDICTIONS_FILE", "attach_predictions", "check_predictions", "Run", "flatten", "runs_from_exp_show", "run_from_path",
            "parse_json", "read_exp_json", "dvc_exp_show"]

@@ -24,6 +24,7 @@ configurations without them are left out, and said so.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -31,9 +32,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm,
-                                  mde_paired, paired_seed, tost, verdict)
+from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, align_seeds, hierarchical_bootstrap,
+                                  holm, mde_paired, paired_seed, tost, verdict)
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.02
 DEFAULT_BOOTSTRAP = 10000
@@ -100,7 +103,9 @@ def _tost(top1: BootstrapResult, margin: float) -> float:
 
 def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
     """Per run (seed), ``col_a`` of the run vs ``col_b`` of the same run (or of ``other``'s run of
-    that seed); the ranked ``top3_*`` columns replace ``pred_*`` when every file has them."""
+    that seed), paired by image id; the ranked ``top3_*`` columns replace ``pred_*`` when every
+    file has them. None when a file or column is missing; a :class:`ReportError` naming the runs
+    when two of them scored different test images (they cannot be paired)."""
     both = list(runs) + list(other or [])
     ranked = (col_a.replace("pred_", "top3_", 1), col_b.replace("pred_", "top3_", 1))
     if all(r.predictions is not None and all(c in r.predictions for c in ranked) for r in both):
@@ -110,8 +115,15 @@ def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
     if any(r.predictions is None or col_b not in r.predictions for r in (other or runs)):
         return None
     if other is None:
-        return [paired_seed(r.predictions, col_a, None, col_b) for r in runs]
-    return [paired_seed(a.predictions, col_a, b.predictions, col_b) for a, b in zip(runs, other)]
+        pairs = [paired_seed(r.predictions, col_a, None, col_b) for r in runs]
+    else:
+        pairs = []
+        for a, b in zip(runs, other):
+            try:
+                pairs.append(paired_seed(a.predictions, col_a, b.predictions, col_b))
+            except ReportError as exc:
+                raise ReportError(f"{a.name} vs {b.name}: {exc}") from None
+    return align_seeds(pairs, [r.name for r in runs])
 
 
 def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
@@ -124,23 +136,38 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
     out: list[Comparison] = []
     notes: list[str] = []
 
+    def paired(name: str, make) -> list[PairedSeed] | None:
+        """``make()``'s pairs; a comparison whose runs scored different test images is left out
+        and said so (here, in the report's notes and on stderr): its Δ would pair unrelated images."""
+        try:
+            return make()
+        except ReportError as exc:
+            note = (f"{name}: left out, {exc}: the comparison pairs images by id, seed by seed, and the "
+                    "two-level bootstrap needs every seed to score the same test images")
+            log.warning("%s", note)
+            notes.append(note)
+            return None
+
     def between(base: ConfigResult, other: ConfigResult, col: str, name: str, short: str) -> None:
-        paired = by_seed(base, other, seed_key)
-        a_runs, b_runs = [a for a, _ in paired], [b for _, b in paired]
-        pairs = _pairs(a_runs, col, col, other=b_runs) if paired else None
+        by = by_seed(base, other, seed_key)
+        a_runs, b_runs = [a for a, _ in by], [b for _, b in by]
+        pairs = paired(name, lambda: _pairs(a_runs, col, col, other=b_runs)) if by else None
         if pairs is not None:
             out.append(compare(name, short, pairs, [b.params.get(seed_key) for b in b_runs], margin, n_boot))
 
     for c in results:
-        pairs = _pairs(c.runs, "pred_2d", "pred_3d")
-        if pairs is None:
+        if any(r.predictions is None for r in c.runs):
             notes.append(f"{c.label}: no predictions.csv for every run, left out of the comparisons")
             continue
-        out.append(compare(f"{c.label}: 3-D − 2-D", "3-D − 2-D", pairs, c.seeds, margin, n_boot))
-        frame0 = _pairs(c.runs, "pred_2d_frame0", "pred_3d")
+        name = f"{c.label}: 3-D − 2-D"
+        pairs = paired(name, lambda: _pairs(c.runs, "pred_2d", "pred_3d"))
+        if pairs is None:
+            continue
+        out.append(compare(name, "3-D − 2-D", pairs, c.seeds, margin, n_boot))
+        name = f"{c.label}: 3-D − 2-D on frame 0"
+        frame0 = paired(name, lambda: _pairs(c.runs, "pred_2d_frame0", "pred_3d"))
         if frame0 is not None:
-            out.append(compare(f"{c.label}: 3-D − 2-D on frame 0", "3-D − 2-D(frame 0)", frame0, c.seeds,
-                               margin, n_boot))
+            out.append(compare(name, "3-D − 2-D(frame 0)", frame0, c.seeds, margin, n_boot))
     for base, ctrl, _ in control_pairs(results, seed_key):
         between(base, ctrl, "pred_2d", f"{ctrl.label}: 2-D on frames − 2-D", "2-D(frames) − 2-D")
     if reference_generator is not None:
@@ -176,7 +203,8 @@ def _p(p: float) -> str:
 def render_comparisons(rows: Sequence[Comparison], notes: Sequence[str] = ()) -> list[str]:
     """The comparisons section as Markdown lines."""
     if not rows:
-        return []
+        return ["## Comparisons: intervals over seeds and test images", "",
+                "No comparison could be made. Left out: " + "; ".join(notes) + "."] if notes else []
     m = rows[0]
     lines = ["## Comparisons: intervals over seeds and test images", "",
              f"Each row pairs two models on the same {m.n_images} test images, seed by seed. Δ is the "

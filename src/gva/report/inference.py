@@ -26,7 +26,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -58,13 +58,16 @@ class PairedSeed:
     the shared test images.
 
     ``labels``: (n,) true classes. ``pred_a`` / ``pred_b``: (n,) top-1 predicted labels or
-    (n, k) ranked predictions (column 0 = top-1). All seeds given to one analysis must hold the
-    same test images in the same order.
+    (n, k) ranked predictions (column 0 = top-1). ``ids`` (optional): (n,) distinct image ids.
+    All seeds given to one analysis must hold the same test images in the same order: the same
+    ``ids`` when every seed has them (:func:`align_seeds` puts them in one order), else at least
+    the same labels.
     """
 
     labels: np.ndarray
     pred_a: np.ndarray
     pred_b: np.ndarray
+    ids: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.labels = _as_labels(self.labels, "labels")
@@ -73,6 +76,12 @@ class PairedSeed:
         if self.labels.ndim != 1 or self.labels.size == 0:
             raise ValueError(f"labels must be a non-empty 1-D array, got shape {self.labels.shape}")
         n = self.labels.size
+        if self.ids is not None:
+            self.ids = _as_labels(self.ids, "ids")
+            if self.ids.shape != (n,):
+                raise ValueError(f"ids must be (n,) with n = {n} images, got shape {self.ids.shape}")
+            if np.unique(self.ids).size != n:
+                raise ValueError("ids must be distinct: an image id is listed twice")
         for name, pred in (("pred_a", self.pred_a), ("pred_b", self.pred_b)):
             bad_k = pred.ndim == 2 and pred.shape[1] < 1
             if pred.ndim not in (1, 2) or pred.shape[0] != n or bad_k:
@@ -174,6 +183,9 @@ def _check_seeds(seeds: Sequence[PairedSeed]) -> None:
         if s.n_images != first.n_images:
             raise ValueError(f"seed {i} has {s.n_images} test images, seed 0 has {first.n_images}: "
                              "all seeds must score the same test images in the same order")
+        if s.ids is not None and first.ids is not None and not np.array_equal(s.ids, first.ids):
+            raise ValueError(f"seed {i}'s image ids differ from seed 0's: all seeds must score the "
+                             "same test images in the same order")
         if not np.array_equal(s.labels, first.labels):
             raise ValueError(f"seed {i}'s labels differ from seed 0's: all seeds must score the "
                              "same test images in the same order")
@@ -448,22 +460,69 @@ def parse_predictions(text: str, path: str) -> dict[str, np.ndarray]:
     return {**{c: values[:, k].copy() for k, c in enumerate(wanted)}, **top3}
 
 
+def _id_difference(a: np.ndarray, b: np.ndarray) -> str:
+    """How two id lists differ, for messages (``a``/``b`` hold distinct ids)."""
+    if np.array_equal(np.sort(a), np.sort(b)):
+        return "the same ids"
+    shared = np.intersect1d(a, b).size
+    return f"{b.size - shared} of its {b.size} image ids are not among the other's {a.size}"
+
+
+def _by_id(pred: Mapping[str, np.ndarray], order: np.ndarray) -> dict[str, np.ndarray]:
+    """``pred``'s rows reordered to the image ids ``order`` (the same set of ids)."""
+    pos = np.argsort(pred["id"], kind="stable")
+    take = pos[np.searchsorted(pred["id"], order, sorter=pos)]
+    return {k: v[take] for k, v in pred.items()}
+
+
 def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
                 b: Mapping[str, np.ndarray] | None = None, col_b: str = "pred_3d") -> PairedSeed:
     """A :class:`PairedSeed` from :func:`read_predictions` output: ``a[col_a]`` vs
     ``(b or a)[col_b]``, e.g. 2-D vs 3-D of one run, or 2-D of run A vs 2-D of run B
-    (``b``, same seed). Raises ``ValueError`` when the two files' ids or labels differ."""
+    (``b``, same seed), paired by image id (``b``'s rows are put in ``a``'s id order).
+    Raises :class:`ReportError` (a ``ValueError``) when an id is listed twice or the two files
+    do not hold the same images (other ids, or the same ids with other labels)."""
     other = a if b is None else b
     for key, src in ((col_a, a), (col_b, other)):
         if key not in src:
-            raise ValueError(f"no column {key!r} (have {sorted(src)})")
-    if b is not None and not (np.array_equal(a["id"], b["id"])
-                              and np.array_equal(a["label"], b["label"])):
-        raise ValueError("the two prediction files do not hold the same test images in the "
-                         "same order")
-    return PairedSeed(a["label"], a[col_a], other[col_b])
+            raise ReportError(f"no column {key!r} (have {sorted(src)})")
+    for src in (a, other):
+        if np.unique(src["id"]).size != src["id"].size:
+            raise ReportError("a prediction file lists an image id twice")
+    if b is not None and not np.array_equal(a["id"], b["id"]):
+        if not np.array_equal(np.sort(a["id"]), np.sort(b["id"])):
+            raise ReportError(f"the two prediction files do not hold the same test images "
+                              f"({_id_difference(a['id'], b['id'])})")
+        other = _by_id(b, a["id"])
+    if b is not None and not np.array_equal(a["label"], other["label"]):
+        raise ReportError("the two prediction files give the same image ids different labels: they are "
+                          "not the same test images")
+    return PairedSeed(a["label"], a[col_a], other[col_b], ids=a["id"])
+
+
+def align_seeds(seeds: Sequence[PairedSeed], names: Sequence[str]) -> list[PairedSeed]:
+    """``seeds`` with every seed's images in the first seed's id order, so the image resampling of
+    :func:`hierarchical_bootstrap` draws the same images for every seed. Raises
+    :class:`ReportError` naming the two seeds (``names``) when a seed scored other images (other
+    ids, or the same ids with other labels): they cannot be paired."""
+    first = seeds[0]
+    out = [first]
+    for s, name in zip(seeds[1:], names[1:]):
+        if first.ids is None or s.ids is None or np.array_equal(s.ids, first.ids):
+            aligned = s
+        elif not np.array_equal(np.sort(s.ids), np.sort(first.ids)):
+            raise ReportError(f"{names[0]} and {name} scored different test images "
+                              f"({name}: {_id_difference(first.ids, s.ids)})")
+        else:
+            cols = _by_id({"id": s.ids, "label": s.labels, "a": s.pred_a, "b": s.pred_b}, first.ids)
+            aligned = PairedSeed(cols["label"], cols["a"], cols["b"], ids=cols["id"])
+        if not np.array_equal(aligned.labels, first.labels):
+            raise ReportError(f"{names[0]} and {name} scored different test images (the same ids with "
+                              "other labels)")
+        out.append(aligned)
+    return out
 
 
 __all__ = ["METRICS", "PairedSeed", "model_metric", "BootstrapResult", "hierarchical_bootstrap",
            "paired_se", "mde_paired", "power_paired", "n_for_power", "tost", "holm", "Verdict",
-           "verdict", "read_predictions", "parse_predictions", "paired_seed"]
+           "verdict", "read_predictions", "parse_predictions", "paired_seed", "align_seeds"]

@@ -92,9 +92,18 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                   f"{', '.join(flagged)}.**", ""]
     n_test = sorted({_n_test(r) for r in runs})
     companions = "".join(f", `{k}`" for k in lockstep_seeds(runs, seed_key))
+    sets = len({tuple(np.sort(r.predictions["id"]).tolist()) for r in runs if r.predictions is not None})
+    if sets > 1:
+        same = (f", but NOT the same images in every run ({sets} different test sets, by the image ids in "
+                "predictions.csv): comparisons between runs that scored different images are left out")
+    elif any(r.predictions is None for r in runs):
+        same = (" (whether every run scored the same images is not checked: "
+                f"{'no run has' if sets == 0 else 'not every run has'} its predictions.csv)")
+    else:
+        same = " (the same images in every run)"
     lines += [f"{len(runs)} finished runs in {len(results)} configurations; seeds vary "
-              f"`{seed_key}`{companions}; {', '.join(map(str, n_test))} paired test images per run "
-              "(the same images in every run). Mean ± sample std over seeds.", ""]
+              f"`{seed_key}`{companions}; {', '.join(map(str, n_test))} paired test images per run"
+              f"{same}. Mean ± sample std over seeds.", ""]
     folds = sorted({format_value(r.params[FOLDS_KEY]) for r in runs if is_fold_run(r)})
     if folds:
         lines += [f"Cross-fitted (`{FOLDS_KEY}={', '.join(folds)}`): each run here pools its fold runs "
@@ -117,7 +126,7 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
 
     if is_audit(runs):
         lines += render_audit(audit_rows(runs, seed_key)) + [""]
-    if compared:
+    if compared or compare_notes:
         lines += render_comparisons(compared, compare_notes) + [""]
     elif not any(r.predictions is not None for r in runs):
         lines += ["No run's `metrics/predictions.csv` was found, so there is no comparisons section: "

@@ -108,7 +108,8 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
         if any(r.label >= len(classes) or classes[r.label].wnid != r.wnid for r in extra.rows):
             raise StoreError(f"{extra_dir}: classes differ from {curated_dir}'s; re-run extra_frames")
         if not extra.rows:
-            log.warning("train2d.frames is all but %s holds no frames (re-run extra_frames?)", extra_dir)
+            log.warning("train2d.frames is all but %s holds no frames (the clips add none: extra_frames said "
+                        "why); train2d trains on the original images alone", extra_dir)
         parts.append(split_samples(extra, extra_dir / "images.npy", 4, "train"))
     train_set = concat(parts)
     if train_set is None:
