@@ -204,8 +204,8 @@ class TrainConfig:
         _check(0.0 <= self.momentum < 1.0, "train.momentum", f"must be in [0, 1), got {self.momentum}")
         _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
         _check(0.0 < self.gamma <= 1.0, "train.gamma", f"must be in (0, 1] (StepLR's lr factor), got {self.gamma}")
-        _check(all(0.0 <= m <= 1.0 for m in self.mean), "train.mean", "must list 3 channel means in [0, 1] "
-               "(inputs are scaled to [0, 1])")
+        _check(self.mean is None or all(0.0 <= m <= 1.0 for m in self.mean), "train.mean",
+               "must list 3 channel means in [0, 1] (inputs are scaled to [0, 1])")
         _bounded(self.seed, 0, MAX_SEED, "train.seed")
 
 
