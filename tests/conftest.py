@@ -59,3 +59,35 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real Tiny ImageNet subset not found at {REAL_DATA}")
     return REAL_DATA
+
+
+def load_script(path: Path, name: str):
+    """Import a script that is not a package module (a benchmark) under ``name``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_dag_in(tmp_path: Path, monkeypatch, params_file: Path, overrides: dict) -> tuple[dict, dict]:
+    """Write ``params_file`` updated by ``overrides`` (section -> values) into ``tmp_path``, run every
+    stage there as `gva <stage>`, and return (metrics.json, generation.json)."""
+    import json
+
+    import yaml
+
+    from gva.cli import STAGES, main
+
+    params = yaml.safe_load(params_file.read_text())
+    for section, values in overrides.items():
+        params[section].update(values)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    for stage in STAGES:
+        assert main([stage]) == 0, stage
+    return (json.loads((tmp_path / "metrics" / "metrics.json").read_text()),
+            json.loads((tmp_path / "data" / "clips" / "generation.json").read_text()))

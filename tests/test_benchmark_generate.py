@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 
 from gva.config import SvdConfig
 
@@ -22,11 +22,7 @@ SIZES = {"svd": 32, "cogvideox": 16, "ltx": 32, "wan": 16, "i2vgen": 8}
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_generate", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_generate")
 
 
 def _tiny(name: str):

@@ -3,12 +3,12 @@ train.freeze says (so its ``prefix`` and ``cached`` columns measure the frozen p
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "regime.py"
 ARCH = "timm:test_resnet"
@@ -16,11 +16,7 @@ ARCH = "timm:test_resnet"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_regime", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_regime")
 
 
 def test_the_table_and_the_estimates(bench, capsys):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import FAKE_CLASSES, make_tiny_imagenet
+from conftest import FAKE_CLASSES, make_tiny_imagenet, run_dag_in
 from gva.config import config_from_dict
 from gva.data.arrays import IndexRow
 from gva.errors import ConfigError, GenerationError
@@ -355,10 +355,7 @@ def test_resume_after_sigkill_gives_identical_bytes(tmp_path, name):
 @pytest.mark.parametrize("name", NEW)
 def test_whole_dag_offline_with_the_tiny_build(tmp_path, monkeypatch, name):
     """curate -> svd_generate -> extra_frames -> train2d -> inflate -> train3d -> evaluate, as `gva <stage>`."""
-    from gva.cli import STAGES, main
-
     data = make_tiny_imagenet(tmp_path / "tin", n_train=6, n_val=2)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = {
         "data": {"source": str(data), "classes": FAKE_CLASSES, "image_size": 32},
         "svd": {"generator": name, "steps": 2, "height": SIDES[name], "width": SIDES[name], "batch_size": 4,
@@ -368,15 +365,8 @@ def test_whole_dag_offline_with_the_tiny_build(tmp_path, monkeypatch, name):
         "train2d": {"epochs": 1, "batch_size": 8}, "train3d": {"epochs": 1, "batch_size": 4},
         "evaluate": {"bootstrap": 50, "latency_batch_sizes": [1], "latency_repeats": 1},
     }
-    for section, values in overrides.items():
-        params[section].update(values)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.chdir(tmp_path)
-    for stage in STAGES:
-        assert main([stage]) == 0, stage
-    metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    metrics, generation = run_dag_in(tmp_path, monkeypatch, ROOT / "params.yaml", overrides)
     assert {"model2d", "model3d", "delta"} <= set(metrics)
-    generation = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
     assert generation["generator"] == name and generation["prompts"]["label_on_test"] is False
     assert list((tmp_path / "data" / "clips" / "previews").glob("*.mp4"))
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import FAKE_CLASSES, REAL_DATA, make_tiny_imagenet
+from conftest import FAKE_CLASSES, REAL_DATA, make_tiny_imagenet, run_dag_in
 from gva.config import config_from_dict
 from gva.errors import ConfigError, DatasetError
 
@@ -214,11 +213,8 @@ def test_predict_cannot_import_a_clip_for_a_new_image(fake):
 def test_whole_dag_on_imported_clips(fake, tmp_path, monkeypatch):
     """curate -> svd_generate (reference) -> ... -> evaluate through `gva <stage>`, with the frame
     protocols and train2d.frames: all."""
-    from gva.cli import STAGES, main
-
     data = make_tiny_imagenet(tmp_path / "tin", n_train=12, n_val=4)  # the same images as the fixture's
     _, store, folder, _ = fake
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = {
         "data": {"source": str(data), "classes": FAKE_CLASSES, "image_size": 32, "md5": None, "val_fraction": 0.25},
         "svd": {"generator": "reference", "model": str(folder), "previews_per_class": 1},
@@ -228,15 +224,8 @@ def test_whole_dag_on_imported_clips(fake, tmp_path, monkeypatch):
         "evaluate": {"bootstrap": 50, "latency_batch_sizes": [1], "latency_repeats": 1,
                      "extra_protocols": ["frame0", "frames_mean"]},
     }
-    for section, values in overrides.items():
-        params[section].update(values)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.chdir(tmp_path)
-    for stage in STAGES:
-        assert main([stage]) == 0, stage
-    metrics = json.loads((tmp_path / "metrics" / "metrics.json").read_text())
+    metrics, generation = run_dag_in(tmp_path, monkeypatch, ROOT / "params.yaml", overrides)
     assert {"model2d", "model3d", "model2d_frame0", "model2d_frames_mean"} <= set(metrics)
-    generation = json.loads((tmp_path / "data" / "clips" / "generation.json").read_text())
     assert generation["reference"]["summary"]["content"]["images"] > 0
 
 
