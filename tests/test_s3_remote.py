@@ -196,7 +196,11 @@ def test_a_team_shares_runs_and_diffs_branches(tmp_path, s3_endpoint):
 
     # gva report's paired comparisons read each revision's predictions.csv (in DVC's cache, not git)
     revs = [_git(a, env, "rev-parse", rev).strip() for rev in ("main", "longer-3d")]
-    runs, notes = attach_predictions([Run(rev, {}, {}, rev) for rev in revs], a)
+    import dvc.api
+
+    # each file must reproduce its run's metrics (gva.report.collect.check_predictions)
+    metrics = [json.loads(dvc.api.read("metrics/metrics.json", repo=str(a), rev=rev)) for rev in revs]
+    runs, notes = attach_predictions([Run(rev, {}, m, rev) for rev, m in zip(revs, metrics)], a)
     assert notes == [], notes
     rows = (a / "metrics/predictions.csv").read_text().count("\n") - 1
     assert [len(r.predictions["id"]) for r in runs] == [rows, rows]
