@@ -173,8 +173,11 @@ class ReferenceGenerator(Generator):
         if inputs is None:
             raise GenerationError(f"svd.generator {'reference-static' if self.static else 'reference'} imports "
                                   "the clips of the curated images; it cannot make a clip for any other image")
-        size = images.shape[1:3]
-        out = np.empty((len(inputs), self.frames, *size, 3), dtype=np.float32)
+        import torch
+
+        from gva.generate.pipelines import to_clips
+
+        out = np.empty((len(inputs), self.frames, *images.shape[1:]), dtype=np.float32)
         for i, match in enumerate(inputs):
             clip = read_clip(self.folder / match.clip)
             if clip.shape[0] != self.frames:
@@ -182,7 +185,9 @@ class ReferenceGenerator(Generator):
                                    f"{self.frames}; set svd.frames: {clip.shape[0]}")
             if self.static:
                 clip = np.repeat(clip[:1], self.frames, axis=0)
-            out[i] = _resized(clip, size)
+            # resized to the curated size as every generator's frames are (bilinear, antialiased)
+            video = torch.from_numpy(clip).permute(0, 3, 1, 2)[None].float() / 255.0
+            out[i] = to_clips(video, images[i:i + 1], first_frame_original=False)[0]
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -194,17 +199,6 @@ class StaticReferenceGenerator(ReferenceGenerator):
     """Frame 0 of each matched clip, repeated: SVD's content and artefacts without its motion."""
 
     static = True
-
-
-def _resized(clip: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 [T,h,w,3] -> float32 [T,H,W,3] in [0,1] at ``size`` (bilinear, antialiased)."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 255.0
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 @lru_cache(maxsize=4)
