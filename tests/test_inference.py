@@ -1,5 +1,4 @@
-"""gva.report.inference: hierarchical bootstrap (checked against exact enumeration), power /
-MDE (checked by simulation), TOST and Holm (checked against statsmodels), the verdict rule,
+"""gva.report.inference: hierarchical bootstrap (checked against exact enumeration), TOST and Holm (checked against statsmodels), the verdict rule,
 McNemar and predictions.csv."""
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from gva.errors import GvaError, ReportError
-from gva.report.inference import (PairedSeed, _Prepared, hierarchical_bootstrap, holm, mde_paired,
-                                  model_metric, n_for_power, paired_seed, power_paired,
-                                  read_predictions, tost, verdict)
+from gva.report.inference import (PairedSeed, _Prepared, hierarchical_bootstrap, holm, model_metric,
+                                  paired_seed, read_predictions, tost, verdict)
 
 # ------------------------------------------------------------------------------------------------
 # A tiny crossed design: 2 seeds x 4 images. Both seeds' per-image differences (b - a) are
@@ -220,88 +218,6 @@ def test_bootstrap_input_checks():
         PairedSeed(labels, labels + 0.5, labels)
     with pytest.raises(ValueError, match="no seeds"):
         hierarchical_bootstrap([])
-
-
-# ------------------------------------------------------------------------------------------------
-# Power
-
-
-def _simulate_power(delta, n, psi, n_sims, exact, seed=0):
-    """Paired binary outcomes with P(only b right) - P(only a right) = delta, discordance psi;
-    fraction of datasets where the two-sided 5 % test (exact McNemar or z) rejects."""
-    rng = np.random.default_rng(seed)
-    _, only_b, only_a = rng.multinomial(n, [1 - psi, (psi + delta) / 2, (psi - delta) / 2],
-                                        size=n_sims).T
-    if exact:
-        p = np.array([stats.binomtest(int(b), int(b + a), 0.5).pvalue if a + b else 1.0
-                      for b, a in zip(only_b, only_a)])
-        return float(np.mean(p < 0.05))
-    z = (only_b - only_a) / np.sqrt(np.maximum(only_b + only_a, 1))
-    return float(np.mean(np.abs(z) > stats.norm.ppf(0.975)))
-
-
-def _exact_mcnemar_power(delta, n, psi, alpha=0.05):
-    """Exact power of the exact McNemar test: D ~ Bin(n, psi) discordant, only_b | D ~ Bin(D, pb)."""
-    pb = (psi + delta) / (2 * psi)
-    lo, hi = stats.binom.ppf([1e-10, 1 - 1e-10], n, psi).astype(int)
-    power = 0.0
-    for d in range(max(lo, 1), hi + 1):
-        k = np.arange(d + 1)
-        p = np.minimum(1.0, 2 * stats.binom.cdf(np.minimum(k, d - k), d, 0.5))  # symmetric null
-        power += stats.binom.pmf(d, n, psi) * stats.binom.pmf(k[p <= alpha], d, pb).sum()
-    return power
-
-
-def test_mde_has_the_claimed_power_in_simulation():
-    mde = mde_paired(500, 0.14, 1, 0.0)
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
-    assert mde == pytest.approx(z * math.sqrt(0.14 / 500))
-    assert _simulate_power(mde, 500, 0.14, 2000, exact=False) == pytest.approx(0.8, abs=0.05)
-    # With the continuity correction, the exact McNemar test (binomtest) has the power.
-    mde_cc = mde_paired(500, 0.14, 1, 0.0, continuity=True)
-    assert mde_cc == pytest.approx(mde + 1 / 500)
-    assert _simulate_power(mde_cc, 500, 0.14, 2000, exact=True, seed=1) == pytest.approx(0.8, abs=0.05)
-    # The simulation discriminates: half the MDE is far from 80 % power.
-    assert _simulate_power(mde / 2, 500, 0.14, 2000, exact=False, seed=2) < 0.5
-
-
-def test_mde_scaling_and_seed_part():
-    assert mde_paired(500, 0.14, 1, 0.0) / mde_paired(3000, 0.14, 1, 0.0) == pytest.approx(
-        math.sqrt(6))
-    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
-    assert mde_paired(500, 0.14, 3, 0.02) == pytest.approx(z * math.sqrt(0.14 / 500 + 0.02 ** 2 / 3))
-    assert mde_paired(500, 0.14, 3, 0.02) > mde_paired(500, 0.14, 1, 0.0)
-    for kw in (dict(n_seeds=0), dict(discordance=1.5), dict(seed_sd=-1.0), dict(power=1.0)):
-        args = dict(n_images=500, discordance=0.14, n_seeds=1, seed_sd=0.0) | kw
-        with pytest.raises(ValueError):
-            mde_paired(**args)
-
-
-def test_power_matches_the_issue_figures():
-    # "with ~14 % discordant pairs, 500 paired test images give ~19 % power to detect a 2-point
-    # delta top-1; 80 % needs ~3,000": 19 % is the exact McNemar test's power, which the
-    # continuity-corrected normal approximation reproduces; the plain one says 22 %.
-    exact = _exact_mcnemar_power(0.02, 500, 0.14)
-    assert exact == pytest.approx(0.19, abs=0.005)
-    assert power_paired(0.02, 500, 0.14, continuity=True) == pytest.approx(exact, abs=0.005)
-    assert power_paired(0.02, 500, 0.14) == pytest.approx(0.223, abs=0.002)
-    for cc in (False, True):
-        n = n_for_power(0.02, 0.14, continuity=cc)
-        assert 2500 <= n <= 3500
-        assert power_paired(0.02, n, 0.14, continuity=cc) >= 0.8 > power_paired(
-            0.02, n - 1, 0.14, continuity=cc)
-    assert _exact_mcnemar_power(0.02, n_for_power(0.02, 0.14, continuity=True), 0.14) == \
-        pytest.approx(0.8, abs=0.01)
-
-
-def test_power_inverts_mde():
-    for n, psi, k, sd in [(500, 0.14, 1, 0.0), (500, 0.2, 3, 0.015), (2000, 0.1, 5, 0.01)]:
-        mde = mde_paired(n, psi, k, sd)
-        assert power_paired(mde, n, psi, k, sd) == pytest.approx(0.8, abs=1e-3)
-        assert power_paired(-mde, n, psi, k, sd) == power_paired(mde, n, psi, k, sd)
-    assert power_paired(0.0, 500, 0.14) == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="out of reach"):
-        n_for_power(0.02, 0.14, n_seeds=3, seed_sd=0.05)   # the seed part alone is too large
 
 
 # ------------------------------------------------------------------------------------------------

@@ -32,9 +32,9 @@ def _metrics(p: dict) -> dict:
                       "top3": 0.0, "f1_macro": t3 - t2}}
 
 
-def _runs(gen: str, acc2: float, acc3: float, offset: int = 0) -> list[Run]:
+def _runs(gen: str, acc2: float, acc3: float, offset: int = 0, seeds: int = 3) -> list[Run]:
     out = []
-    for s in range(3):
+    for s in range(seeds):
         p = _preds(s, acc2, acc3, 100 * offset + s)
         if acc2 == acc3 and gen == "same":
             p["pred_3d"] = p["pred_2d"].copy()
@@ -43,12 +43,14 @@ def _runs(gen: str, acc2: float, acc3: float, offset: int = 0) -> list[Run]:
 
 
 def test_verdicts_follow_the_numbers():
-    runs = _runs("better", 0.40, 0.70, 1) + _runs("same", 0.5, 0.5, 2) + _runs("noisy", 0.50, 0.52, 3)
-    rows, notes = comparisons(aggregate(runs), margin=0.05, n_boot=2000)
+    # five seeds: with three, a seed effect the data cannot rule out leaves ~2 df (gva.report.crossed)
+    runs = [r for g, a2, a3, o in (("better", 0.40, 0.70, 1), ("same", 0.5, 0.5, 2), ("noisy", 0.50, 0.52, 3))
+            for r in _runs(g, a2, a3, o, seeds=5)]
+    rows, notes = comparisons(aggregate(runs), margin=0.02, n_boot=2000)
     by = {r.name.split(":")[0]: r for r in rows}
     assert not notes and len(rows) == 3
     assert by["svd.generator=better"].verdict.kind == "difference"
-    assert by["svd.generator=better"].top1.low > 0.2
+    assert by["svd.generator=better"].low > 0.2 and by["svd.generator=better"].top1.low > 0.2
     assert by["svd.generator=same"].verdict.kind == "equivalent"
     noisy = by["svd.generator=noisy"]
     assert noisy.verdict.kind == "inconclusive" and f"MDE ±{noisy.mde:.3f}" in noisy.verdict.text
@@ -89,7 +91,7 @@ def test_generators_are_compared_with_the_reference_generator():
     same model); --reference-generator none (None) leaves these comparisons out."""
     acc = {("repeat", "first"): (0.4, 0.4), ("repeat", "all"): (0.5, 0.5),
            ("motion", "first"): (0.4, 0.4), ("motion", "all"): (0.8, 0.5)}
-    runs = _grid(acc)
+    runs = _grid(acc, seeds=range(5))
     rows, notes = comparisons(aggregate(runs), n_boot=1000)
     by = {r.name: r for r in rows}
     views = by["svd.generator=motion, train2d.frames=all: 2-D on frames − 2-D on repeat frames"]
@@ -98,7 +100,7 @@ def test_generators_are_compared_with_the_reference_generator():
     runs_of = {r.name: r for r in runs}
     expected = np.mean([np.mean(runs_of[f"motion-all-s{s}"].predictions["pred_2d"] == runs_of[f"motion-all-s{s}"].predictions["label"])
                         - np.mean(runs_of[f"repeat-all-s{s}"].predictions["pred_2d"] == runs_of[f"repeat-all-s{s}"].predictions["label"])
-                        for s in range(3)])
+                        for s in range(5)])
     assert views.top1.estimate == pytest.approx(expected)
     for frames in ("first", "all"):
         assert f"svd.generator=motion, train2d.frames={frames}: 3-D − 3-D on repeat clips" in by
@@ -112,7 +114,7 @@ def test_generators_are_compared_with_the_reference_generator():
     # only seeds both configurations have are paired
     missing = [r for r in runs if r.name != "repeat-all-s2"]
     rows, _ = comparisons(aggregate(missing), n_boot=200)
-    assert {r.name: r for r in rows}[views.name].seeds == [0, 1]
+    assert {r.name: r for r in rows}[views.name].seeds == [0, 1, 3, 4]
 
 
 def test_runs_without_predictions_are_left_out_and_said(tmp_path):

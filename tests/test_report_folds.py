@@ -9,7 +9,7 @@ import pytest
 
 from gva.errors import ReportError
 from gva.evaluate.metrics import classification_report
-from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.report import crossed
 from gva.report import Run, aggregate, write_report
 from gva.report.compare import comparisons
 from gva.report.folds import pool_folds, pooled_metrics
@@ -69,12 +69,16 @@ def test_pooled_metrics_are_evaluate_statistics_on_every_image():
         assert m[f"model{tag}"]["f1_macro"] == pytest.approx(rep.f1_macro)
         assert m[f"model{tag}"]["top3"] == pytest.approx(np.mean((pred[f"top3_{tag}"] == pred["label"][:, None]).any(1)))
     c2, c3 = pred["pred_2d"] == pred["label"], pred["pred_3d"] == pred["label"]
-    boot = paired_bootstrap_diff(c2, c3, resamples=500, seed=0)
-    mc = mcnemar_exact(c2, c3)
+    # the pooled images were scored by K fold models: the interval and p are the crossed model's
+    # with the folds as its model level, not one model's bootstrap and McNemar test
+    assert np.array_equal(np.sort(np.unique(pred["fold"])), np.arange(K))
+    fit = crossed.fit((c3.astype(float) - c2)[None], pred["fold"][None])
+    assert fit.n_models == K
     assert (m["delta"]["top1"], m["delta"]["top1_ci95_low"], m["delta"]["top1_ci95_high"]) == \
-        (boot.delta, boot.low, boot.high)
-    assert (m["delta"]["mcnemar_p"], m["delta"]["only_2d_correct"], m["delta"]["only_3d_correct"]) == \
-        (mc.p_value, mc.only_a, mc.only_b)
+        (pytest.approx(c3.mean() - c2.mean()), *fit.interval())
+    assert m["delta"]["mcnemar_p"] == fit.p_value() and m["delta"]["p_method"] == f"crossed t over {K} fold models"
+    assert (m["delta"]["only_2d_correct"], m["delta"]["only_3d_correct"]) == \
+        (int((c2 & ~c3).sum()), int((c3 & ~c2).sum()))
     assert m["delta_frame0"]["top1"] == pytest.approx(m["model3d"]["top1"] - m["model2d_frame0"]["top1"])
     assert m["delta"]["f1_macro"] == pytest.approx(m["model3d"]["f1_macro"] - m["model2d"]["f1_macro"])
 
@@ -120,8 +124,8 @@ def test_plain_runs_pass_through_and_the_report_says_it_pooled(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     assert {n for c in data["configurations"] for n in c["runs"]} == \
         {f"{g}-s{s}" for g in ("motion", "repeat") for s in range(3)}
-    plain = Run("plain", {"train.seed": 0}, pooled_metrics(_fold_preds(np.arange(30), 0.5, 0.5,
-                                                                       np.random.default_rng(0)), 100, 0))
+    plain = Run("plain", {"train.seed": 0}, pooled_metrics(
+        {**_fold_preds(np.arange(30), 0.5, 0.5, np.random.default_rng(0)), "fold": np.arange(30) % K}))
     assert pool_folds([plain]) == ([plain], [])
     with pytest.raises(ReportError, match="no run left to report: motion-s0: folds 0 of"):
         write_report(_runs("motion", 0.4, 0.5, seeds=(0,))[:1], tmp_path / "x", n_boot=500)

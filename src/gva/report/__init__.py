@@ -25,8 +25,11 @@ The package, by job:
 * :mod:`gva.report.collect` — reading runs (``dvc exp show --json``, run directories);
 * :mod:`gva.report.stats` — grouping into configurations, summaries and intervals over seeds;
 * :mod:`gva.report.audit` — protocol-audit rows and the 3-D gain vs 2-D domain shift split;
-* :mod:`gva.report.inference` — two-level bootstrap, MDE/power, TOST, Holm, verdicts, McNemar;
+* :mod:`gva.report.crossed` — seeds (or seed x fold models) and images as crossed random effects:
+  Δ's interval, p, TOST and MDE with Satterthwaite's degrees of freedom (what verdicts use);
+* :mod:`gva.report.inference` — two-level bootstrap (a cross-check), TOST, Holm, verdicts;
 * :mod:`gva.report.compare` — the comparisons section built from the runs' predictions;
+* :mod:`gva.report.design` — comparisons declared in a design file (``--design``), by family;
 * :mod:`gva.report.render` — Markdown, ``results.json``, the plots, :func:`write_report`;
 * here — :func:`main`, the ``gva report`` command line.
 """
@@ -87,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                         help=f"two-level bootstrap replicates (default {DEFAULT_BOOTSTRAP})")
     parser.add_argument("--primary", metavar="NAME", help="the comparison declared primary (its full name)")
+    parser.add_argument("--design", metavar="FILE",
+                        help="a design file of declared comparisons and their Holm families "
+                             "(gva.report.design; e.g. reports/paper/design.yaml): computed first, with "
+                             "forest.png, in place of the automatic comparisons")
     parser.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
                         help="a param that does not tell configurations apart (repeatable), e.g. one a "
                              "later commit added: runs differing only in it count as one configuration")
@@ -100,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--equivalence-margin must be > 0 and --bootstrap at least 100")
     try:
         notes: list[str] = []
+        design = None
+        if args.design:
+            from gva.report.design import load_design
+            design = load_design(args.design)
+            if args.primary:
+                parser.error("--primary and --design: the design declares which comparisons are primary")
         if args.runs:
             runs = [run_from_path(p) for p in args.runs]
         else:
@@ -120,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 notes += missing
         results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root,
                                args.equivalence_margin, args.bootstrap, args.primary,
-                               args.reference_generator, args.ignore_param)
+                               args.reference_generator, args.ignore_param, design)
     except (GvaError, OSError, subprocess.CalledProcessError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gva report: error: {message}", file=sys.stderr)

@@ -10,13 +10,14 @@ Every comparison pairs two models' predictions on the same test images, seed by 
   models, and with ``train2d.frames=all`` the 2-D models too, so "new views" is told apart from
   "more steps on the same views".
 
-For each: the hierarchical bootstrap over seeds and test images (:mod:`gva.report.inference`)
-of Δ top-1, Δ top-3 (when predictions.csv has the ranked ``top3_*`` columns) and Δ macro-F1
-(the primary intervals), a two-sided bootstrap p-value of Δ top-1, Holm-adjusted
-over all comparisons in the report, the minimal detectable Δ top-1 of the design (80 % power,
-α 0.05: test images, discordance, seeds), TOST against the declared equivalence margin, and the
-verdict whose wording follows from those numbers (:func:`gva.report.inference.verdict`). One
-comparison may be declared primary (``gva report --primary NAME``).
+For each, Δ top-1 from the crossed random-effects model of seeds (or seed x fold models) and
+test images (:mod:`gva.report.crossed`): its Student-t interval and p, Holm-adjusted within its
+family (:func:`decide`; duplicates counted once), the MDE of the same model and decision rule,
+TOST against the declared equivalence margin, and the verdict whose wording follows from those
+numbers (:func:`gva.report.inference.verdict`). The two-level bootstrap over seeds and test
+images (:mod:`gva.report.inference`) gives Δ top-3 (with the ranked ``top3_*`` columns), Δ
+macro-F1 and a cross-check of Δ top-1. One comparison may be declared primary (``gva report
+--primary NAME``); a design file declares families of them (:mod:`gva.report.design`).
 
 Needs each run's ``metrics/predictions.csv`` (:func:`gva.report.collect.attach_predictions`);
 configurations without them are left out, and said so.
@@ -32,8 +33,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.errors import ReportError
+from gva.report import crossed
+from gva.report.crossed import Crossed
 from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, align_seeds, hierarchical_bootstrap,
-                                  holm, mde_paired, paired_seed, tost, verdict)
+                                  holm, paired_seed, verdict)
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
 
 log = logging.getLogger(__name__)
@@ -51,54 +54,107 @@ class Comparison:
     short: str                # "3-D − 2-D", the sign convention in words
     seeds: list[Any]
     n_images: int
-    top1: BootstrapResult
+    fit: Crossed              # Δ top-1 with seeds (or seed x fold models) and images as crossed
+                              # random effects: the interval, p, TOST and MDE the verdict uses
+    top1: BootstrapResult     # the two-level bootstrap of Δ top-1: a cross-check column
     top3: BootstrapResult | None      # None when predictions.csv has no top3_* columns
     f1: BootstrapResult
-    p: float                  # two-sided bootstrap p-value of Δ top-1
+    per_seed: list[float]     # Δ top-1 of each seed
     discordance: float        # mean over seeds of the fraction of images the two models disagree on
-    seed_sd: float            # sd over seeds of the per-seed Δ top-1 (nan for one seed)
-    mde: float                # minimal detectable Δ top-1 (80 % power, α 0.05)
     margin: float
-    p_tost: float
+    family: str = "all"       # its Holm family
+    holm: bool = True         # whether the family is Holm-adjusted
+    duplicate_of: str | None = None   # the same per-image differences as that comparison
+    n_tests: int = 1          # comparisons in its Holm family (duplicates counted once)
     p_holm: float = math.nan
+    mde: float = math.nan     # smallest |Δ top-1| detected with 80 % power by the verdict's rule
     verdict: Verdict | None = None
     primary: bool = False
+    paper: float | None = None   # the published value of this Δ, when the design names one
+
+    @property
+    def low(self) -> float:
+        return self.fit.interval()[0]
+
+    @property
+    def high(self) -> float:
+        return self.fit.interval()[1]
+
+    @property
+    def p(self) -> float:
+        """Two-sided p of Δ top-1 = 0 (crossed model, Student t)."""
+        return self.fit.p_value()
+
+    @property
+    def p_tost(self) -> float:
+        return self.fit.p_tost(self.margin)
 
 
-def _bootstrap_p(replicates: np.ndarray) -> float:
-    """Two-sided percentile-bootstrap p-value of "Δ = 0" (at least 1 / replicates)."""
-    n = replicates.size
-    tail = min(np.count_nonzero(replicates <= 0), np.count_nonzero(replicates >= 0))
-    return float(min(1.0, max(2 * tail, 1) / n))
+def _differences(pairs: Sequence[PairedSeed]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(seeds, images) per-image Δ top-1 and, when some seed was cross-fitted, which of the seed's
+    fold models scored each image (None: one model per seed)."""
+    d = np.stack([(_top1(p.pred_b) == p.labels).astype(np.float64) - (_top1(p.pred_a) == p.labels)
+                  for p in pairs])
+    if all(p.groups is None for p in pairs):
+        return d, None
+    return d, np.stack([p.groups if p.groups is not None else np.zeros(p.n_images, np.int64) for p in pairs])
+
+
+def _top1(pred: np.ndarray) -> np.ndarray:
+    return pred if pred.ndim == 1 else pred[:, 0]
 
 
 def compare(name: str, short: str, pairs: Sequence[PairedSeed], seeds: list[Any], margin: float,
             n_boot: int, seed: int = 0) -> Comparison:
-    """One comparison (``b`` minus ``a`` in every pair) over its seeds."""
+    """One comparison (``b`` minus ``a`` in every pair) over its seeds; Holm, MDE and the verdict
+    come with its family (:func:`decide`)."""
+    d, models = _differences(pairs)
+    result = crossed.fit(d, models)
     top1 = hierarchical_bootstrap(pairs, "top1", n_boot, seed)
     ranked = all(p.pred_a.ndim == 2 and p.pred_b.ndim == 2 and p.pred_a.shape[1] >= 3 for p in pairs)
     top3 = hierarchical_bootstrap(pairs, "top3", n_boot, seed) if ranked else None
     f1 = hierarchical_bootstrap(pairs, "f1_macro", n_boot, seed)
-    n = pairs[0].n_images
-    a1 = [p.pred_a if p.pred_a.ndim == 1 else p.pred_a[:, 0] for p in pairs]
-    b1 = [p.pred_b if p.pred_b.ndim == 1 else p.pred_b[:, 0] for p in pairs]
-    disc = float(np.mean([np.mean((a == p.labels) != (b == p.labels)) for a, b, p in zip(a1, b1, pairs)]))
-    per_seed = [np.mean(b == p.labels) - np.mean(a == p.labels) for a, b, p in zip(a1, b1, pairs)]
-    # Every seed scores the same images, so the spread of the per-seed Δ over seeds is training
-    # variance alone; the image part is discordance / n and does not shrink with more seeds.
-    seed_sd = float(np.std(per_seed, ddof=1)) if len(pairs) > 1 else math.nan
-    mde = mde_paired(n, max(disc, 1.0 / n), len(pairs), 0.0 if math.isnan(seed_sd) else seed_sd)
-    return Comparison(name=name, short=short, seeds=seeds, n_images=n, top1=top1, top3=top3, f1=f1,
-                      p=_bootstrap_p(top1.replicates), discordance=disc, seed_sd=seed_sd, mde=mde,
-                      margin=margin, p_tost=_tost(top1, margin))
+    return Comparison(name=name, short=short, seeds=seeds, n_images=pairs[0].n_images, fit=result,
+                      top1=top1, top3=top3, f1=f1, per_seed=[float(x) for x in d.mean(axis=1)],
+                      discordance=float(np.mean(d != 0)), margin=margin)
 
 
-def _tost(top1: BootstrapResult, margin: float) -> float:
-    """TOST p with the bootstrap standard error; a zero spread (identical predictions) decides by
-    the estimate alone."""
-    if top1.se > 0:
-        return tost(top1.estimate, top1.se, margin)
-    return 0.0 if abs(top1.estimate) < margin else 1.0
+def decide(rows: Sequence[Comparison], alpha: float = 0.05, power: float = 0.8) -> None:
+    """Holm within each family, MDE and verdict of every row (in place).
+
+    A row whose per-image differences equal an earlier row's of the same family (e.g. two
+    configurations whose predictions are identical) is marked ``duplicate_of`` it and not counted
+    again in the family: Holm adjusts over distinct tests. The MDE is for the Holm level that
+    holds whatever the order of the p-values, alpha / (distinct tests in the family)."""
+    families: dict[str, list[Comparison]] = {}
+    for c in rows:
+        families.setdefault(c.family, []).append(c)
+    for members in families.values():
+        seen: dict[bytes, Comparison] = {}
+        distinct = []
+        for c in sorted(members, key=lambda c: not c.primary):   # a primary row represents its duplicates
+            key = _fingerprint(c)
+            if key in seen:
+                c.duplicate_of = seen[key].name
+            else:
+                seen[key] = c
+                distinct.append(c)
+        adjust = members[0].holm and len(distinct) > 1
+        p_adj = holm([c.p for c in distinct]) if adjust else [c.p for c in distinct]
+        by_name = {c.name: p for c, p in zip(distinct, p_adj)}
+        for c in members:
+            c.n_tests = len(distinct) if adjust else 1
+            c.p_holm = by_name[c.duplicate_of or c.name]
+            c.mde = c.fit.mde(alpha, power, c.n_tests)
+            c.verdict = verdict(c.fit.estimate, c.low, c.high, c.p_holm, c.mde, c.margin, c.p_tost,
+                                alpha=alpha, label=c.short)
+
+
+def _fingerprint(c: Comparison) -> bytes:
+    """Identity of a comparison's data: its seeds and per-seed Δ and fit (identical predictions give
+    identical values)."""
+    f = c.fit
+    return repr((c.seeds, c.per_seed, f.estimate, f.se, f.var_model, f.var_image, c.n_images)).encode()
 
 
 def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
@@ -185,10 +241,7 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
             raise ReportError(f"--primary {primary!r} names no comparison; they are: {'; '.join(names)}")
         for c in out:
             c.primary = c.name == primary
-    for c, p_adj in zip(out, holm([c.p for c in out]) if out else []):
-        c.p_holm = p_adj
-        c.verdict = verdict(c.top1.estimate, c.top1.low, c.top1.high, p_adj, c.mde, c.margin, c.p_tost,
-                            label=c.short)
+    decide(out)
     return out, notes
 
 
@@ -200,6 +253,23 @@ def _p(p: float) -> str:
     return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
+METHOD = ("Each row pairs two models on the same {n} test images, seed by seed. Δ top-1 and its 95 % "
+          "interval come from a crossed random-effects model of the per-image differences (a model effect "
+          "per seed, or per seed × fold for cross-fitted runs; an image effect shared by the seeds; a "
+          "residual), fitted by the method of moments, with Student's t on Satterthwaite's degrees of "
+          "freedom (df): few seeds with a large seed effect give few df and a wide interval "
+          "(`gva.report.crossed`; its coverage is checked by simulation in tests/test_crossed.py). p: the "
+          "same t test of Δ top-1 = 0; Holm p: adjusted within the comparison's family, a duplicate "
+          "(identical per-image differences) counted once. MDE: the smallest |Δ top-1| the verdict's rule "
+          "detects with 80 % power (same variance model and df, at α 0.05 divided by the family's number "
+          "of tests: the Holm level that holds whatever the order). TOST: equivalence within ±{margin:.3f}, "
+          "same t reference. The verdict is chosen by rule from these numbers: *a difference* needs the "
+          "interval to exclude 0 and Holm p < 0.05; *equivalent* needs TOST p < 0.05; otherwise *no "
+          "detectable difference*. The two-level bootstrap (resample seeds, then one set of images shared "
+          "by the drawn seeds; {boot} replicates) is shown as a cross-check and for Δ top-3 and Δ macro-F1 "
+          "(not per-image sums); the verdict does not use it.")
+
+
 def render_comparisons(rows: Sequence[Comparison], notes: Sequence[str] = ()) -> list[str]:
     """The comparisons section as Markdown lines."""
     if not rows:
@@ -207,25 +277,8 @@ def render_comparisons(rows: Sequence[Comparison], notes: Sequence[str] = ()) ->
                 "No comparison could be made. Left out: " + "; ".join(notes) + "."] if notes else []
     m = rows[0]
     lines = ["## Comparisons: intervals over seeds and test images", "",
-             f"Each row pairs two models on the same {m.n_images} test images, seed by seed. Δ is the "
-             "mean over seeds; its 95 % interval is a two-level bootstrap (resample the seeds, then one "
-             f"set of test images shared by the drawn seeds; {m.top1.n_boot} replicates), so it covers "
-             "training *and* test-image variance. p: two-sided bootstrap p of Δ top-1 = 0, Holm-adjusted "
-             f"over the {len(rows)} comparisons of this report. MDE: the smallest Δ top-1 this design "
-             "detects with 80 % power at α 0.05 (discordant pairs / n for the images, the sd of the "
-             f"per-seed Δ over seeds for training). TOST: equivalence within ±{m.margin:.3f}. The verdict "
-             "is chosen by rule from these numbers: *a difference* needs the interval to exclude 0 and "
-             "Holm p < 0.05; *equivalent* needs TOST p < 0.05; otherwise *no detectable difference*.", "",
-             "| comparison | seeds | Δ top-1 [95 %] | Δ top-3 [95 %] | Δ macro-F1 [95 %] | p | Holm p | MDE | "
-             "TOST p | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for c in rows:
-        star = "**primary:** " if c.primary else ""
-        lines.append(
-            f"| {star}{c.name} | {len(c.seeds)} | {_ci(c.top1)} | {_ci(c.top3)} | {_ci(c.f1)} | "
-            f"{_p(c.p)} | {_p(c.p_holm)} | "
-            f"±{c.mde:.3f}{' (1 seed: images only)' if len(c.seeds) < 2 else ''} | {_p(c.p_tost)} | "
-            f"{c.verdict.text} |")
+             METHOD.format(n=m.n_images, margin=m.margin, boot=m.top1.n_boot), "",
+             *comparison_table(rows)]
     if not any(c.primary for c in rows):
         lines += ["", "No comparison was declared primary (`gva report --primary NAME`)."]
     if notes:
@@ -233,19 +286,39 @@ def render_comparisons(rows: Sequence[Comparison], notes: Sequence[str] = ()) ->
     return lines
 
 
+def comparison_table(rows: Sequence[Comparison]) -> list[str]:
+    """One Markdown table row per comparison, with its header."""
+    lines = ["| comparison | seeds | Δ top-1 [95 %] | df | bootstrap Δ top-1 [95 %] | Δ top-3 [95 %, bootstrap] | "
+             "Δ macro-F1 [95 %, bootstrap] | p | Holm p | MDE | TOST p | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in rows:
+        star = "**primary:** " if c.primary else ""
+        dup = f" (= {c.duplicate_of})" if c.duplicate_of else ""
+        lines.append(
+            f"| {star}{c.name}{dup} | {len(c.seeds)} | {c.fit.estimate:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
+            f"{c.fit.df:.1f} | {_ci(c.top1)} | {_ci(c.top3)} | {_ci(c.f1)} | "
+            f"{_p(c.p)} | {_p(c.p_holm)} | ±{c.mde:.3f} | {_p(c.p_tost)} | {c.verdict.text} |")
+    return lines
+
+
 def comparisons_json(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
     def boot(b: BootstrapResult) -> dict:
         return {"estimate": b.estimate, "low": b.low, "high": b.high, "se": b.se,
                 "replicates": b.n_boot, "confidence": b.confidence}
-    return [{"comparison": c.name, "seeds": c.seeds, "n_images": c.n_images, "primary": c.primary,
-             "delta_top1": boot(c.top1), "delta_top3": boot(c.top3) if c.top3 else None,
-             "delta_f1_macro": boot(c.f1), "p_bootstrap": c.p,
-             "p_holm": c.p_holm, "discordance": c.discordance,
-             "seed_sd": None if math.isnan(c.seed_sd) else c.seed_sd, "mde_top1": c.mde,
+    return [{"comparison": c.name, "family": c.family, "seeds": c.seeds, "n_images": c.n_images,
+             "primary": c.primary, "duplicate_of": c.duplicate_of, "paper": c.paper,
+             "delta_top1": {"estimate": c.fit.estimate, "low": c.low, "high": c.high, "se": c.fit.se,
+                            "df": c.fit.df, "var_model": c.fit.var_model, "var_image": c.fit.var_image,
+                            "var_resid": c.fit.var_resid, "n_models": c.fit.n_models,
+                            "method": "crossed random effects (model, image), Satterthwaite t"},
+             "delta_top1_per_seed": c.per_seed,
+             "delta_top1_bootstrap": boot(c.top1), "delta_top3": boot(c.top3) if c.top3 else None,
+             "delta_f1_macro": boot(c.f1), "p": c.p, "p_holm": c.p_holm, "holm_tests": c.n_tests,
+             "discordance": c.discordance, "mde_top1": c.mde,
              "equivalence_margin": c.margin, "p_tost": c.p_tost,
              "verdict": c.verdict.kind if c.verdict else None,
              "verdict_text": c.verdict.text if c.verdict else None} for c in rows]
 
 
-__all__ = ["DEFAULT_MARGIN", "DEFAULT_BOOTSTRAP", "REFERENCE_GENERATOR", "Comparison", "compare", "comparisons",
+__all__ = ["DEFAULT_MARGIN", "DEFAULT_BOOTSTRAP", "REFERENCE_GENERATOR", "Comparison", "compare", "decide", "comparisons", "comparison_table",
            "render_comparisons", "comparisons_json"]

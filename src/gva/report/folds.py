@@ -4,23 +4,22 @@ A grid run with ``data.folds: K`` has K runs per configuration and seed, ``data.
 whose test splits partition the data (:func:`gva.data.curate.assign_folds`). :func:`pool_folds`
 joins them into one run: the predictions concatenated and ordered by image id, so every image of
 the pool is one paired outcome scored by models that never trained on it, and the metrics the
-report reads recomputed from those predictions with ``gva evaluate``'s own statistics (top-1,
-top-3 and macro-F1 per model; per comparison with the 3-D model the paired bootstrap interval,
-McNemar's test and the discordant counts). Everything downstream -- grouping over seeds, the
-two-level bootstrap, MDE, verdicts -- then sees one run per seed holding all the images.
+report reads recomputed from those predictions (top-1, top-3 and macro-F1 per model; per
+comparison with the 3-D model the interval and p of the crossed model with the folds as its model
+level, and the discordant counts). A ``fold`` column records which fold's model scored each
+image, so the comparisons (:mod:`gva.report.compare`) keep a seed x fold model level instead of
+treating the pooled images as one model's outcomes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any, Sequence
 
 import numpy as np
 
-from gva.config import EvaluateConfig
 from gva.errors import ReportError
-from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff
+from gva.report import crossed
 from gva.report.collect import PREDICTIONS_FILE, Run
 from gva.report.inference import model_metric
 from gva.report.stats import IGNORED_KEYS, format_value
@@ -46,8 +45,11 @@ def pooled_name(runs: Sequence[Run]) -> str:
 def pool_predictions(runs: Sequence[Run]) -> dict[str, np.ndarray]:
     """The runs' prediction columns concatenated and ordered by image id; an image scored by two
     runs, or a column not every run has, is a :class:`ReportError`."""
-    columns = set.intersection(*(set(r.predictions) for r in runs))
+    columns = set.intersection(*(set(r.predictions) for r in runs)) - {"fold"}
     pooled = {c: np.concatenate([r.predictions[c] for r in runs]) for c in sorted(columns)}
+    # which fold's model scored each image: the comparisons' model level (gva.report.crossed)
+    pooled["fold"] = np.concatenate([np.full(r.predictions["id"].size, int(r.params.get(FOLD_KEY, 0)))
+                                     for r in runs])
     ids, counts = np.unique(pooled["id"], return_counts=True)
     if (counts > 1).any():
         twice = int(ids[counts > 1][0])
@@ -66,11 +68,16 @@ def _model(labels: np.ndarray, pred: dict[str, np.ndarray], tag: str) -> dict[st
     return out
 
 
-def pooled_metrics(pred: dict[str, np.ndarray], bootstrap: int, seed: int) -> dict[str, Any]:
+def pooled_metrics(pred: dict[str, np.ndarray]) -> dict[str, Any]:
     """What ``gva evaluate`` writes to metrics.json and the report reads, from predictions:
     ``n_test``; ``model<tag>`` (top1, top3, f1_macro) per ``pred_<tag>`` column; and for every
-    2-D protocol the 3-D model's difference, ``delta`` (images) or ``delta_<protocol>``, with the
-    paired percentile bootstrap (``bootstrap`` resamples, ``seed``) and McNemar's exact test."""
+    2-D protocol the 3-D model's difference, ``delta`` (images) or ``delta_<protocol>``.
+
+    The pooled images were scored by K different fold models, so this seed's interval and p are
+    not one model's paired bootstrap and McNemar test: they come from the crossed model with the
+    fold models as its model level (:func:`gva.report.crossed.fit`, one seed; Student t with
+    Satterthwaite's degrees of freedom), recorded as ``top1_ci95_*`` and ``mcnemar_p`` (the key
+    the report reads; ``p_method`` says which test it is)."""
     labels = pred["label"]
     tags = [c[len("pred_"):] for c in pred if c.startswith("pred_")]
     if "2d" not in tags or "3d" not in tags:
@@ -82,11 +89,14 @@ def pooled_metrics(pred: dict[str, np.ndarray], bootstrap: int, seed: int) -> di
         if not tag.startswith("2d"):
             continue
         correct = pred[f"pred_{tag}"] == labels
-        boot = paired_bootstrap_diff(correct, correct_3d, resamples=bootstrap, seed=seed, confidence=0.95)
-        mc = mcnemar_exact(correct, correct_3d)
+        d = correct_3d.astype(np.float64) - correct
+        result = crossed.fit(d[None, :], pred["fold"][None, :])
+        low, high = result.interval()
         metrics["delta" if tag == "2d" else f"delta{tag[2:]}"] = {
-            "top1": boot.delta, "top1_ci95_low": boot.low, "top1_ci95_high": boot.high,
-            "mcnemar_p": mc.p_value, "only_2d_correct": mc.only_a, "only_3d_correct": mc.only_b,
+            "top1": result.estimate, "top1_ci95_low": low, "top1_ci95_high": high,
+            "mcnemar_p": result.p_value(), "p_method": f"crossed t over {result.n_models} fold models",
+            "only_2d_correct": int((correct & ~correct_3d).sum()),
+            "only_3d_correct": int((correct_3d & ~correct).sum()),
             **{k: models["3d"][k] - models[tag][k] for k in ("top3", "f1_macro") if k in models[tag]}}
     return metrics
 
@@ -94,9 +104,7 @@ def pooled_metrics(pred: dict[str, np.ndarray], bootstrap: int, seed: int) -> di
 def _pool(runs: list[Run]) -> Run:
     first = runs[0]
     pred = pool_predictions(runs)
-    defaults = EvaluateConfig()
-    metrics = pooled_metrics(pred, int(first.params.get("evaluate.bootstrap", defaults.bootstrap)),
-                             int(first.params.get("evaluate.seed", defaults.seed)))
+    metrics = pooled_metrics(pred)
     warnings = sorted({r.metrics["protocol_warning"] for r in runs if r.metrics.get("protocol_warning")})
     if warnings:
         metrics["protocol_warning"] = "; ".join(warnings)

@@ -8,9 +8,8 @@ common to the seeds and does not average out over them. Everything here respects
 
 * :func:`hierarchical_bootstrap` resamples seeds *and* one set of test images shared by all
   drawn seeds, for ``mean over seeds of metric(b) - metric(a)`` (top-1, top-3, macro-F1);
-* :func:`mde_paired`, :func:`power_paired`, :func:`n_for_power`: how small a top-1 difference
-  the design can detect (image variance + seed variance), so "no difference" is stated with
-  the size it could have missed;
+* the interval, test and MDE the verdicts use are :mod:`gva.report.crossed`'s (the bootstrap
+  here is the report's cross-check, and its interval for macro-F1, which is no per-image sum);
 * :func:`tost` (equivalence within a margin), :func:`holm` (multiplicity over comparisons);
 * :func:`verdict`: the one rule that picks the wording ("a difference" / "equivalent within
   ±m" / "no detectable difference (MDE ±x)"), so prose cannot claim more than the numbers;
@@ -61,13 +60,15 @@ class PairedSeed:
     (n, k) ranked predictions (column 0 = top-1). ``ids`` (optional): (n,) distinct image ids.
     All seeds given to one analysis must hold the same test images in the same order: the same
     ``ids`` when every seed has them (:func:`align_seeds` puts them in one order), else at least
-    the same labels.
+    the same labels. ``groups`` (optional): (n,) the model within the seed that scored each
+    image (its fold, for cross-fitted runs pooled by :mod:`gva.report.folds`).
     """
 
     labels: np.ndarray
     pred_a: np.ndarray
     pred_b: np.ndarray
     ids: Optional[np.ndarray] = None
+    groups: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.labels = _as_labels(self.labels, "labels")
@@ -82,6 +83,10 @@ class PairedSeed:
                 raise ValueError(f"ids must be (n,) with n = {n} images, got shape {self.ids.shape}")
             if np.unique(self.ids).size != n:
                 raise ValueError("ids must be distinct: an image id is listed twice")
+        if self.groups is not None:
+            self.groups = _as_labels(self.groups, "groups")
+            if self.groups.shape != (n,):
+                raise ValueError(f"groups must be (n,) with n = {n} images, got shape {self.groups.shape}")
         for name, pred in (("pred_a", self.pred_a), ("pred_b", self.pred_b)):
             bad_k = pred.ndim == 2 and pred.shape[1] < 1
             if pred.ndim not in (1, 2) or pred.shape[0] != n or bad_k:
@@ -257,109 +262,6 @@ def hierarchical_bootstrap(seeds: Sequence[PairedSeed], metric: str = "top1",
 
 
 # --------------------------------------------------------------------------------------------
-# Power: minimal detectable difference of a paired top-1 difference
-#
-# Normal approximation. For one seed, the per-image difference d_i = correct_b - correct_a is
-# in {-1, 0, 1}; with discordant fraction psi and a small true difference delta,
-# Var(d_i) = psi - delta**2 ~= psi, so Var(mean d) ~= psi / n (the McNemar / paired-proportion
-# variance under H0). The image part is NOT divided by the number of seeds: the seeds share the
-# images, so the image noise is (up to the seed x image interaction) common to all of them;
-# psi / n is therefore the conservative value, exact when the seeds' per-image differences are
-# identical. Seed-to-seed variation of the per-seed delta beyond that (sd ``seed_sd``) does
-# average out: + seed_sd**2 / n_seeds. A two-sided level-alpha z-test then has power
-# Phi(|delta| / se - z_{1-alpha/2}) + Phi(-|delta| / se - z_{1-alpha/2}), and the MDE
-# (ignoring the far tail) is (z_{1-alpha/2} + z_power) * se.
-#
-# ``continuity=True`` shrinks |delta| by McNemar's continuity correction, 1 / (n_images *
-# n_seeds) (one discordant pair of the pooled count): that reproduces the power of the exact
-# McNemar test (binomial on discordant pairs, as ``gva evaluate`` reports) closely for one seed,
-# e.g. 0.19 instead of 0.22 for delta 0.02, n 500, psi 0.14.
-
-
-def _check_design(n_images: float, discordance: float, n_seeds: int, seed_sd: float,
-                  alpha: float) -> None:
-    if not n_images > 0:
-        raise ValueError(f"n_images must be > 0, got {n_images}")
-    if not 0.0 <= discordance <= 1.0:
-        raise ValueError(f"discordance must be in [0, 1], got {discordance}")
-    if n_seeds < 1:
-        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}")
-    if not seed_sd >= 0.0:
-        raise ValueError(f"seed_sd must be >= 0, got {seed_sd}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if discordance == 0.0 and seed_sd == 0.0:
-        raise ValueError("discordance and seed_sd are both 0: the difference has no variance")
-
-
-def paired_se(n_images: float, discordance: float, n_seeds: int = 1, seed_sd: float = 0.0) -> float:
-    """Standard error of the mean over seeds of a paired top-1 difference:
-    ``sqrt(discordance / n_images + seed_sd**2 / n_seeds)`` (see the notes above)."""
-    return math.sqrt(discordance / n_images + seed_sd ** 2 / n_seeds)
-
-
-def mde_paired(n_images: int, discordance: float, n_seeds: int, seed_sd: float,
-               alpha: float = 0.05, power: float = 0.8, continuity: bool = False) -> float:
-    """Minimal detectable top-1 difference: ``(z_{1-alpha/2} + z_power) * se`` with
-    ``se = sqrt(discordance / n_images + seed_sd**2 / n_seeds)`` (pass ``seed_sd=0`` for one
-    seed); plus ``1 / (n_images * n_seeds)`` with ``continuity=True`` (exact-McNemar-like)."""
-    _check_design(n_images, discordance, n_seeds, seed_sd, alpha)
-    if not 0.0 < power < 1.0:
-        raise ValueError(f"power must be in (0, 1), got {power}")
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
-    mde = float(z * paired_se(n_images, discordance, n_seeds, seed_sd))
-    return mde + (1.0 / (n_images * n_seeds) if continuity else 0.0)
-
-
-def power_paired(delta: float, n_images: int, discordance: float, n_seeds: int = 1,
-                 seed_sd: float = 0.0, alpha: float = 0.05, continuity: bool = False) -> float:
-    """Power of the two-sided level-``alpha`` test to detect a true top-1 difference ``delta``
-    (the inverse of :func:`mde_paired`, both tails counted)."""
-    _check_design(n_images, discordance, n_seeds, seed_sd, alpha)
-    se = paired_se(n_images, discordance, n_seeds, seed_sd)
-    shift = abs(delta) - (1.0 / (n_images * n_seeds) if continuity else 0.0)
-    shift = max(shift, 0.0)
-    z = stats.norm.ppf(1.0 - alpha / 2.0)
-    power = stats.norm.cdf(shift / se - z) + stats.norm.cdf(-shift / se - z)
-    return float(power)
-
-
-def n_for_power(delta: float, discordance: float, n_seeds: int = 1, seed_sd: float = 0.0,
-                alpha: float = 0.05, power: float = 0.8, continuity: bool = False) -> int:
-    """Smallest number of paired test images for which :func:`power_paired` reaches ``power``.
-
-    Raises ``ValueError`` when no number of images suffices: the seed part of the variance does
-    not shrink with more images, only with more seeds."""
-    if delta == 0:
-        raise ValueError("delta must be non-zero")
-    if not 0.0 < power < 1.0:
-        raise ValueError(f"power must be in (0, 1), got {power}")
-    _check_design(1, discordance, n_seeds, seed_sd, alpha)
-    if seed_sd > 0:
-        z_lim = abs(delta) * math.sqrt(n_seeds) / seed_sd
-        z = stats.norm.ppf(1.0 - alpha / 2.0)
-        limit = stats.norm.cdf(z_lim - z) + stats.norm.cdf(-z_lim - z)
-        if limit <= power:
-            raise ValueError(f"power {power} is out of reach with {n_seeds} seeds and seed_sd "
-                             f"{seed_sd}, whatever the number of images (at most {limit:.3f})")
-
-    def enough(n: int) -> bool:
-        return power_paired(delta, n, discordance, n_seeds, seed_sd, alpha, continuity) >= power
-
-    hi = 1
-    while not enough(hi):   # power grows with n: double, then bisect
-        hi *= 2
-    lo = hi // 2            # not enough (or 0)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if enough(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-# --------------------------------------------------------------------------------------------
 # Equivalence, multiplicity, the verdict
 
 
@@ -402,12 +304,17 @@ def verdict(estimate: float, low: float, high: float, p_adjusted: float, mde: fl
     head = f"{label} = {estimate:+.3f} [{low:+.3f}, {high:+.3f}]"
     excludes_zero = low > 0 or high < 0
     if excludes_zero and p_adjusted < alpha:
-        return Verdict("difference", f"{head}: a difference (Holm p = {p_adjusted:.3f})")
+        return Verdict("difference", f"{head}: a difference (Holm p {_p_text(p_adjusted)})")
     if margin is not None and p_tost is not None and p_tost < alpha:
         return Verdict("equivalent",
-                       f"{head}: equivalent within ±{margin:.3f} (TOST p = {p_tost:.3f})")
+                       f"{head}: equivalent within ±{margin:.3f} (TOST p {_p_text(p_tost)})")
     tail = f" (MDE ±{mde:.3f})" if mde is not None else ""
     return Verdict("inconclusive", f"{head}: no detectable difference{tail}")
+
+
+def _p_text(p: float) -> str:
+    """``= 0.012`` or ``< 0.001``."""
+    return f"= {p:.3f}" if p >= 0.001 else "< 0.001"
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,7 +404,19 @@ def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
     if b is not None and not np.array_equal(a["label"], other["label"]):
         raise ReportError("the two prediction files give the same image ids different labels: they are "
                           "not the same test images")
-    return PairedSeed(a["label"], a[col_a], other[col_b], ids=a["id"])
+    groups = _groups(a, other)
+    return PairedSeed(a["label"], a[col_a], other[col_b], ids=a["id"], groups=groups)
+
+
+def _groups(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+    """Which model scored each image in a pair of prediction sets of one seed: the pooled folds'
+    ``fold`` column, one group per (fold of a, fold of b) when both were cross-fitted."""
+    fa, fb = a.get("fold"), b.get("fold")
+    if fa is None and fb is None:
+        return None
+    if fa is None or fb is None:
+        return np.asarray(fa if fb is None else fb)
+    return np.unique(np.stack([fa, fb]), axis=1, return_inverse=True)[1].ravel()
 
 
 def align_seeds(seeds: Sequence[PairedSeed], names: Sequence[str]) -> list[PairedSeed]:
@@ -514,8 +433,11 @@ def align_seeds(seeds: Sequence[PairedSeed], names: Sequence[str]) -> list[Paire
             raise ReportError(f"{names[0]} and {name} scored different test images "
                               f"({name}: {_id_difference(first.ids, s.ids)})")
         else:
-            cols = _by_id({"id": s.ids, "label": s.labels, "a": s.pred_a, "b": s.pred_b}, first.ids)
-            aligned = PairedSeed(cols["label"], cols["a"], cols["b"], ids=cols["id"])
+            cols = {"id": s.ids, "label": s.labels, "a": s.pred_a, "b": s.pred_b}
+            if s.groups is not None:
+                cols["groups"] = s.groups
+            cols = _by_id(cols, first.ids)
+            aligned = PairedSeed(cols["label"], cols["a"], cols["b"], ids=cols["id"], groups=cols.get("groups"))
         if not np.array_equal(aligned.labels, first.labels):
             raise ReportError(f"{names[0]} and {name} scored different test images (the same ids with "
                               "other labels)")
@@ -524,5 +446,5 @@ def align_seeds(seeds: Sequence[PairedSeed], names: Sequence[str]) -> list[Paire
 
 
 __all__ = ["METRICS", "PairedSeed", "model_metric", "BootstrapResult", "hierarchical_bootstrap",
-           "paired_se", "mde_paired", "power_paired", "n_for_power", "tost", "holm", "Verdict",
+           "tost", "holm", "Verdict",
            "verdict", "read_predictions", "parse_predictions", "paired_seed", "align_seeds"]

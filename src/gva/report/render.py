@@ -80,10 +80,11 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                     seed_key: str = SEED_KEY, title: str = "gva results",
                     plots: Sequence[str] = (), compared: Sequence[Comparison] = (),
                     compare_notes: Sequence[str] = (), ignored: dict[str, list[str]] | None = None,
-                    fold_runs: int = 0) -> str:
+                    fold_runs: int = 0, declared: Sequence[str] = ()) -> str:
     """The report as Markdown (deterministic: no timestamps, sorted everything); ``ignored``: the
     params left out of the grouping (:func:`ignore_params`) with their values; ``fold_runs``: how
-    many fold runs the cross-fitted runs pool (:func:`gva.report.folds.pool_folds`)."""
+    many fold runs the cross-fitted runs pool (:func:`gva.report.folds.pool_folds`); ``declared``:
+    the design's section (:func:`gva.report.design.render_design`), placed first."""
     lines = [f"# {title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
     if flagged:
@@ -124,6 +125,9 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
                   "configuration): " + "; ".join(f"`{k}`: " + ", ".join(f"`{v}`" for v in values)
                                                  for k, values in ignored.items()), ""]
 
+    if declared:
+        lines += [*declared, "", "Everything below describes the runs; comparisons other than the declared "
+                  "ones are exploratory.", ""]
     if is_audit(runs):
         lines += render_audit(audit_rows(runs, seed_key)) + [""]
     if compared or compare_notes:
@@ -314,14 +318,15 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
                  repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
                  n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None,
                  reference_generator: str | None = REFERENCE_GENERATOR,
-                 ignore: Sequence[str] = ()) -> list[ConfigResult]:
+                 ignore: Sequence[str] = (), design: Any = None) -> list[ConfigResult]:
     """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
     ``out``; absolute paths among the params are shown relative to ``repo_root``
     (:func:`display_paths`). Runs with predictions attached also get the comparisons section
     (:mod:`gva.report.compare`: equivalence ``margin``, ``n_boot`` replicates, the ``primary``
     comparison, the ``reference_generator`` others are compared with). Params in ``ignore`` do not
-    tell configurations apart (:func:`ignore_params`); the report lists their values. Returns the
-    aggregated configurations (as shown)."""
+    tell configurations apart (:func:`ignore_params`); the report lists their values. ``design``
+    (:class:`gva.report.design.Design`): its declared comparisons replace the automatic ones, first
+    in results.md, with ``forest.png``. Returns the aggregated configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
@@ -339,14 +344,26 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)
     plot_delta(results, out / "delta_top1.png")
     compared, compare_notes = ([], [])
-    if any(r.predictions is not None for r in runs):
+    declared_lines: list[str] = []
+    if design is not None:
+        from gva.report.design import declared_comparisons, plot_forest, render_design
+        compared, compare_notes = declared_comparisons(design, runs, n_boot)
+        declared_lines = render_design(design, compared, compare_notes)
+        plot_forest(compared, out / "forest.png")
+        declared_lines += ["", "![forest](forest.png)"]
+    elif any(r.predictions is not None for r in runs):
         compared, compare_notes = comparisons(results, margin, n_boot, primary, seed_key,
                                               reference_generator)
     elif primary is not None:
         raise ReportError("--primary needs the runs' predictions.csv (none was found)")
-    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS, compared=compared,
-                         compare_notes=compare_notes, ignored=ignored, fold_runs=fold_runs)
-    data = results_json(results, seed_key, runs, compared)
+    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS,
+                         compared=[] if design is not None else compared,
+                         compare_notes=[] if design is not None else compare_notes, ignored=ignored,
+                         fold_runs=fold_runs, declared=declared_lines)
+    data = results_json(results, seed_key, runs, [] if design is not None else compared)
+    if design is not None:
+        from gva.report.design import design_json
+        data["declared"] = design_json(design, compared)
     if ignored:
         data["ignored_params"] = ignored
     with atomic_path(out / "results.md") as tmp:

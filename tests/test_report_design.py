@@ -1,0 +1,162 @@
+"""gva report --design: declared comparisons by family, Holm within a family, duplicates counted once,
+the paper's value beside its estimate, a forest plot, byte-identical rebuilds, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gva.errors import ReportError
+from gva.report import Run, main, write_report
+from gva.report.design import declared_comparisons, load_design
+
+N = 400
+REPO = Path(__file__).resolve().parents[1]
+
+DESIGN = """\
+seed_key: train.seed
+alpha: 0.05
+margin: 0.02
+families:
+  - name: P
+    title: "P: primary"
+    primary: true
+    holm: false
+    comparisons:
+      - name: "A: 3-D − 2-D on frame 0"
+        a: a:pred_2d_frame0
+        b: a:pred_3d
+        paper: 0.2
+      - name: "3-D of A − 3-D of B"
+        a: b:pred_3d
+        b: a:pred_3d
+  - name: S
+    title: "S: secondary"
+    comparisons:
+      - name: "A: 3-D − 2-D"
+        a: a:pred_2d
+        b: a:pred_3d
+      - name: "A: 3-D − 2-D again"
+        a: a:pred_2d
+        b: a:pred_3d
+      - name: "B: 3-D − 2-D"
+        a: b:pred_2d
+        b: b:pred_3d
+"""
+
+
+def _run(stem: str, seed: int, acc: dict[str, float], rng_seed: int) -> Run:
+    rng = np.random.default_rng(rng_seed)
+    labels = np.arange(N) % 10
+    preds = {"id": np.arange(N), "label": labels}
+    for col, p in acc.items():
+        right = rng.random(N) < p
+        preds[col] = np.where(right, labels, (labels + 1 + rng.integers(0, 9, N)) % 10)
+    top1 = {c: float(np.mean(preds[c] == labels)) for c in acc}
+    metrics = {"n_test": N, **{f"model{c[5:]}": {"top1": v, "top3": 0.9, "f1_macro": v} for c, v in top1.items()},
+               **{f"delta{c[7:]}": {"top1": top1["pred_3d"] - top1[c], "top1_ci95_low": -1, "top1_ci95_high": 1,
+                                    "mcnemar_p": 0.5, "top3": 0.0, "f1_macro": 0.0}
+                  for c in ("pred_2d", "pred_2d_frame0")}}
+    return Run(f"{stem}-s{seed}", {"svd.generator": stem, "train.seed": seed}, metrics, predictions=preds)
+
+
+def _runs(seeds=range(5)) -> list[Run]:
+    out = []
+    for s in seeds:
+        out.append(_run("a", s, {"pred_2d": 0.6, "pred_2d_frame0": 0.4, "pred_3d": 0.7}, 10 + s))
+        out.append(_run("b", s, {"pred_2d": 0.6, "pred_2d_frame0": 0.6, "pred_3d": 0.6}, 20 + s))
+    return out
+
+
+@pytest.fixture
+def design(tmp_path):
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN)
+    return load_design(path)
+
+
+def test_declared_comparisons_by_family(design):
+    rows, notes = declared_comparisons(design, _runs(), n_boot=300)
+    assert not notes
+    by = {r.name: r for r in rows}
+    assert list(by) == ["A: 3-D − 2-D on frame 0", "3-D of A − 3-D of B", "A: 3-D − 2-D",
+                        "A: 3-D − 2-D again", "B: 3-D − 2-D"]
+    paper = by["A: 3-D − 2-D on frame 0"]
+    assert paper.primary and paper.paper == 0.2 and paper.verdict.kind == "difference"
+    # not adjusted in P; Holm in S over two distinct tests: the duplicate is marked and not counted
+    assert paper.p_holm == paper.p and paper.n_tests == 1
+    again = by["A: 3-D − 2-D again"]
+    assert again.duplicate_of == "A: 3-D − 2-D" and again.p_holm == by["A: 3-D − 2-D"].p_holm
+    assert by["A: 3-D − 2-D"].n_tests == 2 and by["B: 3-D − 2-D"].p_holm >= by["B: 3-D − 2-D"].p
+    # b − a across two configurations, paired seed by seed
+    cross = by["3-D of A − 3-D of B"]
+    runs = {r.name: r for r in _runs()}
+    expected = np.mean([np.mean(runs[f"a-s{s}"].predictions["pred_3d"] == runs[f"a-s{s}"].predictions["label"])
+                        - np.mean(runs[f"b-s{s}"].predictions["pred_3d"] == runs[f"b-s{s}"].predictions["label"])
+                        for s in range(5)])
+    assert cross.fit.estimate == pytest.approx(expected) and cross.seeds == [0, 1, 2, 3, 4]
+
+
+def test_missing_seeds_and_runs_are_said(design):
+    runs = [r for r in _runs() if r.name != "b-s4"]
+    rows, notes = declared_comparisons(design, runs, n_boot=200)
+    cross = {r.name: r for r in rows}["3-D of A − 3-D of B"]
+    assert cross.seeds == [0, 1, 2, 3]
+    assert any("seeds 4 finished on one side only" in n for n in notes)
+    rows, notes = declared_comparisons(design, [r for r in _runs() if r.name.startswith("a-")], n_boot=200)
+    assert "3-D of A − 3-D of B" not in {r.name for r in rows}
+    assert any("no seed with predictions for both b and a" in n for n in notes)
+
+
+def test_report_with_a_design_is_reproducible(tmp_path, design):
+    for out in ("one", "two"):
+        write_report(_runs(), tmp_path / out, n_boot=300, design=design)
+    for name in ("results.md", "results.json", "forest.png"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    md = (tmp_path / "one" / "results.md").read_text()
+    assert md.index("## Declared comparisons") < md.index("## Accuracy per configuration")
+    assert "### P: primary (primary)" in md and "Holm within the family (2 tests)" in md
+    assert "the paper reports +0.200" in md and "(= A: 3-D − 2-D)" in md
+    assert "## Comparisons: intervals over seeds and test images" not in md   # the design replaces them
+    data = json.loads((tmp_path / "one" / "results.json").read_text())
+    assert [c["family"] for c in data["declared"]["comparisons"]] == ["P", "P", "S", "S", "S"]
+    assert data["declared"]["comparisons"][0]["delta_top1"]["method"].startswith("crossed random effects")
+
+
+@pytest.mark.parametrize("text,match", [
+    ("families: []", "non-empty 'families'"),
+    ("families:\n  - name: X\n    comparisons:\n      - name: c\n        a: nocolon\n        b: a:pred_3d",
+     r"families\[0\].comparisons\[0\].a: expected '<run stem>:<predictions column>'"),
+    ("families:\n  - name: X\n    comparisons:\n      - name: c\n        a: a:top3_2d\n        b: a:pred_3d",
+     "must be a pred_\\* column"),
+    ("families:\n  - name: X\n    comparisons:\n      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}\n"
+     "      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}", "declared twice"),
+    ("alpha: 2\nfamilies:\n  - name: X\n    comparisons:\n      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}",
+     "alpha must be in"),
+    (":\n  - [", "not YAML"),
+])
+def test_bad_design_files_are_clear_errors(tmp_path, text, match):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ReportError, match=match) as info:
+        load_design(path)
+    assert str(path) in str(info.value)
+
+
+def test_cli_design_and_primary_exclude_each_other(tmp_path, capsys):
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN)
+    with pytest.raises(SystemExit):
+        main(["--runs", str(tmp_path), "--design", str(path), "--primary", "x"])
+    assert main(["--runs", str(tmp_path / "nothing"), "--design", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml: cannot read the design" in capsys.readouterr().err
+
+
+def test_the_paper_design_file_loads():
+    design = load_design(REPO / "reports" / "paper" / "design.yaml")
+    assert [f.name for f in design.families] == ["P1", "P2", "S"]
+    assert [f.holm for f in design.families] == [False, False, True]
+    assert design.families[0].comparisons[0].paper == 0.216
