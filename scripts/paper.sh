@@ -3,7 +3,7 @@
 # not changed after seeing results; anything added later is exploratory and named so.
 #
 #   bash scripts/paper.sh DATA_DIR CLIPS_DIR [--seeds "0 1 2 3 4"] [--skip-existing] [--no-start]
-#                         [--wait] [-- extra dvc exp run args]
+#                         [--wait] [--exploratory TAG] [-- extra dvc exp run args]
 #
 # DATA_DIR: tiny-imagenet-10 in the official layout (test = the 500 official val images).
 # CLIPS_DIR: the reference run's SVD clips (README "The reference run's clips").
@@ -25,6 +25,8 @@
 # epochs, chosen on val (2-D val top-1 0.816 at epoch 2, no better with flip + shift: 0.800), 3 3-D
 # epochs; the best epoch on val is kept (train.select_on: val).
 # Resumable: --skip-existing leaves out names that exist or are queued; re-run it to finish a grid.
+# --exploratory TAG: not the declared design -- queues only r1 as x-TAG-r1-svd-s<s> with the extra
+# args (e.g. `--exploratory store64 -- -S data.image_size=64`: clips stored at 64 px, issue 23).
 # Afterwards: dvc exp show --json > reports/paper/exps.json && gva report --exp-json ... (README).
 # While it runs, leave src/ alone: queued experiments import gva from this checkout.
 set -euo pipefail
@@ -33,13 +35,14 @@ set -euo pipefail
 data_dir=$(realpath -e "$1") || { echo "paper.sh: $1: no such data directory" >&2; exit 2; }
 clips_dir=$(realpath -e "$2") || { echo "paper.sh: $2: no such clips directory" >&2; exit 2; }
 shift 2
-seeds="0 1 2 3 4"; start=1; wait=0; skip_existing=0; extra=()
+seeds="0 1 2 3 4"; start=1; wait=0; skip_existing=0; extra=(); tag=
 while [ $# -gt 0 ]; do
   case $1 in
     --seeds) seeds=$2; shift 2 ;;
     --skip-existing) skip_existing=1; shift ;;
     --no-start) start=0; shift ;;
     --wait) wait=1; shift ;;
+    --exploratory) tag=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "paper.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -80,6 +83,7 @@ queue() {  # name overrides...
 
 for s in $seeds; do
   seed=(-S "train.seed=$s" -S "data.seed=$s")
+  if [ -n "$tag" ]; then queue "x-$tag-r1-svd-s$s" "${svd[@]}" "${scores[@]}" "${seed[@]}"; continue; fi
   queue "r1-svd-s$s" "${svd[@]}" "${scores[@]}" "${seed[@]}"
   queue "r2-repeat-s$s" "${repeat[@]}" "${scores[@]}" "${seed[@]}"
   queue "r3-static-s$s" "${static[@]}" "${scores[@]}" "${seed[@]}"
