@@ -1,4 +1,4 @@
-"""gva.report.crossed: the crossed random-effects model of paired differences.
+"""gva.stats.crossed: the crossed random-effects model of paired differences.
 
 Checked against the textbook two-way ANOVA where the design is balanced, and by simulation over
 the designs gva runs (3-5 seeds, 500-1,500 test images, with and without cross-fitting folds;
@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from scipy.special import ndtr
 
-from gva.report import crossed
+from gva.stats import crossed
 
 # (model effect sd, image effect sd) on the probit scale of each model's accuracy
 REGIMES = {"seed": (0.25, 0.3), "image": (0.02, 0.8), "residual": (0.03, 0.15)}

@@ -43,7 +43,7 @@ def _runs(gen: str, acc2: float, acc3: float, offset: int = 0, seeds: int = 3) -
 
 
 def test_verdicts_follow_the_numbers():
-    # five seeds: with three, a seed effect the data cannot rule out leaves ~2 df (gva.report.crossed)
+    # five seeds: with three, a seed effect the data cannot rule out leaves ~2 df (gva.stats.crossed)
     runs = [r for g, a2, a3, o in (("better", 0.40, 0.70, 1), ("same", 0.5, 0.5, 2), ("noisy", 0.50, 0.52, 3))
             for r in _runs(g, a2, a3, o, seeds=5)]
     rows, notes = comparisons(aggregate(runs), margin=0.02, n_boot=2000)

@@ -9,7 +9,7 @@ import pytest
 
 from gva.errors import ReportError
 from gva.evaluate.metrics import classification_report
-from gva.report import crossed
+from gva.stats import crossed
 from gva.report import Run, aggregate, write_report
 from gva.report.compare import comparisons
 from gva.report.folds import pool_folds, pooled_metrics

@@ -51,7 +51,7 @@ def per_class_table(class_names: Sequence[str], wnids: Sequence[str],
                     paired: Mapping[str, Sequence[dict]] | None = None) -> dict[str, dict]:
     """``{class name: {"wnid", "support", <model key>: {"precision", "recall", "f1"}, <comparison>:
     {"n", "only_a", "only_b", "p", "p_holm"}}}``; ``paired`` maps a comparison name (e.g.
-    ``model3d_vs_model2d``) to per-class McNemar rows (:func:`gva.evaluate.stats.per_class_mcnemar`,
+    ``model3d_vs_model2d``) to per-class McNemar rows (:func:`gva.stats.paired.per_class_mcnemar`,
     Holm-adjusted over the classes; ``only_a``: only the second-named model right)."""
     first = next(iter(reports.values()))
     table = {}

@@ -39,7 +39,7 @@ from gva.data.arrays import Store, open_clips, open_images
 from gva.evaluate import plots
 from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
-from gva.evaluate.stats import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
+from gva.stats.paired import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 from gva.io import atomic_path, write_json
 from gva.device import cpu_threads, device_name, resolve_device
 from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR

@@ -25,7 +25,7 @@ The package, by job:
 * :mod:`gva.report.collect` — reading runs (``dvc exp show --json``, run directories);
 * :mod:`gva.report.stats` — grouping into configurations, summaries and intervals over seeds;
 * :mod:`gva.report.audit` — protocol-audit rows and the 3-D gain vs 2-D domain shift split;
-* :mod:`gva.report.crossed` — seeds (or seed x fold models) and images as crossed random effects:
+* :mod:`gva.stats.crossed` — seeds (or seed x fold models) and images as crossed random effects:
   Δ's interval, p, TOST and MDE with Satterthwaite's degrees of freedom (what verdicts use);
 * :mod:`gva.report.inference` — two-level bootstrap (a cross-check), TOST, Holm, verdicts;
 * :mod:`gva.report.compare` — the comparisons section built from the runs' predictions;

@@ -11,7 +11,7 @@ Every comparison pairs two models' predictions on the same test images, seed by 
   "more steps on the same views".
 
 For each, Δ top-1 from the crossed random-effects model of seeds (or seed x fold models) and
-test images (:mod:`gva.report.crossed`): its Student-t interval and p, Holm-adjusted within its
+test images (:mod:`gva.stats.crossed`): its Student-t interval and p, Holm-adjusted within its
 family (:func:`decide`; duplicates counted once), the MDE of the same model and decision rule,
 TOST against the declared equivalence margin, and the verdict whose wording follows from those
 numbers (:func:`gva.report.inference.verdict`). The two-level bootstrap over seeds and test
@@ -33,8 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report import crossed
-from gva.report.crossed import Crossed
+from gva.stats import crossed
+from gva.stats.crossed import Crossed
 from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, align_seeds, hierarchical_bootstrap,
                                   holm, paired_seed, verdict)
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
@@ -258,7 +258,7 @@ METHOD = ("Each row pairs two models on the same {n} test images, seed by seed. 
           "per seed, or per seed × fold for cross-fitted runs; an image effect shared by the seeds; a "
           "residual), fitted by the method of moments, with Student's t on Satterthwaite's degrees of "
           "freedom (df): few seeds with a large seed effect give few df and a wide interval "
-          "(`gva.report.crossed`; its coverage is checked by simulation in tests/test_crossed.py). p: the "
+          "(`gva.stats.crossed`; its coverage is checked by simulation in tests/test_crossed.py). p: the "
           "same t test of Δ top-1 = 0; Holm p: adjusted within the comparison's family, a duplicate "
           "(identical per-image differences) counted once. MDE: the smallest |Δ top-1| the verdict's rule "
           "detects with 80 % power (same variance model and df, at α 0.05 divided by the family's number "

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report import crossed
+from gva.stats import crossed
 from gva.report.collect import PREDICTIONS_FILE, Run
 from gva.report.inference import model_metric
 from gva.report.stats import IGNORED_KEYS, format_value
@@ -47,7 +47,7 @@ def pool_predictions(runs: Sequence[Run]) -> dict[str, np.ndarray]:
     runs, or a column not every run has, is a :class:`ReportError`."""
     columns = set.intersection(*(set(r.predictions) for r in runs)) - {"fold"}
     pooled = {c: np.concatenate([r.predictions[c] for r in runs]) for c in sorted(columns)}
-    # which fold's model scored each image: the comparisons' model level (gva.report.crossed)
+    # which fold's model scored each image: the comparisons' model level (gva.stats.crossed)
     pooled["fold"] = np.concatenate([np.full(r.predictions["id"].size, int(r.params.get(FOLD_KEY, 0)))
                                      for r in runs])
     ids, counts = np.unique(pooled["id"], return_counts=True)
@@ -75,7 +75,7 @@ def pooled_metrics(pred: dict[str, np.ndarray]) -> dict[str, Any]:
 
     The pooled images were scored by K different fold models, so this seed's interval and p are
     not one model's paired bootstrap and McNemar test: they come from the crossed model with the
-    fold models as its model level (:func:`gva.report.crossed.fit`, one seed; Student t with
+    fold models as its model level (:func:`gva.stats.crossed.fit`, one seed; Student t with
     Satterthwaite's degrees of freedom), recorded as ``top1_ci95_*`` and ``mcnemar_p`` (the key
     the report reads; ``p_method`` says which test it is)."""
     labels = pred["label"]

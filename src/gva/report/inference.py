@@ -8,12 +8,12 @@ common to the seeds and does not average out over them. Everything here respects
 
 * :func:`hierarchical_bootstrap` resamples seeds *and* one set of test images shared by all
   drawn seeds, for ``mean over seeds of metric(b) - metric(a)`` (top-1, top-3, macro-F1);
-* the interval, test and MDE the verdicts use are :mod:`gva.report.crossed`'s (the bootstrap
+* the interval, test and MDE the verdicts use are :mod:`gva.stats.crossed`'s (the bootstrap
   here is the report's cross-check, and its interval for macro-F1, which is no per-image sum);
 * :func:`tost` (equivalence within a margin), :func:`holm` (multiplicity over comparisons);
 * :func:`verdict`: the one rule that picks the wording ("a difference" / "equivalent within
   ±m" / "no detectable difference (MDE ±x)"), so prose cannot claim more than the numbers;
-* :func:`holm` is :func:`gva.evaluate.stats.holm` (``evaluate`` adjusts its per-class McNemar
+* :func:`holm` is :func:`gva.stats.paired.holm` (``evaluate`` adjusts its per-class McNemar
   tests with it), re-exported here;
 * :func:`read_predictions`, :func:`paired_seed`: ``metrics/predictions.csv`` -> arrays.
 """
@@ -31,9 +31,8 @@ import numpy as np
 from scipy import stats
 
 from gva.errors import ReportError
-from gva.evaluate.stats import holm
-
-METRICS = ("top1", "top3", "f1_macro")
+from gva.stats import METRICS
+from gva.stats.paired import holm
 _CHUNK = 2000   # bootstrap replicates per batch: memory is O(_CHUNK * n_images)
 
 

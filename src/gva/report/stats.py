@@ -20,9 +20,10 @@ import numpy as np
 
 from gva.errors import ReportError
 from gva.report.collect import METRICS_FILE, Run
+from gva.stats import METRICS
 
 SEED_KEY = "train.seed"
-METRIC_KEYS = ("top1", "top3", "f1_macro")
+METRIC_KEYS = METRICS   # the statistics floor's list
 MODELS = ("model2d", "model3d")
 # Params that never name a configuration (machine/execution settings, not the experiment).
 IGNORED_KEYS = ("train.device", "train.processes", "evaluate.device", "evaluate.batch_size",
