@@ -160,3 +160,56 @@ def test_the_paper_design_file_loads():
     assert [f.name for f in design.families] == ["P1", "P2", "S"]
     assert [f.holm for f in design.families] == [False, False, True]
     assert design.families[0].comparisons[0].paper == 0.216
+
+
+PER_CLASS = """
+per_class:
+  stem: a
+  models:
+    - {name: "2-D on frame 0", column: pred_2d_frame0, reference: model2d}
+    - {name: "3-D", column: pred_3d, reference: model3d}
+"""
+
+
+def _reference_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "evaluation_results"
+    folder.mkdir()
+    rows = ["class,precision,recall,f1,model"] + [f"{c},0.5,0.5,{c / 10:.1f},{m}" for m in ("model2d", "model3d")
+                                                   for c in range(10)]
+    (folder / "per_class_metrics.csv").write_text("\n".join(rows) + "\n")
+    for m in ("model2d", "model3d"):
+        matrix = np.eye(10, dtype=int) * 40 + 1
+        (folder / f"{m}_confusion.csv").write_text(",".join(map(str, range(10))) + "\n" +
+                                                   "\n".join(",".join(map(str, r)) for r in matrix) + "\n")
+    return folder
+
+
+def test_per_class_block_beside_the_reference(tmp_path):
+    from sklearn.metrics import f1_score
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN + PER_CLASS)
+    design = load_design(path)
+    runs = _runs(range(2))
+    write_report(runs, tmp_path / "out", n_boot=200, design=design, reference_results=_reference_folder(tmp_path))
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "### Per class: a beside the reference run" in md
+    assert "| class | 2-D on frame 0: gva | reference | 3-D: gva | reference |" in md
+    a = [r for r in runs if r.name.startswith("a-")]
+    f1 = np.mean([f1_score(r.predictions["label"], r.predictions["pred_3d"], average=None) for r in a], axis=0)
+    row = next(line for line in md.splitlines() if line.startswith("| 3 "))
+    assert row.split(" | ")[3] == f"{f1[3]:.3f}" and row.split(" | ")[4].rstrip(" |") == "0.300"
+    assert "Confusion, 3-D (reference; rows: true class, columns: predicted):" in md
+    with pytest.raises(ReportError, match="cannot read the reference results"):
+        write_report(runs, tmp_path / "x", n_boot=200, design=design, reference_results=tmp_path / "absent")
+
+
+REFERENCE_RESULTS = REPO.parent / "shared" / "reference-run" / "evaluation_results"
+
+
+@pytest.mark.skipif(not REFERENCE_RESULTS.is_dir(), reason="../shared/reference-run is absent")
+def test_reads_the_reference_runs_own_results():
+    from gva.report.perclass import read_reference
+    for model, top1 in (("model2d", 0.542), ("model3d", 0.758)):
+        f1, confusion = read_reference(REFERENCE_RESULTS, model, 10)
+        assert confusion.sum() == 500 and np.trace(confusion) / 500 == pytest.approx(top1)
+        assert ((0 < f1) & (f1 < 1)).all()

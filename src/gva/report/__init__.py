@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a design file of declared comparisons and their Holm families "
                              "(gva.report.design; e.g. reports/paper/design.yaml): computed first, with "
                              "forest.png, in place of the automatic comparisons")
+    parser.add_argument("--reference-results", metavar="DIR",
+                        help="with --design: the reference run's evaluation_results folder, shown beside "
+                             "the design's per-class block")
     parser.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
                         help="a param that does not tell configurations apart (repeatable), e.g. one a "
                              "later commit added: runs differing only in it count as one configuration")
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             design = load_design(args.design)
             if args.primary:
                 parser.error("--primary and --design: the design declares which comparisons are primary")
+        elif args.reference_results:
+            parser.error("--reference-results needs --design (its per_class block)")
         if args.runs:
             runs = [run_from_path(p) for p in args.runs]
         else:
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 notes += missing
         results = write_report(runs, args.out, notes, args.seed_key, args.title, args.repo_root,
                                args.equivalence_margin, args.bootstrap, args.primary,
-                               args.reference_generator, args.ignore_param, design)
+                               args.reference_generator, args.ignore_param, design,
+                               args.reference_results)
     except (GvaError, OSError, subprocess.CalledProcessError) as exc:
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gva report: error: {message}", file=sys.stderr)

@@ -36,6 +36,7 @@ import yaml
 from gva.errors import ReportError
 from gva.report.collect import Run
 from gva.report.compare import Comparison, _pairs, comparison_table, compare, decide
+from gva.report.perclass import PerClassSpec, parse_spec, render_per_class
 
 _STEM = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
 
@@ -70,6 +71,7 @@ class Design:
     alpha: float
     margin: float
     families: tuple[Family, ...] = field(default_factory=tuple)
+    per_class: PerClassSpec | None = None     # descriptive per-class block (gva.report.perclass)
 
 
 def _side(value: Any, where: str) -> Side:
@@ -117,8 +119,9 @@ def load_design(path: str | Path) -> Design:
                                   None if paper is None else float(paper)))
         families.append(Family(fam["name"], str(fam.get("title", fam["name"])), bool(fam.get("primary", False)),
                                bool(fam.get("holm", True)), tuple(comps)))
+    per_class = parse_spec(data["per_class"], str(path)) if data.get("per_class") is not None else None
     return Design(str(path), str(data.get("seed_key", "train.seed")), float(alpha), float(margin),
-                  tuple(families))
+                  tuple(families), per_class)
 
 
 def _by_stem(runs: Sequence[Run], seed_key: str) -> dict[str, dict[Any, Run]]:
@@ -160,9 +163,11 @@ def declared_comparisons(design: Design, runs: Sequence[Run], n_boot: int) -> tu
     return out, notes
 
 
-def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[str]) -> list[str]:
+def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[str],
+                  runs: Sequence[Run] = (), reference_results: str | Path | None = None) -> list[str]:
     """The declared comparisons as Markdown: one table per family, then every comparison's Δ seed
-    by seed."""
+    by seed, then the design's per-class block (with ``runs`` and, if given, the reference run's
+    ``reference_results`` folder)."""
     lines = ["## Declared comparisons", "",
              f"Declared in `{Path(design.path).as_posix()}` before any run (its git history dates it). "
              f"α {design.alpha}, equivalence margin ±{design.margin:.3f} top-1. The method is the "
@@ -195,6 +200,15 @@ def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[st
             lines.append(f"| {r.name} | " + " | ".join(f"{per[s]:+.3f}" if s in per else "–" for s in seeds) + " |")
     if notes:
         lines += ["", "Not (yet) computable: " + "; ".join(notes) + "."]
+    if design.per_class is not None:
+        found = _by_stem(runs, design.seed_key).get(design.per_class.stem, {})
+        found = {s: r for s, r in found.items() if r.predictions is not None}
+        if found:
+            first = next(iter(found.values()))
+            classes = first.params.get("data.classes")
+            n = int(first.predictions["label"].max()) + 1
+            names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
+            lines += [""] + render_per_class(design.per_class, found, reference_results, names)
     return lines
 
 

@@ -318,7 +318,8 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
                  repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
                  n_boot: int = DEFAULT_BOOTSTRAP, primary: str | None = None,
                  reference_generator: str | None = REFERENCE_GENERATOR,
-                 ignore: Sequence[str] = (), design: Any = None) -> list[ConfigResult]:
+                 ignore: Sequence[str] = (), design: Any = None,
+                 reference_results: str | Path | None = None) -> list[ConfigResult]:
     """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
     ``out``; absolute paths among the params are shown relative to ``repo_root``
     (:func:`display_paths`). Runs with predictions attached also get the comparisons section
@@ -326,7 +327,8 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     comparison, the ``reference_generator`` others are compared with). Params in ``ignore`` do not
     tell configurations apart (:func:`ignore_params`); the report lists their values. ``design``
     (:class:`gva.report.design.Design`): its declared comparisons replace the automatic ones, first
-    in results.md, with ``forest.png``. Returns the aggregated configurations (as shown)."""
+    in results.md, with ``forest.png`` (and its per-class block beside ``reference_results``, a
+    reference run's evaluation folder). Returns the aggregated configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
@@ -348,7 +350,7 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
     if design is not None:
         from gva.report.design import declared_comparisons, plot_forest, render_design
         compared, compare_notes = declared_comparisons(design, runs, n_boot)
-        declared_lines = render_design(design, compared, compare_notes)
+        declared_lines = render_design(design, compared, compare_notes, runs, reference_results)
         plot_forest(compared, out / "forest.png")
         declared_lines += ["", "![forest](forest.png)"]
     elif any(r.predictions is not None for r in runs):
