@@ -21,6 +21,7 @@ if [ "${1:-}" = "--offline" ]; then
     -S svd.generator=motion
     -S model.arch=timm:tf_efficientnet_lite0
     -S model.pretrained=true
+    -S model.head=imagenet
     -S train.image_size=64
     -S train.freeze=blocks.6
     -S train.lr=0.01

@@ -274,3 +274,34 @@ def test_packaged_lite0_classifies_real_images(real_data, no_network):
     among10 = (classes[logits[:, classes].argmax(1)] == target).float().mean().item()
     assert len(wnids) == 10 and len(picked) == 40
     assert top5 > 0.5 and top1 > 0.25 and among10 > 0.6, (top1, top5, among10)
+
+
+def test_imagenet_head_reads_the_classes_imagenet_logits():
+    """model.head: imagenet: the 10-way model's logits are the 1000-way model's logits of the
+    classes' ImageNet indices (exactly: the same rows), so before any training it classifies as
+    the ImageNet head does among those classes."""
+    import timm
+
+    from gva.models.weights import imagenet_indices
+    wnids = ["n02099601", "n02123394", "n02129165", "n02132136", "n02403003",
+             "n02415577", "n02423022", "n02481823", "n02504458", "n02509815"]
+    idx = imagenet_indices(wnids)
+    assert idx == sorted(idx) and len(set(idx)) == 10
+    full = timm.create_model(LITE0[len("timm:"):]).eval()
+    load_packaged(full, LITE0, head=[])
+    ten = build_backbone(LITE0, 10, pretrained=True, head_classes=wnids).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ten(x), full(x)[:, idx])
+    with pytest.raises(ConfigError, match="not among them: n99999999"):
+        build_backbone(LITE0, 2, pretrained=True, head_classes=["n02099601", "n99999999"])
+    with pytest.raises(ConfigError, match="needs model.pretrained: true"):
+        build_backbone(LITE0, 10, pretrained=False, head_classes=wnids)
+
+
+def test_model_head_is_validated():
+    assert config_from_dict({"model": {"head": "imagenet"}}).model.head == "imagenet"
+    with pytest.raises(ConfigError, match="model.head"):
+        config_from_dict({"model": {"head": "imagenet", "pretrained": False}})
+    with pytest.raises(ConfigError, match="model.head"):
+        config_from_dict({"model": {"head": "old"}})

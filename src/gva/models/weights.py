@@ -194,12 +194,52 @@ def load_into(model: nn.Module, state: StateDict, head: Sequence[str], where: st
                                      f"{'/'.join(head) or 'none'} excepted): {'; '.join(problems)}")
 
 
-def load_packaged(model: nn.Module, arch: str, head: Sequence[str]) -> None:
-    """Load ``arch``'s packaged ImageNet weights into ``model`` (head excepted), no network."""
+def load_packaged(model: nn.Module, arch: str, head: Sequence[str]) -> StateDict:
+    """Load ``arch``'s packaged ImageNet weights into ``model`` (head excepted), no network; returns
+    the whole renamed state (its ImageNet head included)."""
     entry = PACKAGED[arch]
     path = entry.file(arch)
     state = entry.rename(read_state_dict(path, f"{entry.distribution}'s file"), model)
     load_into(model, state, head, f"model.arch {arch!r}: packaged weights {path}")
+    return state
+
+
+def imagenet_indices(class_ids: Sequence[str]) -> list[int]:
+    """ImageNet-1k output indices of these wnids (timm's synset list, offline); a class that is no
+    ImageNet-1k synset is a :class:`ConfigError` naming it."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    index = {info.index_to_label_name(k): k for k in range(info.num_classes())}
+    unknown = [c for c in class_ids if c not in index]
+    if unknown:
+        raise ConfigError(f"model.head: imagenet needs ImageNet-1k classes (wnids); not among them: "
+                          f"{', '.join(map(str, unknown[:5]))}{' ...' if len(unknown) > 5 else ''} "
+                          "(model.head: new trains a fresh head)")
+    return [index[c] for c in class_ids]
+
+
+def init_head_from_imagenet(model: nn.Module, head: Sequence[str], imagenet_state: StateDict,
+                            class_ids: Sequence[str], where: str) -> None:
+    """Set the ``num_classes``-way head to the rows of the ImageNet head (``imagenet_state``: its
+    ``<head>.weight`` / ``<head>.bias``, 1000 rows) of the classes ``class_ids``: before any
+    training the model reads each class's ImageNet logit, so fine-tuning starts from what the
+    pretrained network already knows about these classes instead of from chance."""
+    rows = torch.tensor(imagenet_indices(class_ids))
+    own = model.state_dict()
+    for name in head:
+        for part in ("weight", "bias"):
+            key = f"{name}.{part}"
+            if key not in own:
+                continue
+            if key not in imagenet_state or imagenet_state[key].shape[0] != 1000:
+                raise PretrainedWeightsError(f"{where}: no 1000-way ImageNet head {key!r} to take the classes' rows from")
+            src = imagenet_state[key][rows]
+            if src.shape != own[key].shape:
+                raise PretrainedWeightsError(f"{where}: {key} {tuple(src.shape)} does not fit the model's "
+                                             f"{tuple(own[key].shape)}")
+            with torch.no_grad():
+                model.get_submodule(name).get_parameter(part).copy_(src)
 
 
 def file_digest(path: str | Path) -> str:
@@ -263,4 +303,4 @@ def check_weights_option(pretrained: bool, weights: Optional[str]) -> None:
 
 __all__ = ["PACKAGED", "PackagedWeights", "packaged", "read_state_dict", "load_into", "load_packaged",
            "describe_source", "file_digest", "weights_normalisation", "resolve_normalisation",
-           "check_weights_option", "IMAGENET_MEAN", "IMAGENET_STD"]
+           "check_weights_option", "IMAGENET_MEAN", "IMAGENET_STD", "imagenet_indices", "init_head_from_imagenet"]

@@ -125,8 +125,14 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
              "train.mean/std" if cfg.train.mean is not None and cfg.train.std is not None
              else "null train.mean/std follow the weights")
     torch.manual_seed(t.seed)  # the fresh head (and any random init) is reproducible
-    model = build_backbone(m.arch, len(classes), m.pretrained, m.weights)
+    model = build_backbone(m.arch, len(classes), m.pretrained, m.weights,
+                           head_classes=[c.wnid for c in classes] if m.head == "imagenet" else None)
+    if m.head == "imagenet":
+        log.info("train2d: the head starts from the ImageNet head's rows of the %d classes (model.head: imagenet)",
+                 len(classes))
     source = describe_source(m.arch, m.pretrained, m.weights)
+    if m.head == "imagenet":
+        source = f"{source}; head: the ImageNet head's rows of the classes"
 
     def meta(result: FitResult) -> CheckpointMeta:
         return CheckpointMeta(
