@@ -108,7 +108,7 @@ def test_missing_seeds_and_runs_are_said(design):
     assert any("seeds 4 finished on one side only" in n for n in notes)
     rows, notes = declared_comparisons(design, [r for r in _runs() if r.name.startswith("a-")], n_boot=200)
     assert "3-D of A − 3-D of B" not in {r.name for r in rows}
-    assert any("no seed with predictions for both b and a" in n for n in notes)
+    assert any("no finished seed with predictions for both b and a" in n for n in notes)
 
 
 def test_report_with_a_design_is_reproducible(tmp_path, design):

@@ -295,7 +295,8 @@ def comparison_table(rows: Sequence[Comparison]) -> list[str]:
         star = "**primary:** " if c.primary else ""
         dup = f" (= {c.duplicate_of})" if c.duplicate_of else ""
         lines.append(
-            f"| {star}{c.name}{dup} | {len(c.seeds)} | {c.fit.estimate:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
+            f"| {star}{c.name}{dup} | {len(c.seeds)}{' (images only)' if len(c.seeds) < 2 else ''} | "
+            f"{c.fit.estimate:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
             f"{c.fit.df:.1f} | {_ci(c.top1)} | {_ci(c.top3)} | {_ci(c.f1)} | "
             f"{_p(c.p)} | {_p(c.p_holm)} | ±{c.mde:.3f} | {_p(c.p_tost)} | {c.verdict.text} |")
     return lines

@@ -148,7 +148,8 @@ def declared_comparisons(design: Design, runs: Sequence[Run], n_boot: int) -> tu
             if lacking:
                 notes.append(f"{c.name}: seeds {', '.join(lacking)} finished on one side only (left out)")
             if not seeds:
-                notes.append(f"{c.name}: no seed with predictions for both {c.a.stem} and {c.b.stem}")
+                sides = c.a.stem if c.a.stem == c.b.stem else f"both {c.a.stem} and {c.b.stem}"
+                notes.append(f"{c.name}: no finished seed with predictions for {sides}")
                 continue
             a_list, b_list = [a_runs[s] for s in seeds], [b_runs[s] for s in seeds]
             same = c.a.stem == c.b.stem
@@ -182,7 +183,8 @@ def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[st
         if not members:
             lines.append("Not computed yet: none of its runs has finished.")
             continue
-        lines.append(f"Holm within the family ({members[0].n_tests} tests)." if fam.holm
+        k = members[0].n_tests
+        lines.append(f"Holm within the family ({k} test{'s' if k != 1 else ''})." if fam.holm
                      else "Not adjusted for multiplicity: each row is a declared primary estimate at α.")
         lines += [""] + comparison_table(members)
         papers = [r for r in members if r.paper is not None]
