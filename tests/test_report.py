@@ -326,7 +326,8 @@ def test_bugs_keep_their_traceback(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(report, "write_report", broken)
+    from gva.report import cli
+    monkeypatch.setattr(cli, "write_report", broken)
     with pytest.raises(KeyError, match="a bug"):
         report.main(["--exp-json", str(path), "--out", str(tmp_path / "o")])
 
@@ -391,11 +392,11 @@ def test_runs_selected_on_the_test_set_are_flagged_at_the_top():
     flagged = runs[0]
     runs[0] = report.Run(flagged.name, flagged.params, {**flagged.metrics,
                                                        "protocol_warning": "model2d selected on the test set"})
-    md = report.render_markdown(report.aggregate(runs), runs, notes)
+    md = report.render_markdown(report.build_report(runs, notes))
     assert md.splitlines()[2] == (f"**WARNING: 1 run(s) selected their model on the TEST set (train.select_on: "
                                   f"test, the reference code's protocol); their test numbers estimate nothing: "
                                   f"{flagged.name}.**")
-    clean = report.render_markdown(report.aggregate(runs[1:]), runs[1:], notes)
+    clean = report.render_markdown(report.build_report(runs[1:], notes))
     assert "WARNING" not in clean
 
 

@@ -165,10 +165,9 @@ def declared_comparisons(design: Design, runs: Sequence[Run], n_boot: int) -> tu
 
 
 def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[str],
-                  runs: Sequence[Run] = (), reference_results: str | Path | None = None) -> list[str]:
+                  per_class: Any = None) -> list[str]:
     """The declared comparisons as Markdown: one table per family, then every comparison's Δ seed
-    by seed, then the design's per-class block (with ``runs`` and, if given, the reference run's
-    ``reference_results`` folder)."""
+    by seed, then the design's per-class block (:class:`gva.report.perclass.PerClassData`)."""
     lines = ["## Declared comparisons", "",
              f"Declared in `{Path(design.path).as_posix()}` before any run (its git history dates it). "
              f"α {design.alpha}, equivalence margin ±{design.margin:.3f} top-1. The method is the "
@@ -202,15 +201,8 @@ def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[st
             lines.append(f"| {r.name} | " + " | ".join(f"{per[s]:+.3f}" if s in per else "–" for s in seeds) + " |")
     if notes:
         lines += ["", "Not (yet) computable: " + "; ".join(notes) + "."]
-    if design.per_class is not None:
-        found = _by_stem(runs, design.seed_key).get(design.per_class.stem, {})
-        found = {s: r for s, r in found.items() if r.predictions is not None}
-        if found:
-            first = next(iter(found.values()))
-            classes = first.params.get("data.classes")
-            n = int(first.predictions["label"].max()) + 1
-            names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
-            lines += [""] + render_per_class(design.per_class, found, reference_results, names)
+    if per_class is not None:
+        lines += [""] + render_per_class(per_class)
     return lines
 
 

@@ -104,36 +104,88 @@ def read_reference(folder: str | Path, model: str, n_classes: int) -> tuple[np.n
     return f1, matrix
 
 
-def render_per_class(spec: PerClassSpec, runs_by_seed: Mapping[Any, Any], reference: str | Path | None,
-                     class_names: Sequence[str]) -> list[str]:
-    """Markdown: per-class F1 (gva mean over seeds | reference) per model, then confusion matrices."""
+@dataclass(frozen=True)
+class PerClassData:
+    """The numbers of a per-class block: per model, gva's mean F1 and mean confusion over seeds, and
+    the reference's (None without ``--reference-results``)."""
+
+    spec: PerClassSpec
+    class_names: tuple[str, ...]
+    n_seeds: int
+    gva: dict[str, tuple[np.ndarray, np.ndarray]]
+    reference: dict[str, tuple[np.ndarray, np.ndarray]] | None
+
+
+def compute(spec: PerClassSpec, runs_by_seed: Mapping[Any, Any], reference: str | Path | None,
+            class_names: Sequence[str]) -> PerClassData:
+    """gva's per-class numbers over the stem's seeds, and the reference's when its folder is given."""
     n = len(class_names)
     runs = [runs_by_seed[s] for s in sorted(runs_by_seed, key=str)]
-    lines = [f"### Per class: {spec.stem} beside the reference run", "",
-             f"Descriptive (no interval). gva: mean over {len(runs)} seed(s) of per-class F1 and of the confusion "
-             "matrix (counts per seed). " + ("Reference: its own `evaluation_results` (one run)." if reference
-                                             else "No `--reference-results` given: gva's numbers only."), ""]
     table = {m.name: gva_per_class(runs, m.column, n) for m in spec.models}
-    refs = {m.name: read_reference(reference, m.reference, n) for m in spec.models} if reference else {}
+    refs = {m.name: read_reference(reference, m.reference, n) for m in spec.models} if reference else None
+    return PerClassData(spec, tuple(class_names), len(runs), table, refs)
+
+
+def per_class_data(design: Any, runs: Sequence[Any], reference: str | Path | None) -> PerClassData | None:
+    """The design's per-class block computed from the finished runs of its stem (None: no block, or
+    no finished run of the stem yet)."""
+    from gva.report.design import _by_stem
+
+    if design.per_class is None:
+        return None
+    found = {s: r for s, r in _by_stem(runs, design.seed_key).get(design.per_class.stem, {}).items()
+             if r.predictions is not None}
+    if not found:
+        return None
+    first = next(iter(found.values()))
+    classes = first.params.get("data.classes")
+    n = int(first.predictions["label"].max()) + 1
+    names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
+    return compute(design.per_class, found, reference, names)
+
+
+def render_per_class(data: PerClassData) -> list[str]:
+    """Markdown: per-class F1 (gva mean over seeds | reference) per model, then confusion matrices."""
+    spec, names, n = data.spec, data.class_names, len(data.class_names)
+    refs = data.reference
+    lines = [f"### Per class: {spec.stem} beside the reference run", "",
+             f"Descriptive (no interval). gva: mean over {data.n_seeds} seed(s) of per-class F1 and of the "
+             "confusion matrix (counts per seed). " + ("Reference: its own `evaluation_results` (one run)."
+                                                      if refs else "No `--reference-results` given: gva's "
+                                                                   "numbers only."), ""]
     head = "| class | " + " | ".join(f"{m.name}: gva" + (" | reference" if refs else "") for m in spec.models) + " |"
     lines += [head, "|" + " --- |" * (1 + len(spec.models) * (2 if refs else 1))]
     for c in range(n):
         cells = []
         for m in spec.models:
-            cells.append(f"{table[m.name][0][c]:.3f}")
+            cells.append(f"{data.gva[m.name][0][c]:.3f}")
             if refs:
                 cells.append(f"{refs[m.name][0][c]:.3f}")
-        lines.append(f"| {c} {class_names[c]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {c} {names[c]} | " + " | ".join(cells) + " |")
     for m in spec.models:
-        sources = [("gva", table[m.name][1])] + ([("reference", refs[m.name][1])] if refs else [])
+        sources = [("gva", data.gva[m.name][1])] + ([("reference", refs[m.name][1])] if refs else [])
         for who, matrix in sources:
             lines += ["", f"Confusion, {m.name} ({who}; rows: true class, columns: predicted):", "",
                       "| true \\ pred | " + " | ".join(str(c) for c in range(n)) + " |",
                       "|" + " --- |" * (n + 1)]
-            fmt = "{:.0f}" if who == "reference" or len(runs) == 1 else "{:.1f}"
+            fmt = "{:.0f}" if who == "reference" or data.n_seeds == 1 else "{:.1f}"
             for c in range(n):
                 lines.append(f"| {c} | " + " | ".join(fmt.format(v) for v in matrix[c]) + " |")
     return lines
 
 
-__all__ = ["PerClassSpec", "PerClassModel", "parse_spec", "gva_per_class", "read_reference", "render_per_class"]
+def per_class_json(data: PerClassData) -> dict[str, Any]:
+    out: dict[str, Any] = {"stem": data.spec.stem, "seeds": data.n_seeds, "classes": list(data.class_names),
+                           "models": {}}
+    for m in data.spec.models:
+        entry = {"column": m.column, "f1_gva": data.gva[m.name][0].tolist(),
+                 "confusion_gva": data.gva[m.name][1].tolist()}
+        if data.reference:
+            entry.update(f1_reference=data.reference[m.name][0].tolist(),
+                         confusion_reference=data.reference[m.name][1].tolist())
+        out["models"][m.name] = entry
+    return out
+
+
+__all__ = ["PerClassSpec", "PerClassModel", "PerClassData", "parse_spec", "gva_per_class", "read_reference", "compute",
+           "per_class_data", "render_per_class", "per_class_json"]

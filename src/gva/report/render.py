@@ -1,9 +1,11 @@
-"""Rendering aggregated results: ``results.md``, ``results.json`` and the PNG plots.
+"""Rendering a :class:`gva.report.build.Report`: ``results.md``, ``results.json`` and the PNG plots.
 
-:func:`write_report` is the whole job: aggregate, plot ``metrics.png`` (top-1/top-3/macro-F1 per
-configuration and model, seeds as dots) and ``delta_top1.png`` (3-D minus 2-D top-1 per
-configuration with per-seed intervals), then write the Markdown and JSON. The same inputs give
-byte-identical outputs: no timestamps, everything sorted, PNG metadata stripped.
+The renderers only format what :func:`gva.report.build.build_report` computed: Markdown
+(:func:`render_markdown`), JSON (:func:`results_json`), ``metrics.png`` (top-1/top-3/macro-F1
+per configuration and model, seeds as dots), ``delta_top1.png`` (3-D minus 2-D top-1 per
+configuration with per-seed intervals) and, with a design, ``forest.png``. :func:`write_report`
+builds and writes. The same inputs give byte-identical outputs: no timestamps, everything sorted,
+PNG metadata stripped.
 
 Paths are shown as the user wrote them, relative where they were relative: a param value that is
 a string starting with ``/`` (an absolute path, typically ``data.source`` of a queued DVC
@@ -14,25 +16,22 @@ relative to it. Relative paths and every other value are shown unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from gva.errors import ReportError
 from gva.io import save_png
-from gva.report.audit import (audit_json, audit_rows, is_audit, render_audit, render_shift,
-                              shift_json, shift_rows)
+from gva.report.audit import audit_json, render_audit, render_shift, shift_json
+from gva.report.build import Report, build_report
 from gva.report.collect import Run
-from gva.report.folds import FOLD_KEY, FOLDS_KEY, is_fold_run, pool_folds
-from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR, Comparison,
-                                comparisons, comparisons_json, render_comparisons)
-from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, aggregate, lockstep_seeds,
-                              control_pairs, format_value, metric_value)
+from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR, comparisons_json,
+                                render_comparisons)
+from gva.report.folds import FOLD_KEY, FOLDS_KEY, is_fold_run
+from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, format_value, lockstep_seeds,
+                              metric_value)
 
 METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
 MODEL_LABELS = {"model2d": "2-D (original test images)", "model3d": "3-D (generated test clips)"}
@@ -48,23 +47,6 @@ FIXED_KEYS = (
 PLOTS = ("metrics.png", "delta_top1.png")
 
 
-# ------------------------------------------------------------------------------------- paths
-
-def display_path(value: Any, repo_root: str | Path = ".") -> Any:
-    """``value`` as the report shows it: a string starting with ``/`` becomes
-    ``os.path.relpath(value, repo_root)`` (``/work/shared/data/x`` from ``/work/main`` ->
-    ``../shared/data/x``); anything else is returned unchanged."""
-    if isinstance(value, str) and value.startswith("/"):
-        return os.path.relpath(value, repo_root)
-    return value
-
-
-def display_paths(runs: Sequence[Run], repo_root: str | Path = ".") -> list[Run]:
-    """``runs`` with every param value passed through :func:`display_path`."""
-    return [dataclasses.replace(r, params={k: display_path(v, repo_root)
-                                           for k, v in r.params.items()}) for r in runs]
-
-
 # ---------------------------------------------------------------------------------- Markdown
 
 def _p(p: float) -> str:
@@ -76,15 +58,14 @@ def _n_test(run: Run) -> int:
     return int(metric_value(run, "n_test")) if "n_test" in run.metrics else 0
 
 
-def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes: Sequence[str],
-                    seed_key: str = SEED_KEY, title: str = "gva results",
-                    plots: Sequence[str] = (), compared: Sequence[Comparison] = (),
-                    compare_notes: Sequence[str] = (), ignored: dict[str, list[str]] | None = None,
-                    fold_runs: int = 0, declared: Sequence[str] = ()) -> str:
-    """The report as Markdown (deterministic: no timestamps, sorted everything); ``ignored``: the
-    params left out of the grouping (:func:`ignore_params`) with their values; ``fold_runs``: how
-    many fold runs the cross-fitted runs pool (:func:`gva.report.folds.pool_folds`); ``declared``:
-    the design's section (:func:`gva.report.design.render_design`), placed first."""
+def render_markdown(report: Report, plots: Sequence[str] = PLOTS) -> str:
+    """The report as Markdown (deterministic: no timestamps, sorted everything): the declared
+    comparisons first when there is a design, then the runs' description."""
+    runs, results, seed_key, notes = report.runs, report.results, report.seed_key, report.notes
+    title, ignored, fold_runs = report.title, report.ignored, report.fold_runs
+    declared = design_lines(report)
+    compared = [] if report.design is not None else report.compared
+    compare_notes = [] if report.design is not None else report.compare_notes
     lines = [f"# {title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
     if flagged:
@@ -128,8 +109,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
     if declared:
         lines += [*declared, "", "Everything below describes the runs; comparisons other than the declared "
                   "ones are exploratory.", ""]
-    if is_audit(runs):
-        lines += render_audit(audit_rows(runs, seed_key)) + [""]
+    if report.audit is not None:
+        lines += render_audit(report.audit) + [""]
     if compared or compare_notes:
         lines += render_comparisons(compared, compare_notes) + [""]
     elif not any(r.predictions is not None for r in runs):
@@ -162,7 +143,7 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
         lines.append(f"| {c.label} | {len(c.runs)} | {c.delta_top1.pm(signed=True)} | "
                      f"{c.delta_top1.interval_text()} | "
                      f"{d3.mean:+.3f} | {df1.mean:+.3f} | {per_seed} | {mc} |")
-    pairs = control_pairs(results, seed_key)
+    pairs = report.controls
     if pairs:
         lines += ["", "## Control: 2-D trained with the generated frames as extra images", "",
                   "2-D top-1 on the original test images, `train2d.frames=all` minus "
@@ -172,9 +153,8 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
         for _base, ctrl, diff in pairs:
             lines.append(f"| {ctrl.label} | {len(diff.values)} | {diff.pm(signed=True)} | "
                          f"{diff.interval_text()} |")
-    shifts = shift_rows(results)
-    if shifts:
-        lines += [""] + render_shift(shifts)
+    if report.shifts:
+        lines += [""] + render_shift(report.shifts)
     lines += ["", "## Runs", "", "| configuration | seed | run | 2-D top-1 | 3-D top-1 | Δ top-1 |",
               "| --- | --- | --- | --- | --- | --- |"]
     for c in results:
@@ -192,10 +172,10 @@ def render_markdown(results: Sequence[ConfigResult], runs: Sequence[Run], notes:
 
 # -------------------------------------------------------------------------------------- JSON
 
-def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
-                 runs: Sequence[Run] = (), compared: Sequence[Comparison] = ()) -> dict[str, Any]:
-    """The aggregated rows as plain data (for other tools); with an audit grid among ``runs``,
-    its rows too (``audit``)."""
+def results_json(report: Report) -> dict[str, Any]:
+    """The report as plain data (for other tools): configurations, controls, and the audit, shift,
+    comparison and design parts it has."""
+    results, seed_key = report.results, report.seed_key
     def summ(s: Summary) -> dict:
         return {"mean": s.mean if s.values else None,
                 "std": None if math.isnan(s.std) else s.std, "values": s.values}
@@ -214,16 +194,33 @@ def results_json(results: Sequence[ConfigResult], seed_key: str = SEED_KEY,
                            "discordant_2d_only_3d_only": [list(d) for d in c.discordant]},
         })
     controls = [{"baseline": b.label, "control": c.label, "delta_model2d_top1": summ(d)}
-                for b, c, d in control_pairs(results, seed_key)]
-    out = {"seed_key": seed_key, "configurations": rows, "controls": controls}
-    if is_audit(runs):
-        out["audit"] = audit_json(audit_rows(runs, seed_key))
-    shifts = shift_rows(results)
-    if shifts:
-        out["shift"] = shift_json(shifts)
-    if compared:
-        out["comparisons"] = comparisons_json(compared)
+                for b, c, d in report.controls]
+    out: dict[str, Any] = {"seed_key": seed_key, "configurations": rows, "controls": controls}
+    if report.audit is not None:
+        out["audit"] = audit_json(report.audit)
+    if report.shifts:
+        out["shift"] = shift_json(report.shifts)
+    if report.design is not None:
+        from gva.report.design import design_json
+        out["declared"] = design_json(report.design, report.compared)
+        if report.per_class is not None:
+            from gva.report.perclass import per_class_json
+            out["declared"]["per_class"] = per_class_json(report.per_class)
+    elif report.compared:
+        out["comparisons"] = comparisons_json(report.compared)
+    if report.ignored:
+        out["ignored_params"] = report.ignored
     return out
+
+
+def design_lines(report: Report) -> list[str]:
+    """The design's section (its families, Δ seed by seed, per-class block, forest plot); none
+    without a design."""
+    if report.design is None:
+        return []
+    from gva.report.design import render_design
+    return [*render_design(report.design, report.compared, report.compare_notes, report.per_class),
+            "", "![forest](forest.png)"]
 
 
 # ------------------------------------------------------------------------------------- plots
@@ -299,20 +296,6 @@ def plot_delta(results: Sequence[ConfigResult], path: str | Path) -> None:
 
 # ------------------------------------------------------------------------------------ report
 
-def ignore_params(runs: Sequence[Run], keys: Sequence[str]) -> tuple[list[Run], dict[str, list[str]]]:
-    """``runs`` without the params ``keys`` (so they do not split configurations: e.g. a param a
-    later commit added, absent from older runs), and each key's values as found. A key no run
-    has is a :class:`ReportError` (a typo would otherwise pass silently)."""
-    found = {}
-    for key in keys:
-        if not any(key in r.params for r in runs):
-            raise ReportError(f"--ignore-param {key!r}: no run has this param")
-        found[key] = sorted({format_value(r.params[key]) if key in r.params else "(absent)" for r in runs})
-    drop = set(keys)
-    return [dataclasses.replace(r, params={k: v for k, v in r.params.items() if k not in drop})
-            for r in runs], found
-
-
 def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = (),
                  seed_key: str = SEED_KEY, title: str = "gva results",
                  repo_root: str | Path = ".", margin: float = DEFAULT_MARGIN,
@@ -320,60 +303,28 @@ def write_report(runs: Sequence[Run], out: str | Path, notes: Sequence[str] = ()
                  reference_generator: str | None = REFERENCE_GENERATOR,
                  ignore: Sequence[str] = (), design: Any = None,
                  reference_results: str | Path | None = None) -> list[ConfigResult]:
-    """Aggregate ``runs`` and write results.md, results.json, metrics.png, delta_top1.png to
-    ``out``; absolute paths among the params are shown relative to ``repo_root``
-    (:func:`display_paths`). Runs with predictions attached also get the comparisons section
-    (:mod:`gva.report.compare`: equivalence ``margin``, ``n_boot`` replicates, the ``primary``
-    comparison, the ``reference_generator`` others are compared with). Params in ``ignore`` do not
-    tell configurations apart (:func:`ignore_params`); the report lists their values. ``design``
-    (:class:`gva.report.design.Design`): its declared comparisons replace the automatic ones, first
-    in results.md, with ``forest.png`` (and its per-class block beside ``reference_results``, a
-    reference run's evaluation folder). Returns the aggregated configurations (as shown)."""
+    """Build the report (:func:`gva.report.build.build_report`, same arguments) and write
+    results.md, results.json, metrics.png, delta_top1.png (and forest.png with a ``design``) to
+    ``out``. Returns the aggregated configurations (as shown)."""
     import matplotlib
     matplotlib.use("Agg")
     matplotlib.rcParams["svg.hashsalt"] = "gva"   # harmless for PNG; keeps any SVG stable
     from gva.io import atomic_path
 
     out = Path(out)
-    runs, ignored = ignore_params(display_paths(runs, repo_root), ignore)
-    fold_runs = sum(is_fold_run(r) for r in runs)
-    runs, fold_notes = pool_folds(runs)
-    notes = [*notes, *fold_notes]
-    if not runs and fold_notes:
-        raise ReportError("no run left to report: " + "; ".join(fold_notes))
-    results = aggregate(runs, seed_key)
-    classes = runs[0].params.get("data.classes")
-    plot_metrics(results, out / "metrics.png", len(classes) if isinstance(classes, list) else None)
-    plot_delta(results, out / "delta_top1.png")
-    compared, compare_notes = ([], [])
-    declared_lines: list[str] = []
+    report = build_report(runs, notes, seed_key, title, repo_root, margin, n_boot, primary,
+                          reference_generator, ignore, design, reference_results)
+    plot_metrics(report.results, out / "metrics.png", report.n_classes)
+    plot_delta(report.results, out / "delta_top1.png")
     if design is not None:
-        from gva.report.design import declared_comparisons, plot_forest, render_design
-        compared, compare_notes = declared_comparisons(design, runs, n_boot)
-        declared_lines = render_design(design, compared, compare_notes, runs, reference_results)
-        plot_forest(compared, out / "forest.png")
-        declared_lines += ["", "![forest](forest.png)"]
-    elif any(r.predictions is not None for r in runs):
-        compared, compare_notes = comparisons(results, margin, n_boot, primary, seed_key,
-                                              reference_generator)
-    elif primary is not None:
-        raise ReportError("--primary needs the runs' predictions.csv (none was found)")
-    md = render_markdown(results, runs, notes, seed_key, title, plots=PLOTS,
-                         compared=[] if design is not None else compared,
-                         compare_notes=[] if design is not None else compare_notes, ignored=ignored,
-                         fold_runs=fold_runs, declared=declared_lines)
-    data = results_json(results, seed_key, runs, [] if design is not None else compared)
-    if design is not None:
-        from gva.report.design import design_json
-        data["declared"] = design_json(design, compared)
-    if ignored:
-        data["ignored_params"] = ignored
+        from gva.report.design import plot_forest
+        plot_forest(report.compared, out / "forest.png")
     with atomic_path(out / "results.md") as tmp:
-        tmp.write_text(md)
+        tmp.write_text(render_markdown(report))
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return results
+        tmp.write_text(json.dumps(results_json(report), indent=2, sort_keys=True) + "\n")
+    return report.results
 
 
-__all__ = ["METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "display_path", "display_paths", "ignore_params",
-           "render_markdown", "results_json", "plot_metrics", "plot_delta", "write_report"]
+__all__ = ["METRIC_LABELS", "MODEL_LABELS", "FIXED_KEYS", "PLOTS", "render_markdown", "results_json", "design_lines",
+           "plot_metrics", "plot_delta", "write_report"]
