@@ -1,4 +1,4 @@
-"""`curate` on a large ImageFolder: images/s and peak memory (README "The data", memory).
+"""`curate` on a large ImageFolder: images/s and peak memory (docs/benchmarks.md, docs/data.md#memory).
 
 Builds an ImageFolder of ``--images`` files in a temporary directory (never inside the project:
 the Tiny ImageNet images must not be copied into the repository) from the 5,500 JPEGs of the

@@ -1,6 +1,6 @@
 """Training-step and inference samples/s for every precision x layout x compile, side by side.
 
-    python benchmarks/train_speed.py                      # the CPU table of the README
+    python benchmarks/train_speed.py                      # the CPU table of docs/benchmarks.md
     python benchmarks/train_speed.py --device cuda --batch-3d 32 --steps 20
     python benchmarks/train_speed.py --models resnet18:48:3d-last2 --compile off on
 

@@ -113,7 +113,7 @@ if [ "$skip_existing" = 1 ]; then
                 } | tr '\n' ' ') "
 fi
 
-# what a generator's default model needs beyond the common settings (README "Generators")
+# what a generator's default model needs beyond the common settings (docs/generators.md#the-image-to-video-models)
 generator_args() {  # generator
   case $1 in
     cogvideox) printf '%s\0' -S svd.height=480 -S svd.width=720 -S svd.dtype=bf16 ;;

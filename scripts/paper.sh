@@ -6,7 +6,7 @@
 #                         [--wait] [--exploratory TAG] [-- extra dvc exp run args]
 #
 # DATA_DIR: tiny-imagenet-10 in the official layout (test = the 500 official val images).
-# CLIPS_DIR: the reference run's SVD clips (README "The reference run's clips").
+# CLIPS_DIR: the reference run's SVD clips (docs/generators.md#the-reference-runs-clips-svdgenerator-reference).
 # Per seed s (train.seed = data.seed = s), queued seed-major so a grid cut short has whole seeds:
 #   r1-svd-s<s>        gva's protocol, the reference SVD clips; 2-D also scored on SVD frame 0 and
 #                      on the frame average (evaluate.extra_protocols)
@@ -18,7 +18,7 @@
 #                      2-D model trains with flip + shift as the reference's did (train.augment=true)
 #   r5-svd-all-s<s>    2-D trained on the images plus the SVD frames (train2d.frames=all) ...
 #   r5-repeat-all-s<s> ... and plus r2's frames; only their 2-D models are compared (train3d.epochs=1)
-# The CPU regime (README "A CPU regime"; hyperparameters chosen on val, README "The paper's table"):
+# The CPU regime (docs/models.md#a-cpu-regime; hyperparameters chosen on val, as follows):
 # timm:tf_efficientnet_lite0 from its packaged ImageNet weights, 96 px inputs and 96 px stores
 # (data.image_size=96: clips are kept at the resolution the model sees), everything before blocks.6
 # frozen, two temporal kernels, one torch thread per stage; lr 0.01 without augmentation and 4 2-D
@@ -27,7 +27,7 @@
 # Resumable: --skip-existing leaves out names that exist or are queued; re-run it to finish a grid.
 # --exploratory TAG: not the declared design -- queues only r1 as x-TAG-r1-svd-s<s> with the extra
 # args (e.g. `--exploratory store64 -- -S data.image_size=64`: clips stored at 64 px, issue 23).
-# Afterwards: dvc exp show --json > reports/paper/exps.json && gva report --exp-json ... (README).
+# Afterwards: dvc exp show --json > reports/paper/exps.json && gva report --exp-json ... (docs/results.md).
 # While it runs, leave src/ alone: queued experiments import gva from this checkout.
 set -euo pipefail
 

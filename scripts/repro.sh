@@ -13,7 +13,7 @@ git rev-parse --git-dir >/dev/null 2>&1 || { git init -q && git add -A && git co
 if [ "${1:-}" = "--offline" ]; then
   [ $# -ge 2 ] || { echo "usage: $0 --offline DATA_DIR [more dvc exp run args]" >&2; exit 2; }
   data_dir=$2; shift 2
-  # The offline settings, documented in README.md ("Offline run"). The target dvc.yaml leaves out
+  # The offline settings, documented in docs/experiments.md#the-offline-run. The target dvc.yaml leaves out
   # data.dvc (the official download), which nothing depends on once data.source is local.
   offline=(
     -S "data.source=$data_dir"

@@ -3,8 +3,8 @@ reuse everywhere; branch, change a param, diff against main.
 
 A local S3-compatible server (moto's ``ThreadedMotoServer`` on 127.0.0.1, a free port, stopped
 whatever happens) holds the remote. One repo runs the whole pipeline on a tiny dataset, commits
-it the README's way (``git add dvc.lock``: every output is in DVC's cache) and ``dvc push
---run-cache``. Fresh ``git clone``s then get every stage's outputs, trained models and metrics
+it the documented way (docs/experiments.md: ``git add dvc.lock``; every output is in DVC's cache)
+and ``dvc push --run-cache``. Fresh ``git clone``s then get every stage's outputs, trained models and metrics
 included, byte for byte, without running any stage: one with ``dvc repro --pull``, one with
 ``dvc repro --pull`` and no ``dvc.lock`` at all (a workspace that never recorded the run: the
 run-cache alone restores every stage). In the first clone a teammate then branches, re-runs with
@@ -132,7 +132,7 @@ def test_a_team_shares_runs_and_diffs_branches(tmp_path, s3_endpoint):
     _git(repo, env, "add", "-A")
     _git(repo, env, "commit", "-qm", "pipeline")
 
-    # the README's commit step: dvc.lock is all git needs, every output is in DVC's cache
+    # the documented commit step (docs/experiments.md): dvc.lock is all git needs, every output is in DVC's cache
     assert _ran(_sh(["dvc", "repro"], repo, env)) == STAGES
     _git(repo, env, "add", "dvc.lock")
     _git(repo, env, "commit", "-qm", "run")

@@ -242,7 +242,7 @@ def test_packaged_lite0_classifies_real_images(real_data, no_network):
     """Before any training, the packaged ImageNet head puts Tiny ImageNet val images (64 px,
     upscaled to 224 by the loader, normalised as the weights expect) in their ImageNet class.
     Measured on all 500 val images: 1000-way top-1 0.54, top-5 0.81; restricted to the 10 classes
-    top-1 0.88 (README). Here 40 images (4 per class), bounds well below those figures;
+    top-1 0.88 (docs/models.md). Here 40 images (4 per class), bounds well below those figures;
     chance is 0.005 (1000-way top-5) and 0.1 (10 classes)."""
     import timm
     from timm.data import ImageNetInfo

@@ -1,4 +1,4 @@
-"""The dataset formats ``curate`` reads, and how ``data.format`` picks one (README "The data").
+"""The dataset formats ``curate`` reads, and how ``data.format`` picks one (docs/data.md).
 
 * ``tinyimagenet``: the official layout (:mod:`gva.data.tinyimagenet`).
 * ``imagefolder``: ``ROOT/train/<class>/<image>`` (sub-folders of a class folder are read too),
@@ -230,7 +230,7 @@ def detect(tree: Tree) -> tuple[str, str]:
         return "imagefolder", root
     raise DatasetError(f"{tree.name}: no dataset found: neither Tiny ImageNet (wnids.txt) nor an ImageFolder "
                        "(train/<class>/<images>), in it or in its only folder; a CSV manifest is a .csv "
-                       "file (README \"Your own images\")")
+                       "file (docs/data.md, \"Your own images\")")
 
 
 def open_dataset(source: str, fmt: str, classes: Optional[list[str]], download_dir: Path,

@@ -1,6 +1,6 @@
 """Any common image file -> uint8 RGB ``[S,S,3]``: the one decode path of ``curate`` and ``gva predict``.
 
-Policy (README "The data"), in this order:
+Policy (docs/data.md, "Images"), in this order:
 
 1. JPEGs at least twice the target side on both axes are decoded at reduced scale (libjpeg's DCT
    scaling, PIL's ``draft``: 1/2, 1/4 or 1/8, never below 2x the target), which makes a 12 MP photo

@@ -15,7 +15,7 @@ content does). This module is that matching, pure numpy/scipy:
 * **confidence** -- a pair's *margin* is how much more its best alternative costs (another image
   for the clip, or another clip for the image). A pair is *confident* when the margin is at least
   :data:`CONFIDENT_MARGIN`; on the 500 val clips, where the truth is known, every confident pair
-  is right (README "The reference run's clips"). An unconfident pair is still used (it is a clip
+  is right (docs/generators.md, "Measured on the real clips"). An unconfident pair is still used (it is a clip
   of the same class, possibly another image's), counted and flagged.
 * **label check** -- the clips a label's images were given should look like that label's images:
   when fewer than :data:`LABEL_AGREEMENT` of them have their nearest image (over every label) in
