@@ -59,14 +59,34 @@ def _n_test(run: Run) -> int:
 
 
 def render_markdown(report: Report, plots: Sequence[str] = PLOTS) -> str:
-    """The report as Markdown (deterministic: no timestamps, sorted everything): the declared
-    comparisons first when there is a design, then the runs' description."""
-    runs, results, seed_key, notes = report.runs, report.results, report.seed_key, report.notes
-    title, ignored, fold_runs = report.title, report.ignored, report.fold_runs
+    """The report as Markdown (deterministic: no timestamps, sorted everything), in sections:
+
+    1. the title, a test-set-selection warning, what was run (:func:`_overview`);
+    2. the design's declared comparisons, when there is a design (:func:`design_lines`);
+    3. the protocol audit and the comparisons (:func:`_analysis`);
+    4. accuracy per configuration, the paired 3-D − 2-D table, the controls, the shift split
+       (:func:`_tables`);
+    5. every run, what was skipped, the plots.
+    """
+    lines = _overview(report)
     declared = design_lines(report)
-    compared = [] if report.design is not None else report.compared
-    compare_notes = [] if report.design is not None else report.compare_notes
-    lines = [f"# {title}", ""]
+    if declared:
+        lines += [*declared, "", "Everything below describes the runs; comparisons other than the declared "
+                  "ones are exploratory.", ""]
+    lines += _analysis(report)
+    lines += _tables(report)
+    lines += _runs_table(report)
+    if report.notes:
+        lines += ["", "Skipped: " + "; ".join(report.notes) + "."]
+    if plots:
+        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _overview(report: Report) -> list[str]:
+    """Title, warning, runs and test images, folds, classes, fixed and ignored settings."""
+    runs, results, seed_key = report.runs, report.results, report.seed_key
+    lines = [f"# {report.title}", ""]
     flagged = sorted(r.name for r in runs if isinstance(r.metrics, dict) and r.metrics.get("protocol_warning"))
     if flagged:
         lines += [f"**WARNING: {len(flagged)} run(s) selected their model on the TEST set (train.select_on: "
@@ -89,7 +109,7 @@ def render_markdown(report: Report, plots: Sequence[str] = PLOTS) -> str:
     folds = sorted({format_value(r.params[FOLDS_KEY]) for r in runs if is_fold_run(r)})
     if folds:
         lines += [f"Cross-fitted (`{FOLDS_KEY}={', '.join(folds)}`): each run here pools its fold runs "
-                  f"(`{FOLD_KEY}` 0..K−1; {fold_runs} fold runs in all), whose test splits partition the data, "
+                  f"(`{FOLD_KEY}` 0..K−1; {report.fold_runs} fold runs in all), whose test splits partition the data, "
                   "so every image is scored once, by models that did not train on it; each model trained on "
                   "(K−1)/K of the pool.", ""]
     classes = runs[0].params.get("data.classes")
@@ -101,23 +121,34 @@ def render_markdown(report: Report, plots: Sequence[str] = PLOTS) -> str:
     if fixed:
         lines += ["Fixed settings: " + ", ".join(f"`{k}={format_value(v)}`"
                                                  for k, v in fixed.items()), ""]
-    if ignored:
+    if report.ignored:
         lines += ["Not told apart (`--ignore-param`; runs that differ only in these count as one "
                   "configuration): " + "; ".join(f"`{k}`: " + ", ".join(f"`{v}`" for v in values)
-                                                 for k, values in ignored.items()), ""]
+                                                 for k, values in report.ignored.items()), ""]
+    return lines
 
-    if declared:
-        lines += [*declared, "", "Everything below describes the runs; comparisons other than the declared "
-                  "ones are exploratory.", ""]
+
+def _analysis(report: Report) -> list[str]:
+    """The protocol audit and, without a design, the automatic comparisons (or why there are none)."""
+    lines: list[str] = []
+    compared = [] if report.design is not None else report.compared
+    compare_notes = [] if report.design is not None else report.compare_notes
     if report.audit is not None:
         lines += render_audit(report.audit) + [""]
     if compared or compare_notes:
         lines += render_comparisons(compared, compare_notes) + [""]
-    elif not any(r.predictions is not None for r in runs):
+    elif not any(r.predictions is not None for r in report.runs):
         lines += ["No run's `metrics/predictions.csv` was found, so there is no comparisons section: "
                   "the intervals below are over seeds only and leave out test-image variance, and no "
                   "MDE, TOST or rule-chosen verdict is given. (`--predictions DIR`, or the experiments' "
                   "revisions, supply them.)", ""]
+    return lines
+
+
+def _tables(report: Report) -> list[str]:
+    """Accuracy per configuration and model, the paired 3-D − 2-D table, controls, the shift split."""
+    results = report.results
+    lines: list[str] = []
     lines += ["## Accuracy per configuration and model", "",
               "| configuration | model | seeds | top-1 | top-3 | macro-F1 |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -155,19 +186,20 @@ def render_markdown(report: Report, plots: Sequence[str] = PLOTS) -> str:
                          f"{diff.interval_text()} |")
     if report.shifts:
         lines += [""] + render_shift(report.shifts)
-    lines += ["", "## Runs", "", "| configuration | seed | run | 2-D top-1 | 3-D top-1 | Δ top-1 |",
+    return lines
+
+
+def _runs_table(report: Report) -> list[str]:
+    """One row per run: its configuration, seed, name and top-1s."""
+    lines = ["", "## Runs", "", "| configuration | seed | run | 2-D top-1 | 3-D top-1 | Δ top-1 |",
               "| --- | --- | --- | --- | --- | --- |"]
-    for c in results:
+    for c in report.results:
         for s, r in zip(c.seeds, c.runs):
             lines.append(f"| {c.label} | {format_value(s)} | {r.name} | "
                          f"{metric_value(r, 'model2d.top1'):.3f} | "
                          f"{metric_value(r, 'model3d.top1'):.3f} | "
                          f"{metric_value(r, 'delta.top1'):+.3f} |")
-    if notes:
-        lines += ["", "Skipped: " + "; ".join(notes) + "."]
-    if plots:
-        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # -------------------------------------------------------------------------------------- JSON
