@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -234,10 +235,46 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         return _run(cfg, curated_dir, clips_dir, model2d_path, model3d_path, metrics_dir, plots_dir)
 
 
+@dataclass
+class _Evaluation:
+    """What the steps of :func:`_run` pass along: the test set, both models and their checkpoints."""
+
+    test: Any
+    model2d: Any
+    model3d: Any
+    meta2d: Any
+    meta3d: Any
+    names: list
+    device: Any
+
+
 def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_path: str | Path,
          model3d_path: str | Path, metrics_dir: str | Path, plots_dir: str | Path) -> dict:
+    """The stage as steps: 1. load the test set and both models; 2. predict (2-D on the images, 3-D
+    on the clips, 2-D under each extra protocol); 3. metrics, cost and the paired comparisons;
+    4. the dvc plots data and figures; 5. report.json, predictions.csv, metrics.json."""
     ecfg = cfg.evaluate
     metrics_dir, plots_dir = Path(metrics_dir), Path(plots_dir)
+    ev = _load(ecfg, curated_dir, clips_dir, model2d_path, model3d_path)                 # 1
+    logits = _predict_all(ev, ecfg)                                                      # 2
+    reports = {k: classification_report(v, ev.test.labels) for k, v in logits.items()}
+    correct = {k: v.argmax(axis=1) == ev.test.labels for k, v in logits.items()}
+    metrics, latency_calls = _metrics(ev, ecfg, reports, correct)                       # 3
+    wnids = [ev.test.wnids.get(k, "") for k in range(len(ev.names))]
+    _write_plots(ev, reports, correct, logits, wnids, metrics_dir, plots_dir)           # 4
+    write_json(metrics_dir / "report.json", _report(ev, ecfg, logits, reports, wnids, latency_calls))  # 5
+    _write_predictions(metrics_dir / "predictions.csv", ev.test, ev.names, logits)
+    write_json(metrics_dir / "metrics.json", metrics)
+    d = metrics["delta"]
+    log.info("top-1 2-D %.4f, 3-D %.4f, delta %+.4f [%.4f, %.4f], McNemar p=%.3g",
+             metrics["model2d"]["top1"], metrics["model3d"]["top1"], d["top1"],
+             d["top1_ci95_low"], d["top1_ci95_high"], d["mcnemar_p"])
+    return metrics
+
+
+def _load(ecfg: Any, curated_dir: str | Path, clips_dir: str | Path, model2d_path: str | Path,
+          model3d_path: str | Path) -> _Evaluation:
+    """Step 1: the paired test set and both models, on the device, wrapped for fast inference."""
     device = resolve_device(ecfg.device, "evaluate.device")
     torch.manual_seed(ecfg.seed)  # evaluation is deterministic; seeded in case a model is not
     for path in map(Path, (model2d_path, model3d_path)):
@@ -256,6 +293,13 @@ def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_pa
         model3d.compile_on(_inputs(test.clips[test.rows[:2]], meta3d).to(device), "evaluate model3d")
     log.info("evaluating %d paired test samples on %s", len(test.rows), device)
 
+    return _Evaluation(test, model2d, model3d, meta2d, meta3d, names, device)
+
+
+def _predict_all(ev: _Evaluation, ecfg: Any) -> dict:
+    """Step 2: logits of the 2-D model on the images, the 3-D model on the clips, and the 2-D model
+    under every ``evaluate.extra_protocols``."""
+    test, model2d, model3d, meta2d, meta3d, device = ev.test, ev.model2d, ev.model3d, ev.meta2d, ev.meta3d, ev.device
     logits = {
         "2d": predict(model2d, meta2d, test.images, test.rows, "image", ecfg.batch_size, device),
         "3d": predict(model3d, meta3d, test.clips, test.rows, "clip", ecfg.batch_size, device),
@@ -268,10 +312,13 @@ def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_pa
     for proto in ecfg.extra_protocols:
         logits[f"2d_{proto}"] = predict(model2d, meta2d, test.clips, test.rows, proto,
                                         ecfg.batch_size, device)
-    reports = {k: classification_report(v, test.labels) for k, v in logits.items()}
-    preds = {k: v.argmax(axis=1) for k, v in logits.items()}
-    correct = {k: p == test.labels for k, p in preds.items()}
+    return logits
 
+
+def _metrics(ev: _Evaluation, ecfg: Any, reports: dict, correct: dict) -> tuple[dict, dict]:
+    """Step 3: metrics.json's content (per model: scores and cost; per 2-D protocol: the paired
+    comparison with the 3-D model) and the latency calls made."""
+    test, model2d, model3d, meta2d, meta3d, device = ev.test, ev.model2d, ev.model3d, ev.meta2d, ev.meta3d, ev.device
     metrics: dict = {"n_test": int(len(test.rows))}
     on_test = [tag for tag, meta in (("model2d", meta2d), ("model3d", meta3d))
                if meta.training.selected_on == "test"]
@@ -293,8 +340,14 @@ def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_pa
         metrics[f"delta_{proto}"] = compare(reports[key], correct[key], reports["3d"],
                                             correct["3d"], ecfg)
 
-    # dvc plots data and README figures.
-    wnids = [test.wnids.get(k, "") for k in range(len(names))]
+    return metrics, latency_calls
+
+
+def _write_plots(ev: _Evaluation, reports: dict, correct: dict, logits: dict, wnids: list,
+                 metrics_dir: Path, plots_dir: Path) -> None:
+    """Step 4: dvc plots data, per-class tables with McNemar per class, and the figures."""
+    test, names = ev.test, ev.names
+    preds = {k: v.argmax(axis=1) for k, v in logits.items()}
     labelled = {MODEL_LABELS[tag]: reports[tag] for tag in ("2d", "3d")}
     write_json(plots_dir / "per_class.json", plots.per_class_records(names, wnids, labelled))
     paired = {f"model3d_vs_model{k}": per_class_mcnemar(test.labels, correct[k], correct["3d"], len(names))
@@ -309,7 +362,13 @@ def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_pa
                              f"top-1 {reports[tag].top1:.3f}", plots_dir / f"confusion_{tag}.png")
     plots.plot_per_class(names, labelled, plots_dir / "per_class.png", paired["model3d_vs_model2d"])
 
-    report = {
+
+
+def _report(ev: _Evaluation, ecfg: Any, logits: dict, reports: dict, wnids: list, latency_calls: dict) -> dict:
+    """Step 5: report.json: how every number was made (protocols, methods, execution, environment,
+    the checkpoints' training)."""
+    names, device, model2d, model3d, meta2d, meta3d = ev.names, ev.device, ev.model2d, ev.model3d, ev.meta2d, ev.meta3d
+    return {
         "protocols": {k: PROTOCOLS["image" if k == "2d" else "clip" if k == "3d" else k[3:]]
                       for k in logits},
         "class_names": names,
@@ -343,11 +402,3 @@ def _run(cfg: Config, curated_dir: str | Path, clips_dir: str | Path, model2d_pa
                         for tag, meta in (("model2d", meta2d), ("model3d", meta3d))},
         "params": to_dict(ecfg),
     }
-    write_json(metrics_dir / "report.json", report)
-    _write_predictions(metrics_dir / "predictions.csv", test, names, logits)
-    write_json(metrics_dir / "metrics.json", metrics)
-    d = metrics["delta"]
-    log.info("top-1 2-D %.4f, 3-D %.4f, delta %+.4f [%.4f, %.4f], McNemar p=%.3g",
-             metrics["model2d"]["top1"], metrics["model3d"]["top1"], d["top1"],
-             d["top1_ci95_low"], d["top1_ci95_high"], d["mcnemar_p"])
-    return metrics
