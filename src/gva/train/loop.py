@@ -215,9 +215,27 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: T
     return dataclasses.replace(result, threads=threads)
 
 
+@dataclass
+class _Setup:
+    """Everything :func:`_fit`'s epochs need, made once by :func:`_prepare`."""
+
+    net: nn.Module                      # what the optimiser steps through (DDP / compiled wrapper)
+    device: torch.device
+    execution: Execution
+    frozen: Any
+    scaler: Any
+    train_loader: Any
+    val_loader: Any
+    optimizer: Any
+    scheduler: Any
+
+
 def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
          epochs: int, batch_size: int, live_dir: str | Path, desc: str,
          dist: Optional[distributed.Dist], select_split: str) -> FitResult:
+    """1. resolve normalisation, device, execution, freezing, DDP, compilation, loaders, optimiser
+    (:func:`_prepare`); 2. per epoch: train, validate, select, log (:func:`_epoch`); 3. summarise
+    in dvclive and restore the selected weights."""
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
@@ -225,6 +243,53 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: 
         # null: no weights known here to follow (the stages resolve it: gva.models.weights); ImageNet's
         cfg = dataclasses.replace(cfg, mean=list(IMAGENET_MEAN) if cfg.mean is None else cfg.mean,
                                   std=list(IMAGENET_STD) if cfg.std is None else cfg.std)
+    st = _prepare(model, train_set, val_set, cfg, batch_size, desc, dist)              # 1
+
+    best_top1, best_epoch, best_state = -math.inf, epochs, None
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    live = (Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) if dist.is_main
+            else _NoLive())
+    with live:
+        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=_bars_off()):       # 2
+            row, va = _epoch(model, st, cfg, epoch, desc, dist)
+            if va is not None:
+                # strictly better: ties keep the earlier epoch; rank 0 decides for all ranks
+                better = dist.broadcast_object(va.top1 > best_top1, f"{desc} epoch {epoch}: model selection")
+                if better:
+                    best_top1, best_epoch = va.top1, epoch
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            history.append(row)
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
+            if dist.is_main:
+                log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
+                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        train_time = time.perf_counter() - start                                       # 3
+        selected_on = select_split if st.val_loader is not None else "last_epoch"
+        live.summary["best_epoch"] = best_epoch
+        live.summary["selected_on"] = selected_on
+        if selected_on == "test":
+            live.summary["warning"] = TEST_SELECTION_WARNING
+        if st.val_loader is not None:
+            live.summary["best_val_top1"] = best_top1
+        live.summary["train_time_s"] = train_time
+        live.summary["processes"] = dist.world
+        live.summary["execution"] = st.execution.describe()
+        live.summary["frozen"] = st.frozen.to_dict()
+        live.summary["threads"] = torch.get_num_threads()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif dist.active:
+        _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
+    return FitResult(best_epoch, selected_on, train_time, history, st.execution.describe(), st.frozen.to_dict())
+
+
+def _prepare(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+             batch_size: int, desc: str, dist: distributed.Dist) -> _Setup:
+    """Device, execution settings, frozen layers, DDP, compilation, loaders, optimiser, schedule."""
     device = torch.device(dist.device) if dist.device else resolve_device(cfg.device, "train.device")
     if dist.active and device.type == "cuda" and dist.backend != "nccl":
         raise DeviceError(f"train.device {cfg.device!r} is CUDA but the process group uses {dist.backend}")
@@ -250,7 +315,6 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: 
         if compiled is net:  # the backend failed (warned): record what actually ran
             execution = dataclasses.replace(execution, compile=False)
         net = compiled
-    scaler = execution.grad_scaler()
     pin = device.type == "cuda"
     train_loader = make_train_loader(train_set, batch_size, cfg.num_workers, cfg.seed, dist.rank, dist.world, pin,
                                      cfg.augment)
@@ -258,64 +322,32 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: 
                                    dist.world, pin) if val_set is not None else None)
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
-    size, mean, std = cfg.image_size, cfg.mean, cfg.std
+    return _Setup(net, device, execution, frozen, execution.grad_scaler(), train_loader, val_loader, optimizer,
+                  scheduler)
 
-    best_top1, best_epoch, best_state = -math.inf, epochs, None
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    live = (Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) if dist.is_main
-            else _NoLive())
-    with live:
-        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=_bars_off()):
-            t0 = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            train_loader.sampler.set_epoch(epoch)
-            tr = train_one_epoch(net, train_loader, optimizer, device, size, mean, std, epoch, desc,
-                                 execution, scaler)
-            tr = _reduce(tr, dist, f"{desc} epoch {epoch}: summing the train metrics")
-            scheduler.step()
-            va = None
-            if val_loader is not None:
-                if dist.active:
-                    _broadcast_buffers(model, dist)  # every rank evaluates rank 0's model
-                va = _reduce(evaluate_loader(model, val_loader, device, size, mean, std, f"{desc} epoch {epoch} val",
-                                                execution),
-                             dist, f"{desc} epoch {epoch}: summing the val metrics")
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            epoch_time = time.perf_counter() - t0
-            row = {"epoch": epoch, "lr": lr, "train/loss": tr.loss, "train/top1": tr.top1,
-                   "train/top3": tr.top3, "epoch_time_s": epoch_time}
-            if va is not None:
-                row.update({"val/loss": va.loss, "val/top1": va.top1, "val/top3": va.top3})
-                # strictly better: ties keep the earlier epoch; rank 0 decides for all ranks
-                better = dist.broadcast_object(va.top1 > best_top1, f"{desc} epoch {epoch}: model selection")
-                if better:
-                    best_top1, best_epoch = va.top1, epoch
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            history.append(row)
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
-            if dist.is_main:
-                log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
-                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        train_time = time.perf_counter() - start
-        selected_on = select_split if val_loader is not None else "last_epoch"
-        live.summary["best_epoch"] = best_epoch
-        live.summary["selected_on"] = selected_on
-        if selected_on == "test":
-            live.summary["warning"] = TEST_SELECTION_WARNING
-        if val_loader is not None:
-            live.summary["best_val_top1"] = best_top1
-        live.summary["train_time_s"] = train_time
-        live.summary["processes"] = dist.world
-        live.summary["execution"] = execution.describe()
-        live.summary["frozen"] = frozen.to_dict()
-        live.summary["threads"] = torch.get_num_threads()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    elif dist.active:
-        _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
-    return FitResult(best_epoch, selected_on, train_time, history, execution.describe(), frozen.to_dict())
+
+def _epoch(model: nn.Module, st: _Setup, cfg: TrainConfig, epoch: int, desc: str,
+           dist: distributed.Dist) -> tuple[dict[str, float], Any]:
+    """One epoch: train, step the schedule, validate rank 0's model; the logged row and val result."""
+    t0 = time.perf_counter()
+    size, mean, std = cfg.image_size, cfg.mean, cfg.std
+    lr = st.optimizer.param_groups[0]["lr"]
+    st.train_loader.sampler.set_epoch(epoch)
+    tr = train_one_epoch(st.net, st.train_loader, st.optimizer, st.device, size, mean, std, epoch, desc,
+                         st.execution, st.scaler)
+    tr = _reduce(tr, dist, f"{desc} epoch {epoch}: summing the train metrics")
+    st.scheduler.step()
+    va = None
+    if st.val_loader is not None:
+        if dist.active:
+            _broadcast_buffers(model, dist)  # every rank evaluates rank 0's model
+        va = _reduce(evaluate_loader(model, st.val_loader, st.device, size, mean, std, f"{desc} epoch {epoch} val",
+                                     st.execution),
+                     dist, f"{desc} epoch {epoch}: summing the val metrics")
+    if st.device.type == "cuda":
+        torch.cuda.synchronize()
+    row = {"epoch": epoch, "lr": lr, "train/loss": tr.loss, "train/top1": tr.top1,
+           "train/top3": tr.top3, "epoch_time_s": time.perf_counter() - t0}
+    if va is not None:
+        row.update({"val/loss": va.loss, "val/top1": va.top1, "val/top3": va.top3})
+    return row, va
