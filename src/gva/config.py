@@ -13,19 +13,20 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+import re
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 
+from gva.errors import ConfigError
+
+#: The paper's 10 Tiny ImageNet classes (wnids, label order): data.classes' default.
 REFERENCE_CLASSES = [
     "n02099601", "n02123394", "n02129165", "n02132136", "n02403003",
     "n02415577", "n02423022", "n02481823", "n02504458", "n02509815",
 ]
-OFFICIAL_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+#: md5 of the official Tiny ImageNet zip (data.dvc downloads it): data.md5's default.
 OFFICIAL_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
-
-
-from gva.errors import ConfigError
 
 # Upper bounds on sizes: a typo such as `svd.frames=1e9` must fail here, with the key named, not
 # deep inside torch's allocator.
@@ -33,6 +34,61 @@ MAX_SIDE = 4096          # pixels of any image side (curated, model input, SVD c
 MAX_FRAMES = 256
 MAX_BATCH = 65536
 MAX_SEED = 2**32 - 1     # every seed feeds numpy (non-negative) and torch
+
+
+# ------------------------------------------------------------------------------------------
+# Constraints declared next to each field (``Annotated[int, Range(1, 10)]``), checked by the one
+# generic validator (:func:`_coerce`); cross-field rules stay in a section's ``validate()``.
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number's allowed interval; None: unbounded on that side. The error names the interval."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def text(self) -> str:
+        if self.high is None and self.low is not None and not self.low_open:
+            return "must be positive" if self.low == 1 else f"must be >= {self.low:g}"
+        if self.high is None and self.low == 0 and self.low_open:
+            return "must be positive"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        return f"must be in {lo}{self.low:g}, {self.high:g}{hi}"
+
+    def ok(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A string that must match ``regex`` (fully); ``what`` says what is expected."""
+
+    regex: str
+    what: str
+
+    def ok(self, value: str) -> bool:
+        return re.fullmatch(self.regex, value) is not None
+
+    def text(self) -> str:
+        return f"must be {self.what}"
+
+
+Positive = Annotated[int, Range(1)]
+NonNegative = Annotated[int, Range(0)]
+Seed = Annotated[int, Range(0, MAX_SEED)]
+Batch = Annotated[int, Range(1, MAX_BATCH)]
+Threads = Annotated[int, Range(1, 1024)]
+Fraction = Annotated[float, Range(0, 1, high_open=True)]
+NonNegativeFloat = Annotated[float, Range(0)]
+PositiveFloat = Annotated[float, Range(0, low_open=True)]
+Device = Annotated[str, Pattern(r"auto|cpu|cuda(:\d+)?", "auto, cpu or cuda[:N]")]
+NonEmpty = Annotated[str, Pattern(r"\S(.*\S)?", "a non-empty string without surrounding spaces")]
 
 
 @dataclass(frozen=True)
@@ -44,104 +100,73 @@ class DataConfig:
     md5: Optional[str] = OFFICIAL_MD5
     # class ids in label order (wnids, class folder names or CSV labels); None or [] = all, sorted
     classes: Optional[list[str]] = field(default_factory=lambda: list(REFERENCE_CLASSES))
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1   # held out of train only when the data gives no test split
-    seed: int = 0
+    val_fraction: Fraction = 0.1
+    test_fraction: Fraction = 0.1   # held out of train only when the data gives no test split
+    seed: Seed = 0
     # cross-fitting: every labelled image (whatever split the data gives) goes to one of `folds`
     # stratified folds drawn from `seed`; fold `fold` is the test split. None: the usual splits
-    folds: Optional[int] = None
-    fold: int = 0
-    limit_per_class: Optional[int] = None
-    image_size: int = 64
+    folds: Optional[Annotated[int, Range(2, 100)]] = None
+    fold: NonNegative = 0
+    limit_per_class: Optional[Positive] = None
+    image_size: Annotated[int, Range(2, MAX_SIDE)] = 64   # generators refuse 1x1 images
     resize: Literal["center_crop", "squash", "pad"] = "center_crop"
 
     def validate(self) -> None:
-        _check(0.0 <= self.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
-        _check(0.0 <= self.test_fraction < 1.0, "data.test_fraction", "must be in [0, 1)")
         classes = self.classes or []
         _check(all(isinstance(c, str) and c.strip() == c and c for c in classes), "data.classes",
                "must list non-empty names without surrounding spaces")
         _check(len(set(classes)) == len(classes), "data.classes", "has duplicates")
-        _check(self.limit_per_class is None or self.limit_per_class > 0,
-               "data.limit_per_class", "must be positive or null")
         if self.folds is None:
             _check(self.fold == 0, "data.fold", "is set but data.folds is null (set data.folds: K for K-fold "
                                                 "cross-fitting)")
         else:
-            _bounded(self.folds, 2, 100, "data.folds")
-            _check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1} (data.folds "
-                                                             f"{self.folds})")
-        _bounded(self.image_size, 2, MAX_SIDE, "data.image_size")   # generators refuse 1x1 images
-        _bounded(self.seed, 0, MAX_SEED, "data.seed")
+            _check(self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1} (data.folds "
+                                                        f"{self.folds})")
 
 
 @dataclass(frozen=True)
 class MotionConfig:
-    max_zoom: float = 0.08
-    max_shift: float = 0.06
-    max_rotate: float = 4.0
-
-    def validate(self) -> None:
-        _check(0.0 <= self.max_zoom < 1.0, "svd.motion.max_zoom", f"must be in [0, 1), got {self.max_zoom}")
-        _check(0.0 <= self.max_shift < 1.0, "svd.motion.max_shift", f"must be in [0, 1), got {self.max_shift}")
-        _check(0.0 <= self.max_rotate <= 180.0, "svd.motion.max_rotate", f"must be in [0, 180], got {self.max_rotate}")
+    max_zoom: Fraction = 0.08
+    max_shift: Fraction = 0.06
+    max_rotate: Annotated[float, Range(0, 180)] = 4.0
 
 
 @dataclass(frozen=True)
 class SvdConfig:
     generator: str = "svd"   # a name in gva.generate.registry.GENERATORS (checked when it is built)
-    model: Optional[str] = None   # hub id or local directory; None: the generator's default model
-    steps: int = 12
-    frames: int = 3
-    height: int = 224
-    width: int = 224
-    motion_bucket_id: int = 127
-    fps: int = 7
-    noise_aug_strength: float = 0.02
-    min_guidance: float = 1.0
-    max_guidance: float = 3.0
-    decode_chunk_size: int = 3
+    model: Optional[NonEmpty] = None   # hub id or local directory; None: the generator's default model
+    steps: Annotated[int, Range(1, 10_000)] = 12
+    frames: Annotated[int, Range(1, MAX_FRAMES)] = 3
+    height: Annotated[int, Range(8, MAX_SIDE)] = 224
+    width: Annotated[int, Range(8, MAX_SIDE)] = 224
+    motion_bucket_id: NonNegative = 127
+    fps: Annotated[int, Range(1, 1000)] = 7
+    noise_aug_strength: NonNegativeFloat = 0.02
+    min_guidance: NonNegativeFloat = 1.0
+    max_guidance: NonNegativeFloat = 3.0
+    decode_chunk_size: Annotated[int, Range(1, MAX_FRAMES)] = 3
     # Text-conditioned generators (cogvideox, ltx, wan, i2vgen): a template; {class_name}, {wnid} and
     # {label} in it are the image's class, refused for the test split (the label would leak into the
     # 3-D model's input) unless prompt_label_on_test is true (gva.generate.prompts).
     prompt: str = "a short video with natural motion"
     negative_prompt: str = ""
     prompt_label_on_test: bool = False
-    guidance: Optional[float] = None   # classifier-free guidance scale; None: the generator's default
+    guidance: Optional[NonNegativeFloat] = None   # classifier-free guidance scale; None: the generator's default
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
-    device: str = "auto"
+    device: Device = "auto"
     first_frame: Literal["original", "generated"] = "original"
     # Frame geometry and codec of the stored clips (every generator, every frame). gva: square, none.
     # reference: stretch to width x height, then Resize(short side) + CenterCrop back to the square,
     # as the reference code's SVD preprocessing and frame transforms do; h264: an MP4 round trip.
     geometry: Literal["square", "reference"] = "square"
     codec: Literal["none", "h264"] = "none"
-    batch_size: int = 4
-    chunk_size: int = 64
-    seed: int = 0
-    processes: int = 1
-    preview_fps: int = 6
-    previews_per_class: int = 2
+    batch_size: Batch = 4
+    chunk_size: Batch = 64
+    seed: Seed = 0
+    processes: Positive = 1
+    preview_fps: Positive = 6
+    previews_per_class: NonNegative = 2
     motion: MotionConfig = field(default_factory=MotionConfig)
-
-    def validate(self) -> None:
-        for key in ("steps", "preview_fps", "processes"):
-            _check(getattr(self, key) > 0, f"svd.{key}", "must be positive")
-        _bounded(self.steps, 1, 10_000, "svd.steps")
-        _bounded(self.frames, 1, MAX_FRAMES, "svd.frames")
-        _bounded(self.decode_chunk_size, 1, MAX_FRAMES, "svd.decode_chunk_size")
-        _bounded(self.height, 8, MAX_SIDE, "svd.height")
-        _bounded(self.width, 8, MAX_SIDE, "svd.width")
-        _bounded(self.batch_size, 1, MAX_BATCH, "svd.batch_size")
-        _bounded(self.chunk_size, 1, MAX_BATCH, "svd.chunk_size")
-        _check(self.previews_per_class >= 0, "svd.previews_per_class", "must be >= 0")
-        _check(self.model is None or bool(self.model.strip()), "svd.model", "must be a hub id, a directory or null")
-        _check(self.guidance is None or self.guidance >= 0, "svd.guidance", "must be >= 0 or null")
-        _bounded(self.fps, 1, 1000, "svd.fps")
-        _check(self.motion_bucket_id >= 0, "svd.motion_bucket_id", f"must be >= 0, got {self.motion_bucket_id}")
-        for key in ("noise_aug_strength", "min_guidance", "max_guidance"):
-            _check(getattr(self, key) >= 0, f"svd.{key}", f"must be >= 0, got {getattr(self, key)}")
-        _bounded(self.seed, 0, MAX_SEED, "svd.seed")
 
 
 @dataclass(frozen=True)
@@ -152,12 +177,11 @@ class ModelConfig:
     pretrained: bool = True
     # a local weights file (state dict .pth/.pt/.bin or .safetensors), loaded strictly except the
     # classifier head; it is where the pretrained weights come from, so it needs pretrained: true
-    weights: Optional[str] = None
+    weights: Optional[NonEmpty] = None
     # new: a freshly initialised head | imagenet: the ImageNet head's rows of the classes (wnids)
     head: Literal["new", "imagenet"] = "new"
 
     def validate(self) -> None:
-        _check(self.weights is None or bool(self.weights.strip()), "model.weights", "must be a file path or null")
         _check(self.head == "new" or self.pretrained, "model.head",
                "imagenet takes the head from ImageNet weights: it needs model.pretrained: true")
         _check(self.weights is None or self.pretrained, "model.weights",
@@ -167,22 +191,22 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 0
-    image_size: int = 224
+    seed: Seed = 0
+    image_size: Annotated[int, Range(1, MAX_SIDE)] = 224
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    step_size: int = 10
-    gamma: float = 0.1
+    lr: PositiveFloat = 1e-3
+    momentum: Fraction = 0.9
+    weight_decay: NonNegativeFloat = 1e-4
+    step_size: Positive = 10
+    gamma: Annotated[float, Range(0, 1, low_open=True)] = 0.1   # StepLR's lr factor
     augment: bool = False
-    num_workers: int = 2
-    device: str = "auto"
-    processes: int = 1
+    num_workers: NonNegative = 2
+    device: Device = "auto"
+    processes: Positive = 1
     # input normalisation; None: what the initial weights expect (gva.models.weights.
     # resolve_normalisation: the packaged lite weights 0.5, timm's pretrained_cfg, else ImageNet's)
-    mean: Optional[list[float]] = None
-    std: Optional[list[float]] = None
+    mean: Optional[list[Annotated[float, Range(0, 1)]]] = None   # inputs are scaled to [0, 1]
+    std: Optional[list[PositiveFloat]] = None
     select_on: Literal["val", "test"] = "val"   # test: the reference code's protocol, never an estimate
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
@@ -190,105 +214,67 @@ class TrainConfig:
     # Module name (state_dict prefix, e.g. blocks.3): everything registered before it is frozen
     # (no gradient, BatchNorm statistics fixed), in train2d and train3d alike (gva.train.freeze).
     freeze: Optional[str] = None
-    threads: Optional[int] = None   # torch CPU threads while training; None: torch's default
+    threads: Optional[Threads] = None   # torch CPU threads while training; None: torch's default
 
     def validate(self) -> None:
-        _check(self.lr > 0, "train.lr", "must be positive")
-        _check(self.threads is None or 1 <= self.threads <= 1024, "train.threads", "must be in [1, 1024] or null")
         _check(self.freeze is None or (bool(self.freeze) and self.freeze.strip() == self.freeze
                                        and not self.freeze.startswith(".") and not self.freeze.endswith(".")),
                "train.freeze", "must be a module name such as blocks.3 (no spaces or stray dots), or null")
         _check(self.mean is None or len(self.mean) == 3, "train.mean", "must list 3 channel means or be null")
-        _check(self.std is None or (len(self.std) == 3 and all(s > 0 for s in self.std)), "train.std",
-               "must list 3 positive channel stds or be null")
-        _bounded(self.image_size, 1, MAX_SIDE, "train.image_size")
-        _check(self.step_size > 0, "train.step_size", "must be positive")
-        _check(self.num_workers >= 0, "train.num_workers", "must be >= 0")
-        _check(self.processes > 0, "train.processes", "must be positive")
-        _check(0.0 <= self.momentum < 1.0, "train.momentum", f"must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        _check(0.0 < self.gamma <= 1.0, "train.gamma", f"must be in (0, 1] (StepLR's lr factor), got {self.gamma}")
-        _check(self.mean is None or all(0.0 <= m <= 1.0 for m in self.mean), "train.mean",
-               "must list 3 channel means in [0, 1] (inputs are scaled to [0, 1])")
-        _bounded(self.seed, 0, MAX_SEED, "train.seed")
+        _check(self.std is None or len(self.std) == 3, "train.std", "must list 3 positive channel stds or be null")
 
 
 @dataclass(frozen=True)
 class Train2dConfig:
-    epochs: int = 20
-    batch_size: int = 32
+    epochs: Positive = 20
+    batch_size: Batch = 32
     frames: Literal["first", "all"] = "first"
-
-    def validate(self) -> None:
-        _check(self.epochs > 0, "train2d.epochs", "must be positive")
-        _bounded(self.batch_size, 1, MAX_BATCH, "train2d.batch_size")
 
 
 @dataclass(frozen=True)
 class Train3dConfig:
-    epochs: int = 20
-    batch_size: int = 8
-    lr: Optional[float] = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
+    epochs: Positive = 20
+    batch_size: Batch = 8
+    lr: Optional[PositiveFloat] = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
     augment: Optional[bool] = None   # None = train.augment; false: no augmentation (reference code's 3-D)
-
-    def validate(self) -> None:
-        _check(self.epochs > 0, "train3d.epochs", "must be positive")
-        _bounded(self.batch_size, 1, MAX_BATCH, "train3d.batch_size")
-        _check(self.lr is None or self.lr > 0, "train3d.lr", "must be positive or null")
 
 
 @dataclass(frozen=True)
 class InflateConfig:
     source: Literal["train2d", "imagenet"] = "train2d"
-    time_kernel: int = 3
+    time_kernel: Positive = 3
     init: Literal["centre", "mean"] = "centre"
-    last_n: Optional[int] = None
+    last_n: Optional[NonNegative] = None
     bn_stats: Literal["copy", "drop"] = "copy"   # drop: reset BN running statistics (reference code)
-    threads: Optional[int] = None   # torch CPU threads for the probe and check; None: torch's default
+    threads: Optional[Threads] = None   # torch CPU threads for the probe and check; None: torch's default
 
     def validate(self) -> None:
-        _check(self.threads is None or 1 <= self.threads <= 1024, "inflate.threads", "must be in [1, 1024] or null")
-        _check(self.time_kernel > 0 and self.time_kernel % 2 == 1, "inflate.time_kernel",
-               "must be a positive odd number")
-        _check(self.last_n is None or self.last_n >= 0, "inflate.last_n", "must be >= 0 or null")
+        _check(self.time_kernel % 2 == 1, "inflate.time_kernel", "must be a positive odd number")
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    batch_size: int = 32
-    seed: int = 0
-    bootstrap: int = 10000
-    latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
-    latency_repeats: int = 20
-    latency_warmup: int = 3
+    batch_size: Batch = 32
+    seed: Seed = 0
+    bootstrap: Positive = 10000
+    latency_batch_sizes: list[Batch] = field(default_factory=lambda: [1, 32])
+    latency_repeats: Positive = 20
+    latency_warmup: NonNegative = 3
     extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
-    device: str = "auto"
-    latency_budget_s: Optional[float] = 120.0
+    device: Device = "auto"
+    latency_budget_s: Optional[PositiveFloat] = 120.0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # inference autocast; latency is for this
     channels_last: bool = False
     compile: bool = False
-    threads: Optional[int] = None   # torch CPU threads while evaluating; None: torch's default
+    threads: Optional[Threads] = None   # torch CPU threads while evaluating; None: torch's default
 
     def validate(self) -> None:
-        _bounded(self.batch_size, 1, MAX_BATCH, "evaluate.batch_size")
-        _check(self.threads is None or 1 <= self.threads <= 1024, "evaluate.threads",
-               "must be in [1, 1024] or null")
-        _check(self.bootstrap > 0, "evaluate.bootstrap", "must be positive")
         _check(len(self.latency_batch_sizes) > 0, "evaluate.latency_batch_sizes",
                "must list at least one batch size")
-        for b in self.latency_batch_sizes:
-            _bounded(b, 1, MAX_BATCH, "evaluate.latency_batch_sizes[]")
         _check(len(set(self.latency_batch_sizes)) == len(self.latency_batch_sizes),
                "evaluate.latency_batch_sizes", "has duplicates")
-        _check(self.latency_repeats > 0, "evaluate.latency_repeats", "must be positive")
-        _check(self.latency_warmup >= 0, "evaluate.latency_warmup", "must be >= 0")
-        _check(self.latency_budget_s is None or self.latency_budget_s > 0,
-               "evaluate.latency_budget_s", "must be positive or null")
         _check(len(set(self.extra_protocols)) == len(self.extra_protocols),
                "evaluate.extra_protocols", "has duplicates")
-        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"),
-               "evaluate.device", "must be auto, cpu or cuda[:N]")
-        _bounded(self.seed, 0, MAX_SEED, "evaluate.seed")
 
 
 @dataclass(frozen=True)
@@ -313,13 +299,17 @@ def _check(ok: bool, key: str, problem: str) -> None:
         raise ConfigError(f"{key} {problem}")
 
 
-def _bounded(value: int, low: int, high: int, key: str) -> None:
-    _check(low <= value <= high, key, f"must be in [{low}, {high}], got {value}")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert where YAML is loose (int -> float)."""
+def _coerce(value: Any, tp: Any, key: str, nullable: bool = False) -> Any:
+    """Check ``value`` against the annotation ``tp`` -- its type, then the constraints declared
+    with it (:class:`Range`, :class:`Pattern`) -- and convert where YAML is loose (int -> float)."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *constraints = typing.get_args(tp)
+        value = _coerce(value, base, key)
+        for c in constraints:
+            if not c.ok(value):
+                raise ConfigError(f"{key} {c.text()}{' or null' if nullable else ''}, got {value!r}")
+        return value
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -329,7 +319,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key)
+                return _coerce(value, arg, key, nullable=type(None) in args)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
@@ -369,7 +359,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def _build(cls: type, raw: dict, prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
     if unknown:
