@@ -11,8 +11,8 @@ The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key
   and ``gva.tiny`` those import -- transitively, imports inside functions included -- and
   ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run).
   So the runner, the base class, the factory and the protocol wrapper count for every generator,
-  ``pipelines.py`` for the diffusers ones, ``i2v.py`` and ``prompts.py`` for the text-conditioned
-  ones, a family module and its tiny build only for their own generators. What only names or lists
+  ``pipelines.py`` for the diffusers ones and the importer, ``i2v.py`` and ``prompts.py`` for the
+  text-conditioned ones, a family module and its tiny build only for their own generators. What only names or lists
   generators (:data:`NAMING`: the registry, the package's re-exports) counts for none: adding a
   generator (a module and its registry line) or editing another family keeps every other
   generator's key and clips (29 GPU-hours for the reference run). Each file counts by its syntax
