@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             if g == "tiny-svd":
                 svd.update(height=args.svd_size, width=args.svd_size)
             if g == "svd-full":  # the real architecture, random weights, loaded like a local model dir
-                from gva.generate.svd import build_full_random_pipeline
+                sys.path.insert(0, str(Path(__file__).resolve().parent))  # full_builds.py beside this script
+                from full_builds import full_random_svd_pipeline
 
-                build_full_random_pipeline(args.device, svd["dtype"]).save_pretrained(root / "svd-full")
+                full_random_svd_pipeline(args.device, svd["dtype"]).save_pretrained(root / "svd-full")
                 svd.update(generator="svd", model=str(root / "svd-full"))
             runs.append(("3d", f"3-D + {g}", svd))
         for kind, label, svd in runs:

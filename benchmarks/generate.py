@@ -10,8 +10,8 @@ same pipeline object, same settings (64 px, 2 steps). Then images/s of the ``mot
 ``repeat`` controls.
 
 **Cost mode (``--full NAME``; a bare ``--full`` means svd).** The real architecture of NAME's default
-model with random weights (:func:`gva.generate.builds.full_pipeline`, SVD:
-:func:`gva.generate.builds.full_svd_pipeline`), at gva's configured call (``--height/--width`` or
+model with random weights (``benchmarks/full_builds.py``: :func:`full_builds.full_pipeline`, SVD:
+:func:`full_builds.full_svd_pipeline`), at gva's configured call (``--height/--width`` or
 ``--size``: 224x224, CogVideoX 480x720; ``--frames`` 3, raised to the family's generated frame
 count; ``--steps`` 12; classifier-free guidance as the generator calls it). It prints
 
@@ -37,7 +37,7 @@ count; ``--steps`` 12; classifier-free guidance as the generator calls it). It p
   (min canvas: one latent patch, the smallest canvas the family's rules allow; every family's
   networks run at it in this meta replay, ``--size``).
 
-SVD's build is :func:`gva.generate.builds.full_svd_pipeline`, with the checkpoint's VAE config (an
+SVD's build is :func:`full_builds.full_svd_pipeline`, with the checkpoint's VAE config (an
 earlier build used ``AutoencoderKLTemporalDecoder()``'s class defaults: one stage, no downsampling,
 so the UNet ran at pixel resolution -- 224x224, 3 frames: 195 instead of 1.38 TFLOPs per step).
 
@@ -58,13 +58,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # full_builds.py beside this script
 
+import full_builds  # noqa: E402
 from gva.config import MotionConfig, SvdConfig  # noqa: E402
 from gva.device import device_name  # noqa: E402
-from gva.generate.registry import generator_class, resolve_device  # noqa: E402
-from gva.generate.svd import resolve_dtype  # noqa: E402
+from gva.generate.factory import resolve_device  # noqa: E402
+from gva.generate.pipelines import resolve_dtype  # noqa: E402
+from gva.generate.registry import generator_class  # noqa: E402
 
-#: What ``--full`` accepts: svd and the diffusers families of :mod:`gva.generate.builds`.
+#: What ``--full`` accepts: svd and the diffusers families of :mod:`full_builds`.
 NAMES = ("svd", "cogvideox", "ltx", "wan", "i2vgen")
 #: The networks whose calls are the per-step cost.
 DENOISERS = ("unet", "transformer")
@@ -144,14 +147,12 @@ def naive_vs_batched(pipe, cfg: SvdConfig, n: int, batch_size: int, control_n: i
 
 def build_full(name: str, device: str, dtype: str, num_layers: Optional[int] = None):
     """NAME's real architecture with random weights on ``device`` (``"meta"``: shapes only)."""
-    from gva.generate import builds
-
     if name == "svd":
         if num_layers is not None:
             raise ValueError("svd has no depth override")
-        return builds.full_svd_pipeline(device, dtype)
-    return builds.full_pipeline(name, device, dtype, num_layers=num_layers,
-                                keep_fp32=generator_class(name).family.fp32_components)
+        return full_builds.full_svd_pipeline(device, dtype)
+    return full_builds.full_pipeline(name, device, dtype, num_layers=num_layers,
+                                     keep_fp32=generator_class(name).family.fp32_components)
 
 
 def gva_settings(name: str, args: argparse.Namespace) -> SvdConfig:
@@ -386,22 +387,20 @@ def depth_check(name: str, meta_pipe, report: FlopReport) -> list[str]:
     linearly to the real depth -- the reduced-depth measurement. UNets (no depth override): run once at
     full depth (fp32: about 7 GB of CPU memory for the SVD and I2VGen-XL UNets).
     """
-    from gva.generate import builds
-
     lines = []
     for key in ("unet", "transformer", "text_encoder"):
         if key not in report.first_inputs:
             continue
         meta, t0 = report.calls[key][0].flops, time.perf_counter()
         if key == "unet":
-            module = builds.full_component(name, key, "cpu", "fp32")
+            module = full_builds.full_component(name, key, "cpu", "fp32")
             real = _real_cpu_flops(module, report.first_inputs[key])
             del module
             how = f"full depth, run for real {real / 1e12:9.4f} TFLOPs"
         else:
             counts = []
             for layers in (1, 2):
-                module = builds.full_component(name, key, "cpu", "fp32", num_layers=layers)
+                module = full_builds.full_component(name, key, "cpu", "fp32", num_layers=layers)
                 counts.append(_real_cpu_flops(module, report.first_inputs[key]))
                 del module
             depth = network_depth(getattr(meta_pipe, key))
@@ -518,8 +517,6 @@ def cost(name: str, args: argparse.Namespace) -> None:
     """Cost mode: parameters, FLOPs per clip, GPU throughput where there is a GPU, the table row."""
     import torch
 
-    from gva.generate import builds
-
     t_start = time.perf_counter()
     cfg = gva_settings(name, args)
     gen_frames = generated_frames(name, cfg.frames)
@@ -529,7 +526,7 @@ def cost(name: str, args: argparse.Namespace) -> None:
     print(f"{name}: {model_id(name)} architecture, random weights")
     print(f"call: {cfg.height}x{cfg.width}, {cfg.frames} frames kept of {gen_frames} generated, {cfg.steps} steps, "
           f"classifier-free guidance on ({guidance}), 1 clip")
-    total_params = print_parameters(builds.parameter_counts(pipe))
+    total_params = print_parameters(full_builds.parameter_counts(pipe))
 
     report = count_clip_flops(name, pipe, cfg)
     print_flops(report)
@@ -563,7 +560,8 @@ def tiny(args: argparse.Namespace) -> None:
     """The default run: naive vs batched on tiny-svd (CPU by default), then the controls."""
     import torch
 
-    from gva.generate.svd import load_pipeline, tiny_model_dir
+    from gva.generate.svd import load_pipeline
+    from gva.tiny.svd import model_dir as tiny_model_dir
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

@@ -26,13 +26,11 @@ def bench():
 
 
 def _tiny(name: str):
-    if name == "svd":
-        from gva.generate.svd import build_tiny_pipeline
+    """The tiny build of ``name`` (gva.tiny), in memory."""
+    import importlib
 
-        return build_tiny_pipeline()
-    from gva.generate.builds import tiny_pipeline
-
-    return tiny_pipeline(name)
+    module = importlib.import_module(f"gva.tiny.{name}")
+    return module.build_tiny_pipeline() if name == "svd" else module.pipeline()
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -51,12 +49,10 @@ def test_meta_replay_counts_the_real_call(bench, name):
     assert report.n_calls(report.denoiser) in (cfg.steps, 2 * cfg.steps)
 
 
-def test_full_svd_build_compresses_8x():
-    from gva.generate.builds import full_svd_pipeline, parameter_counts
-
-    pipe = full_svd_pipeline("meta", "fp32")
+def test_full_svd_build_compresses_8x(bench):
+    pipe = bench.full_builds.full_svd_pipeline("meta", "fp32")
     assert pipe.vae_scale_factor == 8
-    assert parameter_counts(pipe)["unet"] == 1_524_623_082
+    assert bench.full_builds.parameter_counts(pipe)["unet"] == 1_524_623_082
 
 
 def test_cogvideox_native_size_is_the_full_builds_position_table(bench):
@@ -64,11 +60,10 @@ def test_cogvideox_native_size_is_the_full_builds_position_table(bench):
     CogVideoX-5b-I2V architecture's learned position table fixes; the benchmark follows it."""
     import argparse
 
-    from gva.generate.builds import _full_components
     from gva.generate.cogvideox import COGVIDEOX
 
     with torch.device("meta"):
-        cfg = _full_components("cogvideox", 1)[1]["transformer"]().config
+        cfg = bench.full_builds._full_components("cogvideox", 1)[1]["transformer"]().config
     assert cfg.use_learned_positional_embeddings
     assert (cfg.sample_height * 8, cfg.sample_width * 8) == COGVIDEOX.native_size
     args = argparse.Namespace(height=None, width=None, size=None, frames=None, steps=None)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gva import cli
+from gva.generate import registry
 from gva.generate.provenance import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +38,13 @@ def module_file(name: str) -> Path | None:
 
 def imports_of(path: Path) -> set[str]:
     """Fully qualified names a module imports, at any nesting level
-    (:func:`gva.generate.provenance.imported_names`)."""
+    (:func:`gva.generate.provenance.imported_names`); the generator registry also imports, lazily,
+    the modules its entries name (:func:`gva.generate.registry.entry_modules`)."""
     parts = path.relative_to(SRC).with_suffix("").parts
-    return imported_names(path, ".".join(parts[:-1] if path.name == "__init__.py" else parts))
+    names = imported_names(path, ".".join(parts[:-1] if path.name == "__init__.py" else parts))
+    if path == SRC / "gva" / "generate" / "registry.py":
+        names |= set(registry.entry_modules())
+    return names
 
 
 def closure(module: str) -> set[Path]:
@@ -88,6 +93,13 @@ def test_stage_deps_cover_the_code_it_imports(stage):
 
 def test_every_cli_stage_is_in_dvc_yaml_and_back():
     assert set(stages()) == set(cli.STAGES)
+
+
+def test_the_checker_follows_the_registrys_lazy_entries():
+    """The tiny builds are imported only through the registry's entries, and svd_generate lists them."""
+    files = {str(p.relative_to(SRC)) for p in closure("gva.generate.stage")}
+    assert {"gva/tiny/svd.py", "gva/tiny/tokenizers.py", "gva/generate/ltx.py"} <= files
+    assert covered(SRC / "gva/tiny/svd.py", stages()["svd_generate"]["deps"])
 
 
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path):

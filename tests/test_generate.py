@@ -270,15 +270,19 @@ def test_bad_control_settings_are_config_errors():
 # --- the registry and the package structure ----------------------------------------------------
 
 def test_registry_names_every_generator_once(tmp_path):
-    from gva.generate.registry import cache_settings, generator_class
+    from gva.generate.factory import cache_settings
+    from gva.generate.registry import generator_class
 
     models = {"svd", "cogvideox", "ltx", "wan", "i2vgen"}
     imported = {"reference", "reference-static"}
     assert set(GENERATORS) == models | {f"tiny-{m}" for m in models} | {"repeat", "motion"} | imported
     for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
         (tmp_path / f"{split}.csv").write_text("video_path,label\n")
-    for name, cls in GENERATORS.items():
-        assert issubclass(cls, Generator) and generator_class(name) is cls
+    for name, entry in GENERATORS.items():
+        cls = generator_class(name)
+        assert issubclass(cls, Generator) and entry == f"{cls.__module__}:{cls.__qualname__}"
+        # the tiny builds live apart from the runtime generators (gva.tiny), and only tiny-* names them
+        assert cls.__module__.startswith("gva.tiny." if name.startswith("tiny-") else "gva.generate.")
         svd = {"generator": name, **({"model": str(tmp_path)} if name in imported else {})}
         settings = cache_settings(config_from_dict({"svd": svd}).svd, "cpu")
         assert settings["generator"] == name and json.loads(json.dumps(settings)) == settings
@@ -307,7 +311,7 @@ def test_a_new_generator_is_one_class_and_one_registry_line(monkeypatch, tmp_pat
         def cache_settings(cls, cfg, device):
             return {"frames": cfg.frames}
 
-        def generate_float(self, images, seeds):
+        def generate_float(self, images, seeds, inputs=None):
             x = images.astype(np.float32)[:, None] / 255.0
             return np.concatenate([x, 1.0 - np.repeat(x, self.frames - 1, axis=1)], axis=1)
 
@@ -323,8 +327,9 @@ def test_a_new_generator_is_one_class_and_one_registry_line(monkeypatch, tmp_pat
 
 def test_importing_the_registry_stays_light(tmp_path):
     """`gva curate`, `gva predict --model 2d` and the cache key never pay for torch/diffusers."""
-    code = ("import sys; import gva.generate, gva.generate.registry as r; from gva.config import config_from_dict;"
-            "[r.cache_settings(config_from_dict({'svd': {'generator': n, 'model': sys.argv[1] if 'reference' in n "
+    code = ("import sys; import gva.generate, gva.generate.registry as r, gva.generate.factory as f;"
+            "from gva.config import config_from_dict;"
+            "[f.cache_settings(config_from_dict({'svd': {'generator': n, 'model': sys.argv[1] if 'reference' in n "
             "else None}}).svd, 'cpu') for n in r.GENERATORS];"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
@@ -332,6 +337,32 @@ def test_importing_the_registry_stays_light(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(SRC), "PATH": ""})
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_runtime_code_never_imports_the_tiny_builds(tmp_path):
+    """The tiny builds (gva.tiny: tests, the offline demo) are loaded only through the registry's
+    tiny-* entries: no module outside gva.tiny imports them, and keying every other generator and
+    building one leaves them unloaded; keying tiny-svd loads its own build and no other."""
+    graph = module_imports(SRC / "gva")
+    importers = sorted(m for m, targets in graph.items() if not m.startswith("gva.tiny")
+                       and any(t == "gva.tiny" or t.startswith("gva.tiny.") for t in targets))
+    assert importers == []
+    code = ("import sys; import gva.generate.stage, gva.generate.registry as r, gva.generate.factory as f;"
+            "from gva.config import config_from_dict;"
+            "cfg = lambda n: config_from_dict({'svd': {'generator': n, 'model': sys.argv[1] if 'reference' in n "
+            "else None}}).svd;"
+            "[(f.cache_settings(cfg(n), 'cpu'), f.code_files_of(n)) for n in r.GENERATORS"
+            " if not n.startswith('tiny-')];"
+            "f.build_generator(cfg('motion'), 'cpu');"
+            "print(sorted(m for m in sys.modules if m.startswith('gva.tiny')));"
+            "f.cache_settings(cfg('tiny-svd'), 'cpu');"
+            "print(sorted(m for m in sys.modules if m.startswith('gva.tiny')))")
+    for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
+        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC), "PATH": ""})
+    lines = out.stdout.split("\n")
+    assert lines[:2] == ["[]", "['gva.tiny', 'gva.tiny.base', 'gva.tiny.svd']"], out.stdout + out.stderr
 
 
 def module_imports(package_dir: Path) -> dict[str, set[str]]:
@@ -412,7 +443,7 @@ def test_cycle_finder_sees_function_level_imports(tmp_path):
 def test_no_import_cycles_in_gva():
     """No gva module takes part in an import cycle, counting imports at any level."""
     graph = module_imports(SRC / "gva")
-    assert "gva.generate.registry" in graph["gva.generate.runner"]  # the finder sees the package
+    assert "gva.generate.factory" in graph["gva.generate.runner"]  # the finder sees the package
     assert import_cycles(graph) == []
 
 

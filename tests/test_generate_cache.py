@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ import pytest
 from gva.config import config_from_dict
 from gva.generate import provenance
 from gva.generate import stage
-from gva.generate.registry import code_files_of
+from gva.generate.registry import GENERATORS
+from gva.generate.factory import class_of, code_files_of
 from gva.generate.stage import clip_key
 from tests.test_generate import TINY32, make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
@@ -55,8 +57,10 @@ def _copy_sources(tmp_path: Path) -> list[Path]:
 def test_code_files_cover_the_generation_package_and_what_reads_the_data():
     names = [p.relative_to(provenance.PACKAGE_DIR.parent).as_posix() for p in provenance.code_files()]
     assert {"gva/generate/base.py", "gva/generate/svd.py", "gva/generate/controls.py", "gva/generate/stage.py",
-            "gva/generate/runner.py", "gva/generate/registry.py", "gva/data/arrays.py"} <= set(names)
+            "gva/generate/runner.py", "gva/generate/factory.py", "gva/tiny/svd.py", "gva/data/arrays.py"} <= set(names)
     assert all(p.is_file() for p in provenance.code_files())
+    # what only names generators is in no key
+    assert not {"gva/generate/registry.py", "gva/generate/__init__.py"} & set(names)
 
 
 def test_code_hash_follows_code_not_comments_or_docstrings(tmp_path):
@@ -70,7 +74,8 @@ def test_code_hash_follows_code_not_comments_or_docstrings(tmp_path):
                    .replace("\nlog = logging", "\n# a new comment\n\nlog = logging", 1))
     assert provenance.code_hash(files) == ref  # docstring, comment and blank-line edits keep the key
 
-    svd.write_text(text.replace("TINY_SVD_SEED = 0", "TINY_SVD_SEED = 1"))
+    assert 'decode": "per clip"' in text
+    svd.write_text(text.replace('decode": "per clip"', 'decode": "per video"'))
     assert provenance.code_hash(files) != ref  # a code edit changes it
     svd.write_text(text)
     assert provenance.code_hash(files) == ref
@@ -82,6 +87,7 @@ def test_key_tracks_settings_data_device_code_and_versions(monkeypatch):
     base = config_from_dict({"svd": TINY32})
     key, record = clip_key(base, "cpu", "data")
     assert record["code_hash"] == provenance.code_hash(code_files_of(base.svd.generator))
+    assert record["generator_class"] == class_of("tiny-svd") == "gva.tiny.svd:TinySvdGenerator"
     assert record["versions"] == provenance.library_versions()
     # run knobs are not part of the key
     same = config_from_dict({"svd": {**TINY32, "batch_size": 1, "chunk_size": 9, "processes": 2,
@@ -111,6 +117,134 @@ def test_key_tracks_settings_data_device_code_and_versions(monkeypatch):
     real = provenance.library_versions()
     monkeypatch.setattr(provenance, "library_versions", lambda: {**real, "diffusers": "0.0.1"})
     assert clip_key(base, "cpu", "data")[0] != key
+
+
+# --- each generator's key counts its own code, not the others' ------------------------------------
+
+DIFFUSION_I2V = {f"{t}{f}" for t in ("", "tiny-") for f in ("cogvideox", "ltx", "wan", "i2vgen")}
+SVDS = {"svd", "tiny-svd"}
+REFERENCE = {"reference", "reference-static"}
+TINY_ALL = {"tiny-svd"} | {n for n in DIFFUSION_I2V if n.startswith("tiny-")}
+#: module edited -> the generators whose key it changes (every other key must hold)
+EDITS = {
+    "generate/svd.py": SVDS,
+    **{f"generate/{f}.py": {f, f"tiny-{f}"} for f in ("cogvideox", "ltx", "wan", "i2vgen")},
+    "generate/i2v.py": DIFFUSION_I2V,
+    "generate/prompts.py": DIFFUSION_I2V,
+    "generate/diffusion.py": DIFFUSION_I2V | SVDS,
+    "generate/pipelines.py": DIFFUSION_I2V | SVDS | REFERENCE,
+    "generate/controls.py": {"repeat", "motion"},
+    "generate/reference.py": REFERENCE,
+    "generate/matching.py": REFERENCE,
+    **{f"tiny/{f}.py": {f"tiny-{f}"} for f in ("svd", "cogvideox", "ltx", "wan", "i2vgen")},
+    "tiny/tokenizers.py": TINY_ALL - {"tiny-svd"},
+    "tiny/base.py": TINY_ALL,
+    "tiny/__init__.py": TINY_ALL,
+    **{f"generate/{m}.py": set(GENERATORS) for m in ("stage", "runner", "base", "factory", "postprocess",
+                                                       "provenance")},
+    "generate/registry.py": set(),   # only names generators
+    "generate/__init__.py": set(),   # only re-exports
+}
+
+
+def _package_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A copy of src/gva that the key function reads instead of the checkout (classes stay the real
+    ones: their modules are looked up by name under the copy)."""
+    copy = tmp_path / "src" / "gva"
+    shutil.copytree(provenance.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", copy)
+    return copy
+
+
+def _code_keys(names) -> dict[str, str]:
+    return {n: provenance.code_hash(code_files_of(n)) for n in names}
+
+
+def test_every_generation_module_is_in_the_edit_table():
+    modules = {p.relative_to(provenance.PACKAGE_DIR).as_posix() for p in provenance.scope_modules()}
+    assert modules == set(EDITS)
+
+
+@pytest.mark.parametrize("module", sorted(EDITS))
+def test_editing_a_module_changes_exactly_the_keys_of_the_generators_it_serves(tmp_path, monkeypatch, module):
+    """An edit of one family's module (or its tiny build) keeps every other generator's key; a shared
+    module changes every key; the registry and the package's re-exports change none."""
+    copy = _package_copy(tmp_path, monkeypatch)
+    before = _code_keys(GENERATORS)
+    with open(copy / module, "a") as f:
+        f.write("\n\ndef _an_edit():\n    return 1\n")
+    after = _code_keys(GENERATORS)
+    assert {n for n in GENERATORS if after[n] != before[n]} == EDITS[module]
+
+
+def test_adding_a_generator_keeps_every_other_key_and_cache(tmp_path, monkeypatch):
+    """A new generator -- its module, a helper module it imports inside a function, its registry
+    line -- changes no other generator's key: a motion run made before resumes every chunk after."""
+    import importlib.util
+
+    from gva.generate import registry
+
+    copy = _package_copy(tmp_path, monkeypatch)
+    make_curated(tmp_path / "curated", n=4)
+    first = _stage(tmp_path, MOTION)
+    before = _code_keys(GENERATORS)
+    records = {n: clip_key(config_from_dict({"svd": {"generator": n}}), "cpu", "d")[0]
+               for n in ("svd", "tiny-ltx", "motion", "repeat")}
+
+    (copy / "generate" / "flip.py").write_text(
+        "from gva.generate.base import Generator\n\n\n"
+        "class FlipGenerator(Generator):\n"
+        "    first_frame_original = True\n\n"
+        "    def __init__(self, frames):\n        self.frames = frames\n\n"
+        "    @classmethod\n    def from_config(cls, cfg, device, cache_root):\n        return cls(cfg.frames)\n\n"
+        "    @classmethod\n    def cache_settings(cls, cfg, device):\n        return {'frames': cfg.frames}\n\n"
+        "    def generate_float(self, images, seeds, inputs=None):\n"
+        "        from gva.generate.flip_ops import flip\n\n        return flip(images, self.frames)\n")
+    (copy / "generate" / "flip_ops.py").write_text(
+        "import numpy as np\n\n\ndef flip(images, frames):\n"
+        "    x = images.astype(np.float32)[:, None] / 255.0\n"
+        "    return np.concatenate([x, np.repeat(x[:, :, :, ::-1], frames - 1, axis=1)], axis=1)\n")
+    registry_py = copy / "generate" / "registry.py"
+    text = registry_py.read_text()
+    line = '    "flip": "gva.generate.flip:FlipGenerator",\n'
+    registry_py.write_text(text.replace('    "motion": ', line + '    "motion": ', 1))
+    spec = importlib.util.spec_from_file_location("gva.generate.flip", copy / "generate" / "flip.py")
+    flip = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flip)
+    monkeypatch.setitem(sys.modules, "gva.generate.flip", flip)
+    monkeypatch.setitem(registry.GENERATORS, "flip", "gva.generate.flip:FlipGenerator")
+
+    assert _code_keys(before) == before
+    assert {n: clip_key(config_from_dict({"svd": {"generator": n}}), "cpu", "d")[0] for n in records} == records
+    flip_files = {p.relative_to(copy).as_posix() for p in code_files_of("flip")}
+    assert {"generate/flip.py", "generate/flip_ops.py", "generate/stage.py", "generate/base.py"} <= flip_files
+    assert not {"generate/controls.py", "generate/svd.py", "generate/registry.py"} & flip_files
+    again = _stage(tmp_path, MOTION)
+    assert again["run"]["resumed_images"] == 4 and again["run"]["generated_images"] == 0
+    assert again["generation"]["cache_key"] == first["generation"]["cache_key"]
+
+
+def test_the_registry_entry_of_a_generator_is_in_its_key(monkeypatch):
+    """Pointing a name at another class of the same module (same code files) changes its key."""
+    from gva.generate import registry
+
+    cfg = config_from_dict({"svd": {"generator": "reference", "model": None}})
+    files = code_files_of("reference")
+    monkeypatch.setitem(registry.GENERATORS, "reference", "gva.generate.reference:StaticReferenceGenerator")
+    assert code_files_of("reference") == files
+    assert class_of("reference") == "gva.generate.reference:StaticReferenceGenerator"
+    settings = {"generator": cfg.svd.generator}
+    assert provenance.cache_key(provenance.key_record(settings, "d", files, class_of("reference"))) != \
+        provenance.cache_key(provenance.key_record(settings, "d", files, "gva.generate.reference:ReferenceGenerator"))
+
+
+def test_imports_inside_functions_and_relative_imports_are_followed(tmp_path, monkeypatch):
+    copy = _package_copy(tmp_path, monkeypatch)
+    (copy / "generate" / "probe.py").write_text("from . import svd\n\ndef f():\n    from gva.generate import ltx\n"
+                                               "    import gva.generate.wan\n    from gva.tiny.ltx import build\n"
+                                               "    from gva.generate import registry\n")
+    assert {p.relative_to(copy).as_posix() for p in provenance.imported_modules(copy / "generate" / "probe.py")} == \
+        {"generate/ltx.py", "generate/wan.py", "generate/svd.py", "tiny/__init__.py", "tiny/ltx.py"}
 
 
 # --- the stage: a change of code or libraries regenerates --------------------------------------
@@ -150,7 +284,8 @@ def test_library_version_change_regenerates(tmp_path, monkeypatch):
     assert other["generation"]["provenance"]["versions"]["torch"] == "9.9.9+cu999"
     key_json = json.loads((tmp_path / "cache" / "svd" / other["generation"]["cache_key"] / "key.json").read_text())
     assert key_json["key"] == other["generation"]["cache_key"]
-    assert {k: key_json[k] for k in ("code_hash", "code_files", "versions")} == other["generation"]["provenance"]
+    assert {k: key_json[k] for k in ("generator_class", "code_hash", "code_files", "versions")} == \
+        other["generation"]["provenance"]
     assert key_json["settings"] == other["generation"]["clip_settings"]
     assert key_json["curated_hash"] == other["generation"]["curated_hash"]
 
@@ -231,17 +366,17 @@ def test_preview_mp4s_are_byte_deterministic(tmp_path):
 
 
 def test_tiny_model_dir_is_rebuilt_when_its_builder_changes(tmp_path, monkeypatch):
-    from gva.generate import pipelines, svd
+    from gva.tiny import base, svd
 
-    path = svd.tiny_model_dir(tmp_path)
-    stamp = json.loads((path / pipelines.TINY_STAMP).read_text())
-    assert stamp == pipelines.tiny_stamp(svd.TINY_SVD_VERSION, [Path(svd.__file__)])
+    path = svd.model_dir(tmp_path)
+    stamp = json.loads((path / base.TINY_STAMP).read_text())
+    assert stamp == base.tiny_stamp(svd.TINY_SVD_VERSION, [Path(svd.__file__)])
     marker = path / "marker"
     marker.write_text("kept while the stamp matches")
-    assert svd.tiny_model_dir(tmp_path) == path and marker.exists()
-    monkeypatch.setattr(pipelines, "tiny_stamp", lambda *a: {**stamp, "code_hash": "edited"})
-    assert svd.tiny_model_dir(tmp_path) == path and not marker.exists()  # rebuilt
-    assert json.loads((path / pipelines.TINY_STAMP).read_text())["code_hash"] == "edited"
+    assert svd.model_dir(tmp_path) == path and marker.exists()
+    monkeypatch.setattr(base, "tiny_stamp", lambda *a: {**stamp, "code_hash": "edited"})
+    assert svd.model_dir(tmp_path) == path and not marker.exists()  # rebuilt
+    assert json.loads((path / base.TINY_STAMP).read_text())["code_hash"] == "edited"
 
 
 @pytest.mark.parametrize("ingredient", ["settings", "versions"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,11 @@ from gva.data.arrays import IndexRow
 from gva.errors import ConfigError, GenerationError
 from gva.generate import build_generator
 from gva.generate.base import Prompt
+from gva.generate.factory import cache_settings
 from gva.generate.i2v import I2VGenerator
 from gva.generate.prompts import check_leakage, prompt_record, render, render_prompts, template_fields
-from gva.generate.registry import GENERATORS, cache_settings
+from gva.generate.provenance import PACKAGE_DIR, SCOPE
+from gva.generate.registry import generator_class
 from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 from tests.test_generate_resume import kill_after_chunks
 
@@ -69,7 +70,7 @@ SEEDS = [11, 22, 33]
 
 def test_every_family_and_its_tiny_build_are_registered():
     for name in ("cogvideox", "ltx", "wan", "i2vgen"):
-        real, tiny = GENERATORS[name], GENERATORS[f"tiny-{name}"]
+        real, tiny = generator_class(name), generator_class(f"tiny-{name}")
         assert issubclass(tiny, real) and issubclass(real, I2VGenerator) and real.takes_inputs
         cfg = config_from_dict({"svd": {"generator": name}}).svd
         assert cache_settings(cfg, "cpu")["model"] == real.family.default_model  # svd.model null: the default
@@ -84,7 +85,7 @@ def test_every_family_and_its_tiny_build_are_registered():
     ("cogvideox", 9, 9, list(range(9))), ("ltx", 1, 1, [0]), ("wan", 6, 9, [0, 2, 3, 5, 6, 8]),
 ])
 def test_frame_rules_generate_a_valid_count_and_keep_evenly_spaced_frames(name, frames, generated, kept):
-    family = GENERATORS[name].family
+    family = generator_class(name).family
     assert family.generated_frames(frames) == generated
     assert family.kept_frames(frames) == kept
 
@@ -184,7 +185,7 @@ def test_shapes_seeding_and_first_frame(name, cache_root, images):
     d = gen.describe()
     assert d["frames"] == 3 and d["model"] == f"{name}-v1"
     if name in NEW:
-        fam = GENERATORS[name].family
+        fam = generator_class(name).family
         assert d["generated_frames"] == fam.generated_frames(3) and d["kept_frames"] == fam.kept_frames(3)
 
 
@@ -249,17 +250,15 @@ def test_stage_records_prompts_per_split_and_refuses_label_prompts_first(tmp_pat
 
 
 def _generation_files_run(fn) -> set[Path]:
-    """The ``gva.generate`` modules whose functions run while ``fn()`` runs (all threads)."""
+    """The ``gva.generate`` and ``gva.tiny`` modules whose code runs while ``fn()`` runs (all threads)."""
     import sys
     import threading
 
-    from gva.generate.provenance import PACKAGE_DIR
-
-    prefix = str(PACKAGE_DIR / "generate")
+    prefixes = tuple(str(PACKAGE_DIR / package) for package in SCOPE)
     seen: set[str] = set()
 
     def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename.startswith(prefix):
+        if event == "call" and frame.f_code.co_filename.startswith(prefixes):
             seen.add(frame.f_code.co_filename)
 
     sys.setprofile(profile)
@@ -275,9 +274,10 @@ def _generation_files_run(fn) -> set[Path]:
 @pytest.mark.parametrize("name", ["tiny-svd", *NEW, "repeat", "motion"])
 def test_a_generators_cache_key_covers_all_the_generation_code_it_runs(tmp_path, cache_root, name):
     """The resume-cache key counts only the generation modules a generator can run
-    (:func:`gva.generate.registry.code_files_of`): traced through a whole svd_generate stage, every
-    module that ran is among them, and another family's module never is."""
-    from gva.generate.registry import code_files_of
+    (:func:`gva.generate.factory.code_files_of`): traced through a whole svd_generate stage, every
+    module of gva.generate and gva.tiny that ran is among them, but for the registry (it only names
+    the class, and the class is in the key); another family's module never is."""
+    from gva.generate.factory import class_of, code_files_of
     from gva.generate.stage import run
 
     make_curated(tmp_path / "curated", n=4)
@@ -288,42 +288,16 @@ def test_a_generators_cache_key_covers_all_the_generation_code_it_runs(tmp_path,
                                             progress=False))
     counted = {p.resolve() for p in code_files_of(name)}
     assert {"stage.py", "runner.py", "base.py"} <= {p.name for p in ran}
-    assert ran <= counted, f"{name} ran {sorted(p.name for p in ran - counted)}, not in its cache key"
-    others = {"svd.py", "cogvideox.py", "ltx.py", "wan.py", "i2vgen.py", "controls.py"}
+    registry = (PACKAGE_DIR / "generate" / "registry.py").resolve()
+    assert ran - {registry} <= counted, f"{name} ran {sorted(p.name for p in ran - counted)}, not in its cache key"
+    assert registry not in counted and class_of(name) in json.loads((tmp_path / "clips" / "generation.json")
+                                                                     .read_text())["provenance"]["generator_class"]
+    families = {"svd.py", "cogvideox.py", "ltx.py", "wan.py", "i2vgen.py", "controls.py", "reference.py"}
     own = {"tiny-svd": "svd.py", "repeat": "controls.py", "motion": "controls.py"}.get(name, name[5:] + ".py")
-    assert {p.name for p in counted} & others == {own}
-
-
-def test_editing_another_family_keeps_a_generators_key(tmp_path, monkeypatch):
-    """Adding code to cogvideox.py leaves svd's and motion's keys alone and changes cogvideox's; a
-    shared module (the runner) changes every key. Imports inside functions count."""
-    from gva.generate import provenance, registry
-
-    real = provenance.PACKAGE_DIR
-    copy = tmp_path / "gva"
-    shutil.copytree(real, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(provenance, "PACKAGE_DIR", copy)
-    # registry reads the classes' real files; map them onto the copy
-    monkeypatch.setattr(registry, "_class_files",
-                        lambda cls, f=registry._class_files: {copy / p.relative_to(real) for p in f(cls)})
-
-    def keys() -> dict[str, str]:
-        return {n: provenance.code_hash(registry.code_files_of(n)) for n in ("svd", "motion", "cogvideox", "ltx")}
-
-    before = keys()
-    with open(copy / "generate" / "cogvideox.py", "a") as f:
-        f.write("\n\ndef _extra():\n    return 1\n")
-    after = keys()
-    assert after["svd"] == before["svd"] and after["motion"] == before["motion"] and after["ltx"] == before["ltx"]
-    assert after["cogvideox"] != before["cogvideox"]
-    with open(copy / "generate" / "runner.py", "a") as f:
-        f.write("\n\n_EXTRA = 1\n")
-    assert all(keys()[n] != after[n] for n in after)
-    # a family module imported inside a function is followed, and so is a relative import
-    (copy / "generate" / "probe.py").write_text("from . import svd\n\ndef f():\n    from gva.generate import ltx\n"
-                                               "    import gva.generate.wan\n")
-    assert {p.name for p in provenance.imported_modules(copy / "generate" / "probe.py")} == {"ltx.py", "wan.py",
-                                                                                             "svd.py"}
+    assert {p.name for p in counted if p.parent.name == "generate"} & families == {own}
+    tiny = {p.name for p in counted if p.parent.name == "tiny"}
+    assert tiny == ({"__init__.py", "base.py", own} | ({"tokenizers.py"} if name in NEW else set())
+                    if name.startswith("tiny-") else set())
 
 
 @pytest.mark.slow
@@ -375,10 +349,10 @@ def test_whole_dag_offline_with_the_tiny_build(tmp_path, monkeypatch, name):
 def test_the_real_generator_loads_a_local_directory_like_a_hub_id(name, cache_root, images):
     """`svd.generator: <name>` with `svd.model: <directory>` is the real-model code path: on the tiny
     build's directory it gives the tiny generator's clips, and names the directory as the model."""
-    from gva.generate.i2v import tiny_model_dir
+    import importlib
 
     tiny = built(f"tiny-{name}", cache_root)
-    directory = str(tiny_model_dir(name, cache_root))
+    directory = str(importlib.import_module(f"gva.tiny.{name}").model_dir(cache_root))
     real = build_generator(svd_cfg(f"tiny-{name}", generator=name, model=directory), device="cpu")
-    assert type(real) is GENERATORS[name] and real.describe()["model"] == directory
+    assert type(real) is generator_class(name) and real.describe()["model"] == directory
     np.testing.assert_array_equal(real.generate(images[:1], SEEDS[:1]), tiny.generate(images[:1], SEEDS[:1]))

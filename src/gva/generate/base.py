@@ -16,7 +16,8 @@ else in gva needs to know which settings a kind reads:
 and may do one-time per-machine work in :meth:`Generator.prepare`. A generator that needs more
 than the image and its seed (a text prompt, an imported clip) says so with :attr:`takes_inputs`
 and computes one input per image from the curated rows in :meth:`Generator.image_inputs`. This module imports no
-generator module: the names live in :mod:`gva.generate.registry`.
+generator module: the names live in :mod:`gva.generate.registry`. The diffusers generators share
+one subclass, :class:`gva.generate.diffusion.DiffusionGenerator`.
 """
 
 from __future__ import annotations
@@ -124,8 +125,9 @@ class Generator(ABC):
 
     @abstractmethod
     def generate_float(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
-        """uint8 [B,H,W,3] -> float32 [B,T,H,W,3] in [0,1], before quantisation. ``inputs`` is
-        passed only when :attr:`takes_inputs` is set (others may take two arguments)."""
+        """uint8 [B,H,W,3] + one seed (and, with :attr:`takes_inputs`, one input) per image ->
+        float32 [B,T,H,W,3] in [0,1], before quantisation. Every generator has this signature; one
+        without inputs ignores ``inputs`` (None)."""
 
     def generate(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
         """uint8 [B,H,W,3] + one seed (and, with :attr:`takes_inputs`, one input: a :class:`Prompt`,
@@ -136,9 +138,7 @@ class Generator(ABC):
             raise ValueError(f"got {images.shape[0]} images but {len(inputs)} inputs")
         if images.shape[0] == 0:
             return np.zeros((0, self.frames) + images.shape[1:], dtype=np.uint8)
-        # a generator without inputs keeps the two-argument generate_float of the interface
-        clips = quantise(self.generate_float(images, seeds, inputs) if self.takes_inputs
-                         else self.generate_float(images, seeds))
+        clips = quantise(self.generate_float(images, seeds, inputs))
         if self.first_frame_original:
             clips[:, 0] = images  # exact, whatever the float path did
         return clips

@@ -14,7 +14,7 @@ import numpy as np
 
 from gva.config import MotionConfig, SvdConfig, to_dict
 from gva.errors import ConfigError
-from gva.generate.base import Generator, check_images
+from gva.generate.base import Generator, Inputs, check_images
 
 
 def _check_frames(frames: int) -> None:
@@ -40,7 +40,7 @@ class RepeatGenerator(Generator):
     def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
         return {"frames": cfg.frames}
 
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
         images = check_images(images, seeds)
         x = images.astype(np.float32) / 255.0
         return np.repeat(x[:, None], self.frames, axis=1)
@@ -103,7 +103,7 @@ class MotionGenerator(Generator):
                 out[b, t] = [[c, -s, 2 * a * sx], [s, c, 2 * a * sy]]
         return out
 
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    def generate_float(self, images: np.ndarray, seeds: Sequence[int], inputs: Inputs = None) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 

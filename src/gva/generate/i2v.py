@@ -1,18 +1,13 @@
-"""The image-to-video diffusion generators beyond SVD, one code path for every diffusers family.
+"""The text-conditioned image-to-video families: CogVideoX, LTX-Video, Wan, I2VGen-XL.
 
-A family (:class:`Family`, one small module each: :mod:`~gva.generate.cogvideox`,
+A family (:class:`I2VFamily`, one small module each: :mod:`~gva.generate.cogvideox`,
 :mod:`~gva.generate.ltx`, :mod:`~gva.generate.wan`, :mod:`~gva.generate.i2vgen`) names its
 diffusers pipeline, its default hub model, the frame counts and canvas sides the model accepts,
 its default guidance, how it takes the frame rate, and whether a pipeline call can mix several
-images. :class:`I2VGenerator` does the rest, the same way for all of them and as
-:class:`~gva.generate.svd.SvdGenerator` does for SVD:
+images. :class:`I2VGenerator` does the rest, the same way for all of them, on the diffusers
+generator every family shares (:class:`gva.generate.diffusion.DiffusionGenerator`: loading,
+settings, cache key, batches, one CPU ``torch.Generator`` per image):
 
-* **loading** -- ``svd.model`` (a hub id or a local directory; null: the family's default) through
-  :func:`gva.generate.pipelines.load_pipeline`; ``tiny-<family>`` builds the family's tiny random
-  pipeline once (:func:`gva.generate.builds.tiny_pipeline`), saves it and loads it back the same
-  way (structured noise: for offline runs and tests, never for results);
-* **per-image seeds** -- one CPU ``torch.Generator`` per image, so a clip's noise does not depend on
-  the other images of its call;
 * **prompts** -- one :class:`~gva.generate.base.Prompt` per image (rendered and leak-checked by
   :mod:`gva.generate.prompts`), with ``svd.guidance`` (null: the family's default);
 * **frames** -- ``svd.frames`` is the clip length gva stores. Models whose VAE compresses time
@@ -21,11 +16,13 @@ images. :class:`I2VGenerator` does the rest, the same way for all of them and as
   included (both recorded in ``generation.json``); frame 0 is the image itself with
   ``svd.first_frame: original``;
 * **batches** -- ``svd.batch_size`` images per call where the family's pipeline keeps the images of a
-  call apart; a family whose pipeline cannot (``Family.batch_note``) generates one image per call,
-  says so in the log and in ``generation.json``;
+  call apart; a family whose pipeline cannot (``I2VFamily.batch_note``) generates one image per
+  call, says so in the log and in ``generation.json``;
 * **resolution** -- the curated image is upscaled (PIL bicubic) to ``svd.width`` x ``svd.height``,
   which must be multiples of the family's ``multiple``, and the frames are resized back to the
   curated size (bilinear, antialiased).
+
+``tiny-<family>`` runs the same classes on tiny random builds (:mod:`gva.tiny`).
 """
 
 from __future__ import annotations
@@ -34,36 +31,26 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from gva.config import SvdConfig
-from gva.errors import ConfigError
 from gva.generate import pipelines
-from gva.generate.base import Generator, Inputs, Prompt, Prompts, check_images
-from gva.generate.pipelines import device_type, resolve_dtype
-from gva.paths import CACHE_DIR
+from gva.generate.base import Inputs, Prompt
+from gva.generate.diffusion import DiffusionGenerator, Family
 
 log = logging.getLogger(__name__)
 
-#: Version of the tiny model directories (``<cache>/tiny-<family>/v1``) and ids (``tiny-<family>-v1``).
-TINY_VERSION = 1
 
+@dataclass(frozen=True, kw_only=True)
+class I2VFamily(Family):
+    """What differs between the image-to-video families beyond :class:`~gva.generate.diffusion.Family`."""
 
-@dataclass(frozen=True)
-class Family:
-    """What differs between the diffusers image-to-video families, as data."""
-
-    name: str                    # the svd.generator value (tiny build: tiny-<name>)
-    pipeline: str                # diffusers pipeline class
-    default_model: str           # svd.model when it is null
     frame_step: int              # generated frame counts are 1 + k * frame_step (1: any count)
-    multiple: int                # svd.height and svd.width must be multiples of this
     guidance: float              # classifier-free guidance scale of the model card
     fps_arg: Optional[str]       # the call's frame-rate keyword, if the model is conditioned on it
     batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
-    fp32_components: tuple = ()  # components kept in fp32 under a half svd.dtype (as the model card loads them)
     native_size: Optional[tuple[int, int]] = None   # (height, width) the default model is fixed to (None: any)
 
     def generated_frames(self, frames: int) -> int:
@@ -80,13 +67,14 @@ class Family:
 
 
 #: The ``svd`` params an image-to-video call consumes (with model, seed, device type, dtype).
-I2V_SETTINGS = ("frames", "steps", "height", "width", "fps", "guidance", "first_frame")
+I2V_SETTINGS = ("frames", "steps", "height", "width", "fps", "guidance", "first_frame", "prompt", "negative_prompt")
 
 
-class I2VGenerator(Generator):
+class I2VGenerator(DiffusionGenerator):
     """A diffusers image-to-video pipeline of ``family``, called on ``batch_size`` images at a time."""
 
-    family: ClassVar[Family]
+    family: I2VFamily
+    SETTINGS = I2V_SETTINGS
     takes_inputs = True
 
     @classmethod
@@ -104,110 +92,52 @@ class I2VGenerator(Generator):
 
         return {"prompts": prompt_record(cfg, rows, inputs)}
 
-    def __init__(self, pipe, *, frames: int = 3, steps: int = 12, height: int = 224, width: int = 224,
-                 fps: int = 7, guidance: Optional[float] = None, first_frame: str = "original",
-                 prompt: str = "", negative_prompt: str = "", batch_size: int = 4, model_name: str = "?"):
-        self.check_canvas(height, width)
-        if first_frame not in ("original", "generated"):
-            raise ConfigError(f"svd.first_frame must be original or generated, got {first_frame!r}")
-        self.frames, self.steps, self.height, self.width, self.fps = frames, steps, height, width, fps
-        self.guidance = self.family.guidance if guidance is None else float(guidance)
-        self.first_frame_original = first_frame == "original"
-        self.prompt, self.negative_prompt = prompt, negative_prompt
-        self.generated = self.family.generated_frames(frames)
-        self.kept = self.family.kept_frames(frames)
-        self.pipe = pipe
-        self.pipe.set_progress_bar_config(disable=True)
-        self.model_name = model_name
+    def setup(self) -> None:
+        self.guidance = self.family.guidance if self.guidance is None else float(self.guidance)
+        self.generated = self.family.generated_frames(self.frames)
+        self.kept = self.family.kept_frames(self.frames)
         self.check_model()
-        self.batch_size = batch_size if self.family.batch_note is None else 1
-        if batch_size > 1 and self.family.batch_note is not None:
-            log.warning("svd.batch_size=%d: %s generates one image per call (%s)", batch_size, self.family.name,
-                        self.family.batch_note)
-
-    @classmethod
-    def check_canvas(cls, height: int, width: int) -> None:
-        """The family's VAE and patching need sides that are multiples of ``family.multiple``."""
-        m = cls.family.multiple
-        if height % m or width % m:
-            raise ConfigError(f"svd.height and svd.width must be multiples of {m} for {cls.family.name}, "
-                              f"got {height}x{width}")
+        if self.batch_size > 1 and self.family.batch_note is not None:
+            log.warning("svd.batch_size=%d: %s generates one image per call (%s)", self.batch_size,
+                        self.family.name, self.family.batch_note)
+            self.batch_size = 1
 
     def check_model(self) -> None:
         """Refuse what the loaded weights cannot do (a family hook; e.g. a fixed resolution)."""
 
-    # --- the model: what `<family>` and `tiny-<family>` differ in ------------------------------
-
     @classmethod
-    def model_id(cls, cfg: SvdConfig) -> str:
-        """What identifies the weights in the cache key and in describe()."""
-        return cfg.model or cls.family.default_model
-
-    @classmethod
-    def model_path(cls, cfg: SvdConfig, cache_root: str | Path) -> str:
-        """What :func:`gva.generate.pipelines.load_pipeline` loads: the model id (a hub id or a directory)."""
-        return cls.model_id(cfg)
-
-    # --- the Generator hooks ------------------------------------------------------------------
-
-    @classmethod
-    def from_config(cls, cfg: SvdConfig, device: str, cache_root: str | Path = CACHE_DIR) -> I2VGenerator:
-        cls.check_canvas(cfg.height, cfg.width)
-        pipe = pipelines.load_pipeline(cls.family.pipeline, cls.model_path(cfg, cache_root), device,
-                                       resolve_dtype(cfg.dtype, device), f"tiny-{cls.family.name}")
-        for name in cls.family.fp32_components:
-            getattr(pipe, name).float()
-        return cls.from_pipeline(pipe, cfg, cls.model_id(cfg))
-
-    @classmethod
-    def from_pipeline(cls, pipe, cfg: SvdConfig, model_name: str) -> I2VGenerator:
-        """The generator around an already built ``pipe`` with ``cfg``'s settings, prompts and batch size."""
-        return cls(pipe, batch_size=cfg.batch_size, model_name=model_name, prompt=cfg.prompt,
-                   negative_prompt=cfg.negative_prompt, **{k: getattr(cfg, k) for k in I2V_SETTINGS})
-
-    @classmethod
-    def cache_settings(cls, cfg: SvdConfig, device: str) -> dict[str, Any]:
-        """Model, seed, the call's settings, the prompt templates (the per-image prompts are a
-        function of them and the curated index), device type and dtype."""
-        cls.check_canvas(cfg.height, cfg.width)
-        settings = {k: getattr(cfg, k) for k in I2V_SETTINGS}
+    def call_settings(cls, cfg: SvdConfig) -> dict[str, Any]:
+        """The call's settings and the prompt templates (the per-image prompts are a function of them
+        and the curated index); the guidance resolved, the frame rate only where the model takes it."""
+        settings = super().call_settings(cfg)
         settings["guidance"] = cls.family.guidance if cfg.guidance is None else float(cfg.guidance)
         if cls.family.fps_arg is None:
             settings.pop("fps")
-        return {"model": cls.model_id(cfg), "seed": cfg.seed, **settings, "prompt": cfg.prompt,
-                "negative_prompt": cfg.negative_prompt, "device": device_type(device),
-                "dtype": resolve_dtype(cfg.dtype, device)}
+        return settings
 
     def describe(self) -> dict[str, Any]:
         denoiser = self.denoiser()
-        p = next(denoiser.parameters())
         return {**super().describe(), "model": self.model_name, "pipeline": type(self.pipe).__name__,
                 "steps": self.steps, "height": self.height, "width": self.width,
                 **({"fps": self.fps} if self.family.fps_arg else {}), "guidance": self.guidance,
-                "first_frame": "original" if self.first_frame_original else "generated",
-                "generated_frames": self.generated, "kept_frames": self.kept,
-                "batch": "per call" if self.family.batch_note is None else f"one image per call: {self.family.batch_note}",
-                "scheduler": type(self.pipe.scheduler).__name__,
-                "device": device_type(str(p.device)), "dtype": str(p.dtype).replace("torch.", ""),
+                "first_frame": self.first_frame, "generated_frames": self.generated, "kept_frames": self.kept,
+                "batch": ("per call" if self.family.batch_note is None
+                          else f"one image per call: {self.family.batch_note}"),
+                "scheduler": type(self.pipe.scheduler).__name__, **self.weights(denoiser),
                 "denoiser_parameters": sum(q.numel() for q in denoiser.parameters())}
 
     def denoiser(self):
         """The pipeline's denoising network (``transformer`` or ``unet``)."""
         return getattr(self.pipe, "transformer", None) or self.pipe.unet
 
-    def default_prompts(self, n: int) -> list[Prompt]:
-        """Prompts for images without a class (``gva predict``): the templates, refused if they need one."""
+    def call_inputs(self, n: int, inputs: Inputs) -> list[Prompt]:
+        """The prompts given, or for images without a class (``gva predict``) the templates, refused
+        if they need one."""
+        if inputs is not None:
+            return list(inputs)
         from gva.generate.prompts import render
 
         return [Prompt(render(self.prompt, None), render(self.negative_prompt, None))] * n
-
-    def generate_float(self, images: np.ndarray, seeds: Sequence[int], prompts: Prompts = None) -> np.ndarray:
-        images = check_images(images, seeds)
-        prompts = list(prompts) if prompts is not None else self.default_prompts(images.shape[0])
-        step = self.batch_size
-        out = [self._call(images[i:i + step], list(seeds[i:i + step]), prompts[i:i + step])
-               for i in range(0, images.shape[0], step)]
-        return np.concatenate(out) if out else np.zeros((0, self.frames) + images.shape[1:], np.float32)
 
     def call_kwargs(self) -> dict[str, Any]:
         """The family's keywords of the pipeline call beyond the common ones: the frame rate, if it takes one."""
@@ -221,7 +151,7 @@ class I2VGenerator(Generator):
         """A context around the call (a family hook: e.g. a pipeline that draws from torch's global RNG)."""
         return contextlib.nullcontext()
 
-    def _call(self, images: np.ndarray, seeds: list[int], prompts: list[Prompt]) -> np.ndarray:
+    def _call(self, images: np.ndarray, seeds: list[int], inputs: Optional[list[Any]]) -> np.ndarray:
         """One pipeline call: upscale, generate, keep ``frames`` frames, resize back."""
         import torch
         from PIL import Image
@@ -231,7 +161,7 @@ class I2VGenerator(Generator):
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad(), self.rng_scope(seeds):
             video = self.pipe(
-                image=pil if B > 1 else pil[0], **self.text_inputs(prompts), height=self.height, width=self.width,
+                image=pil if B > 1 else pil[0], **self.text_inputs(inputs), height=self.height, width=self.width,
                 num_frames=self.generated, num_inference_steps=self.steps, guidance_scale=self.guidance,
                 generator=gens, output_type="pt", **self.call_kwargs(),
             ).frames  # [B,T,3,h,w] in [0,1]
@@ -240,29 +170,3 @@ class I2VGenerator(Generator):
                 raise RuntimeError(f"{type(self.pipe).__name__} returned frames of shape {list(video.shape)}, "
                                    f"expected [{B}, {self.generated}, 3, h, w]")
             return pipelines.to_clips(video[:, self.kept], images, self.first_frame_original)
-
-
-class TinyI2VGenerator(pipelines.TinyModel, I2VGenerator):
-    """``tiny-<family>``: the same code on the family's tiny random pipeline, built locally.
-
-    The model is the tiny build in ``<cache>/tiny-<family>/v1``, identified as ``tiny-<family>-v1``,
-    unless ``svd.model`` names a local pipeline directory (:class:`gva.generate.pipelines.TinyModel`).
-    """
-
-    tiny_version = TINY_VERSION
-
-    @classmethod
-    def tiny_name(cls) -> str:
-        return f"tiny-{cls.family.name}"
-
-    @classmethod
-    def tiny_dir(cls, cache_root: str | Path) -> Path:
-        return tiny_model_dir(cls.family.name, cache_root)
-
-
-def tiny_model_dir(family: str, cache_root: str | Path = CACHE_DIR) -> Path:
-    """The ``tiny-<family>`` pipeline directory, built and saved on first use."""
-    from gva.generate import builds
-
-    return pipelines.tiny_model_dir(f"tiny-{family}", TINY_VERSION, lambda: builds.tiny_pipeline(family),
-                                    [Path(builds.__file__)], cache_root)

@@ -1,4 +1,4 @@
-"""``ltx`` / ``tiny-ltx``: LTX-Video image-to-video (``LTXImageToVideoPipeline``).
+"""``ltx``: LTX-Video image-to-video (``LTXImageToVideoPipeline``).
 
 A text-conditioned (T5) diffusion transformer over a VAE that compresses time 8x and space 32x:
 clips are generated with 8k+1 frames on canvases that are multiples of 32, and the model is
@@ -7,10 +7,10 @@ conditioned on the frame rate (``svd.fps`` -> ``frame_rate``).
 
 from __future__ import annotations
 
-from gva.generate.i2v import Family, I2VGenerator, TinyI2VGenerator
+from gva.generate.i2v import I2VFamily, I2VGenerator
 
-LTX = Family(name="ltx", pipeline="LTXImageToVideoPipeline", default_model="Lightricks/LTX-Video",
-             frame_step=8, multiple=32, guidance=3.0, fps_arg="frame_rate")
+LTX = I2VFamily(name="ltx", pipeline="LTXImageToVideoPipeline", default_model="Lightricks/LTX-Video",
+                frame_step=8, multiple=32, guidance=3.0, fps_arg="frame_rate")
 
 
 class LtxGenerator(I2VGenerator):
@@ -18,6 +18,3 @@ class LtxGenerator(I2VGenerator):
 
     family = LTX
 
-
-class TinyLtxGenerator(TinyI2VGenerator, LtxGenerator):
-    """``tiny-ltx``: LTX-Video's pipeline code on tiny random weights."""

@@ -1,32 +1,22 @@
-"""Loading diffusers pipelines for the model-based generators: hub id or local directory, and the
-locally built tiny models (``tiny-<name>``) saved once and loaded back like any other directory.
+"""Loading diffusers pipelines for the model-based generators, and their frames -> gva's clips.
 
-Shared by every diffusers generator (:mod:`gva.generate.svd`, :mod:`gva.generate.i2v`):
+Shared by every diffusers generator (:mod:`gva.generate.diffusion`) and the reference importer:
 
 * :func:`load_pipeline` -- ``<Pipeline>.from_pretrained`` on a hub id (the Hugging Face cache
   first, then the hub; an fp16 weight variant first when fp16 is asked for) or on a local
-  directory, with one error that says what to do when nothing loads.
-* :func:`tiny_model_dir` -- a tiny random pipeline built by a builder function, saved atomically
-  under ``<cache>/tiny-<name>/v<version>`` with a stamp (the builder's code and the library
-  versions), rebuilt whenever the stamp differs, so the model in it is always the one this code
-  builds. Loading it goes through :func:`load_pipeline`: the real loading path, no download.
+  directory (a ``tiny-<name>`` build's included, :mod:`gva.tiny`), with one error that says what
+  to do when nothing loads.
+* :func:`to_clips` -- a pipeline's frames resized back to the curated size.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import Any, Iterator
 
 from gva.errors import ConfigError, GenerationError
-from gva.generate.provenance import code_hash, library_versions
-from gva.io import atomic_path, write_json
 
-log = logging.getLogger(__name__)
-
-TINY_STAMP = "gva-tiny-model.json"
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -111,67 +101,6 @@ def load_pipeline(pipeline: str, model: str, device: str, dtype: str, offline_hi
             " (not a local directory and the hub is unreachable or the id is wrong)" if not local else "")
         + f": {errors[-1]}. Set svd.model to a local pipeline directory, or use svd.generator: "
           f"{offline_hint} for an offline smoke run.")
-
-
-def tiny_stamp(version: int, code_files: Sequence[Path]) -> dict[str, Any]:
-    """What a tiny model directory is a function of: its builder's code and the library versions."""
-    return {"version": version, "code_hash": code_hash(list(code_files)), "versions": library_versions()}
-
-
-def tiny_model_dir(name: str, version: int, build: Callable[[], Any], code_files: Sequence[Path],
-                   cache_root: str | Path) -> Path:
-    """``<cache_root>/<name>/v<version>``: the pipeline ``build()`` returns, saved there on first use.
-
-    Rebuilt (atomically) when its stamp differs from :func:`tiny_stamp`, i.e. when the builder's
-    code or a library changed.
-    """
-    path = Path(cache_root) / name / f"v{version}"
-    stamp = tiny_stamp(version, code_files)
-    try:
-        current = json.loads((path / TINY_STAMP).read_text()) if is_model_dir(str(path)) else None
-    except (OSError, ValueError):
-        current = None
-    if current != stamp:
-        log.info("building the tiny random %s pipeline in %s", name, path)
-        pipe = build()
-        with atomic_path(path) as tmp:
-            pipe.save_pretrained(tmp)
-            write_json(tmp / TINY_STAMP, stamp)
-    return path
-
-
-class TinyModel:
-    """Mixin of the ``tiny-<name>`` generators: where the weights come from.
-
-    ``svd.model`` is used only when it names a local pipeline directory; otherwise the model is the
-    tiny build's directory (:meth:`tiny_dir`, built once per machine by :meth:`prepare`),
-    identified as ``<tiny_name>-v<tiny_version>``. Put it before the generator class in the bases.
-    """
-
-    tiny_version: ClassVar[int] = 1
-
-    @classmethod
-    def tiny_name(cls) -> str:
-        """``tiny-<name>``: the generator name, the directory under the cache and the model id's stem."""
-        raise NotImplementedError
-
-    @classmethod
-    def tiny_dir(cls, cache_root: str | Path) -> Path:
-        """The tiny build's pipeline directory (:func:`tiny_model_dir`), built on first use."""
-        raise NotImplementedError
-
-    @classmethod
-    def model_id(cls, cfg) -> str:
-        return str(cfg.model) if is_model_dir(cfg.model) else f"{cls.tiny_name()}-v{cls.tiny_version}"
-
-    @classmethod
-    def model_path(cls, cfg, cache_root: str | Path) -> str:
-        return str(cfg.model) if is_model_dir(cfg.model) else str(cls.tiny_dir(cache_root))
-
-    @classmethod
-    def prepare(cls, cfg, cache_root: str | Path) -> None:
-        """Build the model directory once per machine, before the ranks load it."""
-        cls.model_path(cfg, cache_root)
 
 
 def to_clips(video, images, first_frame_original: bool):

@@ -5,14 +5,19 @@ The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key
 * ``settings`` -- the generator's cache-relevant settings (:meth:`Generator.cache_settings`);
 * ``curated_hash`` -- the curated images and each row's id and class, not its split
   (:func:`gva.generate.stage.clip_data_hash`);
-* ``code_hash`` -- gva's generation code for this generator (:func:`code_files`): every module of
-  ``gva.generate`` that serves all generators (the stage, the runner, the base class ...) plus
-  ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run),
-  and of the modules that serve only some generators, those the generator's class hierarchy lives
-  in and the ones they import. Another family's module is left out, so that adding or editing a
-  generator does not throw away the clips of the others (29 GPU-hours for the reference run).
-  Each file counts by its syntax tree without docstrings, so comment, docstring and formatting
-  edits keep the key while any code edit changes it;
+* ``generator_class`` -- the class the generator's name resolves to (its registry entry);
+* ``code_hash`` -- the code that can change this generator's clips (:func:`generator_code_files`):
+  the stage (``stage.py``) and the generator's class hierarchy, every module of ``gva.generate``
+  and ``gva.tiny`` those import -- transitively, imports inside functions included -- and
+  ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run).
+  So the runner, the base class, the factory and the protocol wrapper count for every generator,
+  ``pipelines.py`` for the diffusers ones and the importer, ``i2v.py`` and ``prompts.py`` for the
+  text-conditioned ones, a family module and its tiny build only for their own generators. What only names or lists
+  generators (:data:`NAMING`: the registry, the package's re-exports) counts for none: adding a
+  generator (a module and its registry line) or editing another family keeps every other
+  generator's key and clips (29 GPU-hours for the reference run). Each file counts by its syntax
+  tree without docstrings, so comment, docstring and formatting edits keep the key while any code
+  edit changes it;
 * ``versions`` -- Python (major.minor: the syntax-tree format follows it) and the libraries whose
   version can change a clip: torch (with its build tag and CUDA version), diffusers,
   transformers, numpy, pillow (the same set for every generator).
@@ -34,15 +39,46 @@ from typing import Any, Iterable
 
 #: The gva package directory (src/gva).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-#: gva modules outside gva.generate whose code can change clip bytes (relative to PACKAGE_DIR).
+#: The gva packages whose modules can decide clip bytes (relative to PACKAGE_DIR): the generation
+#: code and the tiny builds.
+SCOPE = ("generate", "tiny")
+#: Modules that only name or list generators: part of no key, and their imports are not followed.
+NAMING = ("generate/__init__.py", "generate/registry.py")
+#: The stage, which every generator's clips go through (with what it imports).
+STAGE = "generate/stage.py"
+#: gva modules outside SCOPE whose code can change clip bytes (relative to PACKAGE_DIR).
 EXTRA_CODE = ("data/arrays.py", "device.py")
 #: Distributions whose versions can change clip bytes (importlib.metadata names).
 LIBRARIES = ("torch", "diffusers", "transformers", "numpy", "pillow")
 
 
-def generation_modules() -> list[Path]:
-    """Every module of ``gva.generate``."""
-    return sorted((PACKAGE_DIR / "generate").rglob("*.py"))
+def scope_modules() -> list[Path]:
+    """Every module of the :data:`SCOPE` packages."""
+    return sorted(p for package in SCOPE for p in (PACKAGE_DIR / package).rglob("*.py"))
+
+
+def _naming() -> set[Path]:
+    return {(PACKAGE_DIR / rel).resolve() for rel in NAMING}
+
+
+def module_file(name: str) -> Path | None:
+    """``gva.generate.svd`` -> its source file (a module or a package's ``__init__``) if it lies in
+    :data:`SCOPE`, else None."""
+    parts = name.split(".")
+    if len(parts) < 2 or parts[0] != "gva" or parts[1] not in SCOPE:
+        return None
+    base = PACKAGE_DIR.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def module_name(path: str | Path) -> str:
+    """A source file under PACKAGE_DIR -> its module name (a package's ``__init__``: the package)."""
+    rel = Path(path).resolve().relative_to(PACKAGE_DIR.resolve()).with_suffix("")
+    parts = ("gva", *rel.parts)
+    return ".".join(parts[:-1] if rel.name == "__init__" else parts)
 
 
 def imported_names(path: str | Path, module: str) -> set[str]:
@@ -65,40 +101,55 @@ def imported_names(path: str | Path, module: str) -> set[str]:
 
 
 def imported_modules(path: str | Path) -> set[Path]:
-    """The ``gva.generate`` module files that ``path`` (one of them) imports, at module level or
-    inside functions (:func:`imported_names`)."""
-    base = PACKAGE_DIR / "generate"
-    module = ".".join(("gva", "generate", *Path(path).resolve().relative_to(base.resolve()).with_suffix("").parts))
+    """The :data:`SCOPE` module files that ``path`` (one of them) imports, at module level or inside
+    functions (:func:`imported_names`), with the package ``__init__`` files such an import runs;
+    :data:`NAMING` modules left out."""
     out: set[Path] = set()
-    for name in imported_names(path, module):
-        if name.startswith("gva.generate."):
-            candidate = base.joinpath(*name.split(".")[2:]).with_suffix(".py")
-            if candidate.is_file():
-                out.add(candidate.resolve())
-    return out
+    for name in imported_names(path, module_name(path)):
+        parts = name.split(".")
+        for i in range(2, len(parts) + 1):  # importing a.b.c runs a/b/__init__.py first
+            found = module_file(".".join(parts[:i]))
+            if found is not None:
+                out.add(found.resolve())
+    return out - _naming()
 
 
-def code_files(own: Iterable[str | Path] | None = None,
-               specific: Iterable[str | Path] = ()) -> list[Path]:
-    """The source files whose code decides one generator's clip bytes.
+def code_files(roots: Iterable[str | Path] | None = None) -> list[Path]:
+    """The source files whose code decides the clips made through ``roots`` (module files).
 
-    ``specific``: the modules of ``gva.generate`` that serve only some generators (see
-    :func:`gva.generate.registry.code_files_of`); ``own``: those of them this generator's classes
-    live in. The result is every other module of ``gva.generate``, ``own`` and the specific modules
-    they import (transitively), and :data:`EXTRA_CODE`. ``own=None``: all of ``gva.generate``.
+    :data:`STAGE` and ``roots``, the :data:`SCOPE` modules they import, transitively
+    (:func:`imported_modules`: never through a :data:`NAMING` module), then :data:`EXTRA_CODE`.
+    ``roots=None``: every SCOPE module but the NAMING ones.
     """
-    modules = [p.resolve() for p in generation_modules()]
-    if own is not None:
-        specific_set = {Path(p).resolve() for p in specific}
-        keep = {Path(p).resolve() for p in own}
+    naming = _naming()
+    if roots is None:
+        modules = [p.resolve() for p in scope_modules() if p.resolve() not in naming]
+    else:
+        keep = {(PACKAGE_DIR / STAGE).resolve(), *(Path(p).resolve() for p in roots)} - naming
         todo = list(keep)
         while todo:
-            for dep in imported_modules(todo.pop()) & specific_set:
+            for dep in imported_modules(todo.pop()):
                 if dep not in keep:
                     keep.add(dep)
                     todo.append(dep)
-        modules = [p for p in modules if p not in specific_set or p in keep]
+        modules = sorted(keep)
     return modules + [PACKAGE_DIR / rel for rel in EXTRA_CODE]
+
+
+def class_files(cls: type) -> list[Path]:
+    """The :data:`SCOPE` modules the classes of ``cls``'s hierarchy are defined in."""
+    return sorted({f.resolve() for c in cls.__mro__ if (f := module_file(c.__module__)) is not None})
+
+
+def generator_code_files(cls: type) -> list[Path]:
+    """The source files whose code decides the clips of generator class ``cls``: :func:`code_files`
+    rooted at its hierarchy's modules (:func:`class_files`)."""
+    return code_files(class_files(cls))
+
+
+def class_ref(cls: type) -> str:
+    """``module:Class`` -- what a generator's registry entry resolves to."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -149,13 +200,14 @@ def _display(path: Path) -> str:
         return path.name
 
 
-def key_record(settings: dict[str, Any], curated_hash: str,
-               files: Iterable[str | Path] | None = None) -> dict[str, Any]:
-    """Everything the cache key hashes: settings, data, code (``files``, default all of
-    :func:`code_files`) and library versions (``key.json``)."""
+def key_record(settings: dict[str, Any], curated_hash: str, files: Iterable[str | Path] | None = None,
+               generator_class: str | None = None) -> dict[str, Any]:
+    """Everything the cache key hashes: settings, data, the generator's class (:func:`class_ref`),
+    code (``files``, default all of :func:`code_files`) and library versions (``key.json``)."""
     files = code_files() if files is None else [Path(p) for p in files]
-    return {"settings": settings, "curated_hash": curated_hash, "code_hash": code_hash(files),
-            "code_files": [_display(Path(p)) for p in files], "versions": library_versions()}
+    return {"settings": settings, "curated_hash": curated_hash, "generator_class": generator_class,
+            "code_hash": code_hash(files), "code_files": [_display(Path(p)) for p in files],
+            "versions": library_versions()}
 
 
 def cache_key(record: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 from gva.config import SvdConfig
 from gva.data.arrays import open_memmap_reserved
 from gva.distributed import Dist
-from gva.generate import registry
+from gva.generate import factory
 from gva.generate.base import Generator, Inputs
 from gva.io import atomic_path, hash_files, write_json
 
@@ -225,14 +225,14 @@ class GeneratorSpec:
 
     def prepare(self) -> None:
         """The generator's one-time work before the ranks load it (:meth:`Generator.prepare`)."""
-        registry.prepare(self.svd, self.cache_root)
+        factory.prepare(self.svd, self.cache_root)
 
     def build(self, local_rank: int = 0, world: int = 1) -> Generator:
         """The generator; with several ranks on CUDA, rank -> ``cuda:<local rank>``."""
         device = self.device
         if world > 1 and device == "cuda":
             device = f"cuda:{local_rank}"
-        return registry.build_generator(self.svd, device=device, cache_root=self.cache_root)
+        return factory.build_generator(self.svd, device=device, cache_root=self.cache_root)
 
 
 @dataclass

@@ -36,7 +36,8 @@ from gva.data.arrays import SPLITS, IndexRow, open_images, write_index
 from gva.errors import GenerationError, StoreError
 from gva.generate.base import SEED_RULE, image_seed
 from gva.generate.provenance import cache_key, key_record
-from gva.generate.registry import cache_settings, code_files_of, generator_class, resolve_device
+from gva.generate.factory import cache_settings, class_of, code_files_of, resolve_device
+from gva.generate.registry import generator_class
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
 from gva.device import device_name
 from gva.io import atomic_path, hash_files, write_json
@@ -50,7 +51,8 @@ REQUIRED_SPLITS = ("train", "test")
 
 def clip_key(cfg: Config, device: str, curated_hash: str) -> tuple[str, dict[str, Any]]:
     """The cache key for ``cfg.svd`` on (resolved) ``device`` and the curated data, and its record."""
-    record = key_record(cache_settings(cfg.svd, device), curated_hash, code_files_of(cfg.svd.generator))
+    name = cfg.svd.generator
+    record = key_record(cache_settings(cfg.svd, device), curated_hash, code_files_of(name), class_of(name))
     return cache_key(record), record
 
 
@@ -136,7 +138,8 @@ def _check_processes(wanted: int, world: int) -> None:
 
 #: How each key ingredient is named when ranks disagree on it.
 _INGREDIENTS = {"settings": "the svd settings", "curated_hash": "the curated data (data/curated)",
-                "code_hash": "gva's generation code", "code_files": "gva's generation code",
+                "generator_class": "gva's generation code", "code_hash": "gva's generation code",
+                "code_files": "gva's generation code",
                 "versions": "the library versions"}
 
 
@@ -229,8 +232,8 @@ def generation_record(cfg: Config, key: str, record: dict[str, Any], description
         "seed_rule": SEED_RULE,
         "prompts": None,
         **(inputs or {}),
-        "provenance": {"code_hash": record["code_hash"], "code_files": record["code_files"],
-                       "versions": record["versions"]},
+        "provenance": {"generator_class": record["generator_class"], "code_hash": record["code_hash"],
+                       "code_files": record["code_files"], "versions": record["versions"]},
     }
 
 

@@ -1,4 +1,4 @@
-"""``wan`` / ``tiny-wan``: Wan 2.1 image-to-video (``WanImageToVideoPipeline``).
+"""``wan``: Wan 2.1 image-to-video (``WanImageToVideoPipeline``).
 
 A text-conditioned (umT5) diffusion transformer that also attends to a CLIP embedding of the input
 image, over a causal 3-D VAE that compresses time 4x: clips are generated with 4k+1 frames on
@@ -10,12 +10,12 @@ the ``ftfy`` package.
 
 from __future__ import annotations
 
-from gva.generate.i2v import Family, I2VGenerator, TinyI2VGenerator
+from gva.generate.i2v import I2VFamily, I2VGenerator
 
-WAN = Family(name="wan", pipeline="WanImageToVideoPipeline",
-             default_model="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", frame_step=4, multiple=16, guidance=5.0,
-             fps_arg=None, fp32_components=("vae", "image_encoder"),
-             batch_note="WanImageToVideoPipeline conditions every clip of a call on one image")
+WAN = I2VFamily(name="wan", pipeline="WanImageToVideoPipeline",
+                default_model="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", frame_step=4, multiple=16, guidance=5.0,
+                fps_arg=None, fp32_components=("vae", "image_encoder"),
+                batch_note="WanImageToVideoPipeline conditions every clip of a call on one image")
 
 
 class WanGenerator(I2VGenerator):
@@ -23,6 +23,3 @@ class WanGenerator(I2VGenerator):
 
     family = WAN
 
-
-class TinyWanGenerator(TinyI2VGenerator, WanGenerator):
-    """``tiny-wan``: Wan's pipeline code on tiny random weights."""
