@@ -107,8 +107,7 @@ def build_report(runs: Sequence[Run], notes: Sequence[str] = (), seed_key: str =
                     n_classes=len(classes) if isinstance(classes, list) else None)
     # 4. comparisons
     if design is not None:
-        from gva.report.design import declared_comparisons
-        from gva.report.perclass import per_class_data
+        from gva.report.design import declared_comparisons, per_class_data
         report.compared, report.compare_notes = declared_comparisons(design, runs, n_boot)
         report.per_class = per_class_data(design, runs, reference_results)
     elif any(r.predictions is not None for r in runs):

@@ -31,7 +31,7 @@ class Run:
     params: dict[str, Any]
     metrics: dict[str, Any]
     rev: str = ""
-    #: ``metrics/predictions.csv`` as arrays (:func:`gva.report.inference.read_predictions`), if known
+    #: ``metrics/predictions.csv`` as arrays (:func:`gva.report.predictions.read_predictions`), if known
     predictions: Optional[dict] = field(default=None, compare=False, repr=False)
 
 
@@ -153,7 +153,7 @@ def run_from_path(path: str | Path) -> Run:
     if not isinstance(metrics, dict) or "delta" not in metrics:
         raise ReportError(f"{metrics_path}: not a gva evaluate metrics.json (no 'delta')")
     preds = root / PREDICTIONS_FILE
-    from gva.report.inference import read_predictions
+    from gva.report.predictions import read_predictions
 
     run = Run(root.resolve().name, flatten(params), metrics)
     if not preds.is_file():
@@ -207,7 +207,7 @@ def attach_predictions(runs: Sequence[Run], repo: str | Path = ".",
     them, not by its name alone.
     """
     from gva.io import atomic_path
-    from gva.report.inference import parse_predictions, read_predictions
+    from gva.report.predictions import parse_predictions, read_predictions
 
     out, notes = [], []
     store_dir = Path(store) if store is not None else None

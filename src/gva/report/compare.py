@@ -35,8 +35,8 @@ import numpy as np
 from gva.errors import ReportError
 from gva.stats import crossed
 from gva.stats.crossed import Crossed
-from gva.report.inference import (BootstrapResult, PairedSeed, Verdict, align_seeds, hierarchical_bootstrap,
-                                  holm, paired_seed, verdict)
+from gva.report.inference import BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm, verdict
+from gva.report.predictions import align_seeds, paired_seed
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ import yaml
 from gva.errors import ReportError
 from gva.report.collect import Run
 from gva.report.compare import Comparison, _pairs, comparison_table, compare, decide
-from gva.report.perclass import PerClassSpec, parse_spec, render_per_class
+from gva.report.perclass import PerClassData, PerClassSpec, compute, parse_spec, render_per_class
 
 _STEM = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
 
@@ -164,6 +164,22 @@ def declared_comparisons(design: Design, runs: Sequence[Run], n_boot: int) -> tu
     return out, notes
 
 
+def per_class_data(design: Design, runs: Sequence[Run], reference: str | Path | None) -> PerClassData | None:
+    """The design's per-class block computed from the finished runs of its stem (None: no block, or
+    no finished run of the stem yet)."""
+    if design.per_class is None:
+        return None
+    found = {s: r for s, r in _by_stem(runs, design.seed_key).get(design.per_class.stem, {}).items()
+             if r.predictions is not None}
+    if not found:
+        return None
+    first = next(iter(found.values()))
+    classes = first.params.get("data.classes")
+    n = int(first.predictions["label"].max()) + 1
+    names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
+    return compute(design.per_class, found, reference, names)
+
+
 def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[str],
                   per_class: Any = None) -> list[str]:
     """The declared comparisons as Markdown: one table per family, then every comparison's Δ seed
@@ -243,5 +259,6 @@ def design_json(design: Design, rows: Sequence[Comparison]) -> dict[str, Any]:
             "comparisons": comparisons_json(rows)}
 
 
-__all__ = ["Design", "Family", "Declared", "Side", "load_design", "declared_comparisons", "render_design",
+__all__ = ["Design", "Family", "Declared", "Side", "load_design", "declared_comparisons", "per_class_data",
+           "render_design",
            "plot_forest", "design_json"]

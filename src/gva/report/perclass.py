@@ -126,24 +126,6 @@ def compute(spec: PerClassSpec, runs_by_seed: Mapping[Any, Any], reference: str 
     return PerClassData(spec, tuple(class_names), len(runs), table, refs)
 
 
-def per_class_data(design: Any, runs: Sequence[Any], reference: str | Path | None) -> PerClassData | None:
-    """The design's per-class block computed from the finished runs of its stem (None: no block, or
-    no finished run of the stem yet)."""
-    from gva.report.design import _by_stem
-
-    if design.per_class is None:
-        return None
-    found = {s: r for s, r in _by_stem(runs, design.seed_key).get(design.per_class.stem, {}).items()
-             if r.predictions is not None}
-    if not found:
-        return None
-    first = next(iter(found.values()))
-    classes = first.params.get("data.classes")
-    n = int(first.predictions["label"].max()) + 1
-    names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
-    return compute(design.per_class, found, reference, names)
-
-
 def render_per_class(data: PerClassData) -> list[str]:
     """Markdown: per-class F1 (gva mean over seeds | reference) per model, then confusion matrices."""
     spec, names, n = data.spec, data.class_names, len(data.class_names)
@@ -188,4 +170,4 @@ def per_class_json(data: PerClassData) -> dict[str, Any]:
 
 
 __all__ = ["PerClassSpec", "PerClassModel", "PerClassData", "parse_spec", "gva_per_class", "read_reference", "compute",
-           "per_class_data", "render_per_class", "per_class_json"]
+           "render_per_class", "per_class_json"]
