@@ -65,6 +65,7 @@ class Family:
     batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
     fp32_components: tuple = ()  # components kept in fp32 under a half svd.dtype (as the model card loads them)
     native_size: Optional[tuple[int, int]] = None   # (height, width) the default model is fixed to (None: any)
+    dtype: Optional[str] = None  # the svd.dtype the default model is meant for (None: params' svd.dtype)
 
     def generated_frames(self, frames: int) -> int:
         """The smallest frame count the model accepts that is >= ``frames``."""
