@@ -47,6 +47,8 @@ def test_controls_no_first_vary_all_limit_epochs_and_extra_args():
                      control=["repeat", "motion"], first=False, seeds=[3], vary_all=True, limit=100,
                      epochs2d=5, epochs3d=1, extra=["-S", "train.image_size=32", "-S", "train2d.epochs=7"])
     assert _names(runs) == ["repeat-all-s3", "motion-all-s3"]
+    assert grid.plan("/d", generators="repeat motion", control="motion", seeds=[0]) == \
+        grid.plan("/d", generators=["repeat", "motion"], control=["motion"], seeds=[0])
     sets = _sets(runs[0])
     assert sets["train.seed"] == sets["svd.seed"] == sets["data.seed"] == "3"
     assert sets["data.limit_per_class"] == "100" and sets["train3d.epochs"] == "1"
@@ -119,7 +121,8 @@ def test_paper_plan_names_and_settings():
     assert by_name["r1-svd-s1"]["train.seed"] == by_name["r1-svd-s1"]["data.seed"] == "1"
     assert by_name["r1-svd-s0"]["svd.model"] == "/c" and by_name["r1-svd-s0"]["svd.generator"] == "reference"
     r2 = by_name["r2-repeat-s0"]
-    assert (r2["svd.geometry"], r2["svd.width"], r2["svd.height"], r2["svd.codec"]) == ("reference", "1024", "576", "h264")
+    assert [r2[k] for k in ("svd.geometry", "svd.width", "svd.height", "svd.codec")] == \
+        ["reference", "1024", "576", "h264"]
     assert by_name["r3-static-s0"]["svd.generator"] == "reference-static"
     r4 = by_name["r4-ref-s0"]
     assert r4["train.augment"] == "true" and r4["inflate.source"] == "imagenet" and r4["train.select_on"] == "test"
@@ -151,7 +154,8 @@ def test_every_planned_experiment_passes_the_config():
 def test_existing_names_count_finished_queued_and_running_but_not_failed():
     listed = {"abc": [("motion-ref-no-select-s0", "r1"), (None, "r2")], "def": [("repeat-x", "r3")]}
     status = [{"name": "motion-gva-s0", "status": "Running"}, {"name": "motion-ref-s0", "status": "Failed"},
-              {"name": "q", "status": "Queued"}, {"name": "done", "status": "Success"}, {"name": None, "status": "Queued"}]
+              {"name": "q", "status": "Queued"}, {"name": "done", "status": "Success"},
+              {"name": None, "status": "Queued"}]
     assert grid.names_from(listed, status) == {"motion-ref-no-select-s0", "repeat-x", "motion-gva-s0", "q", "done"}
     runs = grid.plan("/d", audit=True, generators=["motion"], seeds=[0], loo=["select"])
     todo, skipped = grid.pending(runs, grid.names_from(listed, status))
@@ -182,7 +186,8 @@ def test_queue_skips_starts_and_waits(tmp_path, monkeypatch):
     monkeypatch.delenv("GVA_CACHE_DIR", raising=False)
     calls, lines, polls = [], [], iter([True, True, False])
     runs = grid.plan("/d", generators=["repeat"], control=["repeat"], seeds=[0])
-    n = grid.queue(runs, skip_existing=True, wait=True, dvc=lambda args, env: calls.append((args, env["GVA_CACHE_DIR"])),
+    n = grid.queue(runs, skip_existing=True, wait=True,
+                   dvc=lambda args, env: calls.append((args, env["GVA_CACHE_DIR"])),
                    existing=lambda: {"repeat-first-s0"}, busy=lambda: next(polls), sleep=lambda s: None,
                    out=lines.append)
     assert n == 1

@@ -140,7 +140,9 @@ def plan(data_dir: str, *, base: Sequence[str] = (), generators: Sequence[str] =
     ``control``: generators that also get the ``train2d.frames=all`` control; ``first=False``:
     only those controls; ``audit``: per generator and seed, gva's protocol, the reference protocol
     and the reference with each ``loo`` knob set back to gva's (``preset`` is then unused);
-    ``folds``: every experiment as ``folds`` runs, ``data.fold`` 0..K-1 (``-f<k>``)."""
+    ``folds``: every experiment as ``folds`` runs, ``data.fold`` 0..K-1 (``-f<k>``). ``generators``,
+    ``control`` and ``loo`` may be space-separated strings, as the command line takes them."""
+    generators, control, loo = (x.split() if isinstance(x, str) else x for x in (generators, control, loo))
     common = [f"data.source={data_dir}", f"data.limit_per_class={protocol.format_value(limit)}", *base]
     if epochs2d is not None:
         common = _set(common, "train2d.epochs", epochs2d)
