@@ -206,6 +206,18 @@ def test_the_comparison_catches_a_changed_value_and_a_moved_override(tmp_path):
         assert_same_queue(renamed, want, tmp_path)
 
 
+def dump(recorded: str, cases: dict) -> str:
+    """The recording as JSON, one call a line."""
+    lines = ["{", f' "recorded": {json.dumps(recorded)},', ' "cases": {']
+    for i, (case, calls) in enumerate(cases.items()):
+        script, options = CASES[case]
+        lines.append(f'  {json.dumps(case)}: {{"script": {json.dumps(script)}, "options": {json.dumps(options)}, '
+                     f'"calls": [')
+        lines += [f"   {json.dumps(c)}{',' if j < len(calls) - 1 else ''}" for j, c in enumerate(calls)]
+        lines.append("  ]}" + ("," if i < len(cases) - 1 else ""))
+    return "\n".join([*lines, " }", "}"]) + "\n"
+
+
 def record() -> None:
     """Re-record tests/data/grid_queue.json from the scripts as they are now."""
     import tempfile
@@ -217,10 +229,8 @@ def record() -> None:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True).stdout.strip()
     GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps({"recorded": f"scripts/grid.sh and scripts/paper.sh at {head}, through a stub "
-                                              f"dvc (tests/test_grid_equivalence.py --record)",
-                                  "cases": {k: {"script": CASES[k][0], "options": CASES[k][1], "calls": v}
-                                            for k, v in cases.items()}}, indent=1) + "\n")
+    GOLDEN.write_text(dump(f"scripts/grid.sh and scripts/paper.sh at {head}, through a stub dvc "
+                           f"(tests/test_grid_equivalence.py --record)", cases))
 
 
 if __name__ == "__main__":
