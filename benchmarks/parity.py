@@ -4,8 +4,8 @@ fast mode with the same seeds, test top-1 side by side (a report, not a test).
     python benchmarks/parity.py                                   # channels_last vs fp32, seeds 0 1 2
     python benchmarks/parity.py --fast train.precision=bf16 evaluate.precision=bf16
 
-The settings are the offline run's: the ``-S`` overrides of ``scripts/repro.sh`` (read from its
-``offline=( ... )`` array, the one place they are defined) on top of ``params.yaml``. Curation and
+The settings are the offline run's: ``data.source`` and the preset ``params/offline.yaml``
+(:func:`gva.presets.load`, what ``scripts/repro.sh --offline`` runs) on top of ``params.yaml``. Curation and
 the ``motion`` clips are made once and shared; every (seed, mode) then runs extra_frames,
 train2d, inflate, train3d and evaluate through the library, in its own directory.
 """
@@ -13,7 +13,6 @@ train2d, inflate, train3d and evaluate through the library, in its own directory
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -26,22 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tiny-imagenet-10"
 
 
-def offline_overrides() -> list[str]:
-    """``key=value`` strings of scripts/repro.sh's offline array."""
-    text = (ROOT / "scripts" / "repro.sh").read_text()
-    block = text[text.index("offline=("):]
-    block = block[:block.index("\n  )")]
-    return [m.group(1) for m in re.finditer(r'-S "?([^"\n]+?)"?\s*$', block, re.M)]
+def offline_overrides(data: Path) -> list[str]:
+    """``key=value`` strings of the offline run on ``data``."""
+    from gva import presets
+
+    return [f"data.source={data}", *presets.load(ROOT / "params" / "offline.yaml", ROOT / "params.yaml")]
 
 
-def params_with(overrides: list[str], data: Path) -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for item in overrides:
-        key, value = item.split("=", 1)
-        value = value.replace("$data_dir", str(data))
-        section, name = key.split(".", 1)
-        params[section][name] = yaml.safe_load(value) if value != str(data) else value
-    return params
+def params_with(overrides: list[str]) -> dict:
+    from gva import presets
+
+    return presets.apply(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,19 +54,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="the fast mode's overrides, key=value")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     args = ap.parse_args(argv)
-    base = offline_overrides()
+    base = offline_overrides(args.data)
     modes = {"fp32": [], "fast": args.fast}
     print(f"offline settings: {' '.join(base)}\nfast mode: {' '.join(args.fast)}\nseeds: {args.seeds}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
-        shared = config_from_dict(params_with(base, args.data))
+        shared = config_from_dict(params_with(base))
         curate(shared, work / "data/curated", work / "data/.cache/downloads")
         generate(shared, work / "data/curated", work / "data/clips", work / "data/.cache",
                  work / "svd_generate.json", progress=False)
         rows = []
         for seed in args.seeds:
             for mode, extra in modes.items():
-                cfg = config_from_dict(params_with(base + [f"train.seed={seed}", *extra], args.data))
+                cfg = config_from_dict(params_with(base + [f"train.seed={seed}", *extra]))
                 run = work / f"{mode}-s{seed}"
                 start = time.perf_counter()
                 extra_frames(cfg, work / "data/curated", work / "data/clips", run / "extra")

@@ -13,28 +13,11 @@ git rev-parse --git-dir >/dev/null 2>&1 || { git init -q && git add -A && git co
 if [ "${1:-}" = "--offline" ]; then
   [ $# -ge 2 ] || { echo "usage: $0 --offline DATA_DIR [more dvc exp run args]" >&2; exit 2; }
   data_dir=$2; shift 2
-  # The offline settings, documented in docs/experiments.md#the-offline-run. The target dvc.yaml leaves out
-  # data.dvc (the official download), which nothing depends on once data.source is local.
-  offline=(
-    -S "data.source=$data_dir"
-    -S data.limit_per_class=40
-    -S svd.generator=motion
-    -S model.arch=timm:tf_efficientnet_lite0
-    -S model.pretrained=true
-    -S model.head=imagenet
-    -S train.image_size=64
-    -S train.freeze=blocks.6
-    -S train.lr=0.01
-    -S train.threads=1
-    -S inflate.threads=1
-    -S evaluate.threads=1
-    -S train2d.epochs=3
-    -S train3d.epochs=2
-    -S inflate.last_n=2
-    -S evaluate.bootstrap=2000
-    -S "evaluate.latency_batch_sizes=[1,8]"
-    -S evaluate.latency_repeats=5
-  )
+  # The offline preset: params/offline.yaml (docs/experiments.md#the-offline-run). The target dvc.yaml
+  # leaves out data.dvc (the official download), which nothing depends on once data.source is local.
+  preset=$(gva preset offline --lines)
+  offline=(-S "data.source=$data_dir")
+  while IFS= read -r line; do offline+=(-S "$line"); done <<< "$preset"
   exec dvc exp run "${offline[@]}" "$@" dvc.yaml
 elif [ $# -gt 0 ]; then
   exec dvc exp run "$@"

@@ -8,8 +8,9 @@
    ``pytest tests/...`` command quoted in a fenced code block (shell continuations joined, comments
    dropped, ``$(...)``, ``&&``, ``|`` and ``;`` split) names a subcommand that exists, with flags it
    accepts: ``gva <sub>``'s flags appear in ``gva <sub> --help`` (``gva protocol`` is run: it only
-   prints); ``dvc`` commands go through DVC's own argument parser; a script's ``--option`` appears in
-   the script's code; every ``-S key=value`` names a key of params.yaml.
+   prints; ``gva preset NAME`` loads the preset); ``dvc`` commands go through DVC's own argument
+   parser; a script's ``--option`` appears in the script's code, or in the help of the ``gva grid``
+   command a wrapper script execs; every ``-S key=value`` names a key of params.yaml.
 3. Layout: the README's tree lists every top-level module and subpackage of src/gva, and
    docs/development.md's tree every module; every path either tree names exists.
 
@@ -166,7 +167,7 @@ def test_links_resolve(path):
 
 def test_doc_references_in_code_and_config_resolve():
     """params.yaml and dvc.yaml comments, scripts, code and tests point into docs/ by path and anchor."""
-    files = [ROOT / "params.yaml", ROOT / "dvc.yaml", ROOT / ".ci" / "run",
+    files = [ROOT / "params.yaml", *(ROOT / "params").glob("*.yaml"), ROOT / "dvc.yaml", ROOT / ".ci" / "run",
              *(ROOT / "scripts").glob("*.sh"), *(ROOT / "src").rglob("*.py"),
              *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "tests").glob("*.py")]
     bad = []
@@ -335,9 +336,10 @@ _HELP: dict[str, str] = {}
 
 
 def gva_help(sub: str) -> str:
+    """``gva <sub> --help``; ``sub`` may be several words (``grid paper``)."""
     if sub not in _HELP:
         from gva import cli
-        _HELP[sub] = _run_captured(cli.main, [sub, "--help"])[1]
+        _HELP[sub] = _run_captured(cli.main, [*sub.split(), "--help"])[1]
     return _HELP[sub]
 
 
@@ -370,13 +372,26 @@ def check_gva(command: str) -> list[str]:
     words = tokens(command)[1:]
     while words and words[0] in ("-v", "--verbose", "--params"):
         words = words[2:] if words[0] == "--params" else words[1:]
-    subs = {*cli.STAGES, "predict", "report", "protocol"}
+    subs = {*cli.STAGES, "predict", *cli.OWN_COMMANDS}
     if words in (["--help"], ["-h"]):
         return []
     if not words or words[0] not in subs:
         return [f"gva: no subcommand in {subs}"]
     sub, rest = words[0], words[1:]
-    bad = [f"gva {sub}: {f} not in `gva {sub} --help`" for f in flags(rest) if not flag_in(f, gva_help(sub))]
+    if sub == "grid" and rest[:1] == ["paper"]:
+        sub, rest = "grid paper", rest[1:]
+    own = rest[:rest.index("--")] if "--" in rest else rest
+    bad = [f"gva {sub}: {f} not in `gva {sub} --help`" for f in flags(own) if not flag_in(f, gva_help(sub))]
+    if "--" in rest:
+        bad += check_set_params(rest[rest.index("--") + 1:])
+    if sub == "preset" and own and not own[0].isupper():
+        from gva import presets
+        from gva.errors import ConfigError
+        name = own[0]
+        try:
+            presets.load(ROOT / "params" / f"{name}.yaml" if "/" not in name else ROOT / name, ROOT / "params.yaml")
+        except ConfigError as exc:
+            bad.append(f"gva preset {name}: {exc}")
     if sub == "protocol" and not any(w.startswith("[") or w.isupper() for w in rest):
         from gva import protocol
         rc, out = _run_captured(protocol.main, rest)
@@ -420,6 +435,8 @@ def check_script(command: str) -> list[str]:
     if not script.is_file():
         return [f"{words[0]}: no such script"]
     code = _script_code(script)
+    for m in re.finditer(r"\bexec gva (grid(?: paper)?)\b", code):   # a wrapper: its command's options
+        code += "\n" + gva_help(m.group(1))
     rest = words[1:]
     own = rest[:rest.index("--")] if "--" in rest else rest
     bad = [f"{words[0]}: {f} is not among its options" for f in flags(own)
@@ -476,6 +493,13 @@ def test_checks_catch_mistakes():
     assert check_dvc("dvc exp run -S svd.no_such_knob=1", [])
     assert check_script("bash scripts/grid.sh DATA_DIR --no-such-option")
     assert not check_script("bash scripts/grid.sh DATA_DIR --folds 3 -- -S train.image_size=32")
+    assert check_script("bash scripts/paper.sh DATA_DIR CLIPS_DIR --folds 3")   # gva grid's, not paper's
+    assert not check_script("bash scripts/paper.sh DATA_DIR CLIPS_DIR --exploratory x -- -S data.image_size=64")
+    assert check_gva("gva grid DATA_DIR --no-such-option")
+    assert check_gva("gva grid DATA_DIR -- -S train.no_such_knob=1")
+    assert not check_gva("gva grid paper DATA_DIR CLIPS_DIR --exploratory x --dry-run")
+    assert check_gva("gva preset no-such-preset")
+    assert not check_gva("gva preset offline --lines")
     assert _split_top("a && b | c; d", ("&&", "||", ";", "|")) == ["a", "b", "c", "d"]
     assert _split_top("gva predict [--run DIR | --checkpoint PATH]", ("|",)) == \
         ["gva predict [--run DIR | --checkpoint PATH]"]

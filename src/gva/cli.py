@@ -1,4 +1,4 @@
-"""``gva <stage>``, ``gva predict``, ``gva report``, ``gva protocol``: a thin shell over the library.
+"""``gva <stage>``, ``gva predict|report|protocol|preset|grid``: a thin shell over the library.
 
 Each stage function takes the whole :class:`gva.config.Config` and reads only the sections it
 declares as params in dvc.yaml. Errors: a :class:`gva.errors.GvaError` (bad params, bad input, a
@@ -43,6 +43,8 @@ PROCESSES: dict[str, Callable[[Config], int]] = {
     "train3d": lambda cfg: cfg.train.processes,
 }
 USER_ERROR = 2
+# commands with their own argument parser -> their module (each has main(argv) -> exit code)
+OWN_COMMANDS = {"report": "gva.report", "protocol": "gva.protocol", "preset": "gva.presets", "grid": "gva.grid"}
 # stages (and gva predict) that write into the cache directory (gva.paths.CACHE_DIR)
 USES_CACHE = ("curate", "svd_generate", "predict")
 
@@ -70,12 +72,11 @@ def _fail(command: str, exc: BaseException, verbose: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    for command in ("report", "protocol"):  # need no params file: finished runs / a preset
+    for command, module in OWN_COMMANDS.items():  # need no --params: they parse their own options
         if command in argv:
             i = argv.index(command)
             if all(a in ("-v", "--verbose") for a in argv[:i]):
-                module = importlib.import_module(f"gva.{command}")
-                return module.main(argv[i + 1:])
+                return importlib.import_module(module).main(argv[i + 1:])
     parser = argparse.ArgumentParser(prog="gva", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -87,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("report", help="results table over experiments (gva report --help)", add_help=False)
     sub.add_parser("protocol", help="dvc exp run overrides of the reference protocol (gva protocol --help)",
                    add_help=False)
+    sub.add_parser("preset", help="dvc exp run overrides of a preset file of params/ (gva preset --help)",
+                   add_help=False)
+    sub.add_parser("grid", help="plan and queue a grid of DVC experiments (gva grid --help)", add_help=False)
     args, unknown = parser.parse_known_args(argv)
-    if args.command in ("report", "protocol"):  # reached only with options before it
+    if args.command in OWN_COMMANDS:  # reached only with options before it
         parser.error(f"gva {args.command} takes no --params: put its own options after it "
                      f"(gva {args.command} --help)")
     if unknown:

@@ -10,9 +10,10 @@ CURATED_DIR = Path("data/curated")      # images.npy uint8 [N,S,S,3] + index.csv
 CLIPS_DIR = Path("data/clips")          # clips.npy uint8 [N,T,S,S,3] + index.csv + generation.json + previews/
 EXTRA_FRAMES_DIR = Path("data/extra_frames")  # images.npy + index.csv: generated train frames for train2d.frames=all
 # Downloads, tiny model builds, committed generation chunks. GVA_CACHE_DIR moves it, e.g. to share one
-# cache between `dvc queue`'s temporary workspaces (scripts/grid.sh does): everything in it is keyed
+# cache between `dvc queue`'s temporary workspaces (`gva grid` does): everything in it is keyed
 # or checked by content, so where it lives never changes an output.
-CACHE_DIR = Path(os.environ.get("GVA_CACHE_DIR") or "data/.cache")
+DEFAULT_CACHE_DIR = Path("data/.cache")
+CACHE_DIR = Path(os.environ.get("GVA_CACHE_DIR") or DEFAULT_CACHE_DIR)
 DOWNLOAD_DIR = CACHE_DIR / "downloads"
 MODEL2D = Path("models/model2d.pt")
 MODEL3D_INIT = Path("models/model3d_init.pt")

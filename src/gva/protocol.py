@@ -7,7 +7,7 @@ protocol, or it with any knob set back to gva's, is one ``dvc exp run``:
     dvc exp run $(gva protocol reference) dvc.yaml
     dvc exp run $(gva protocol reference --without geometry,select) dvc.yaml
 
-``scripts/grid.sh --audit`` queues the leave-one-out grid from this module, and ``gva report``
+``gva grid --audit`` (:mod:`gva.grid`) queues the leave-one-out grid from this module, and ``gva report``
 names each run's *protocol variant* with :func:`variant_of`. The ``frame0`` knob is a way of
 *scoring* (2-D on generated frame 0 instead of the original image): ``evaluate`` computes both
 from the same models, so a run with it yields two variants, with and without it.
@@ -59,7 +59,7 @@ PROTOCOL_KEYS = tuple(sorted({key for k in KNOBS for key in (*k.reference, *k.gv
 #: gap a 3-D gain or a 2-D domain shift? Frame 0 is generated, and evaluate scores the 2-D model
 #: on the original image, on generated frame 0 and on all frames averaged, all paired with the
 #: 3-D model (``gva report``'s "3-D gain vs 2-D domain shift" table). Run it with the
-#: ``train2d.frames: all`` control (``scripts/grid.sh --preset shift --control "svd"``).
+#: ``train2d.frames: all`` control (``gva grid --preset shift --control "svd"``).
 SHIFT = {"svd.first_frame": "generated", "evaluate.extra_protocols": ["frame0", "frames_mean"]}
 PRESETS = ("reference", "gva", "shift")
 #: Knobs that are a way of scoring, read from the same run both ways.

@@ -16,7 +16,7 @@ from gva.generate.i2v import I2VFamily, I2VGenerator
 
 COGVIDEOX = I2VFamily(name="cogvideox", pipeline="CogVideoXImageToVideoPipeline",
                       default_model="THUDM/CogVideoX-5b-I2V", frame_step=8, multiple=16, guidance=6.0,
-                      fps_arg=None, native_size=(480, 720))
+                      fps_arg=None, native_size=(480, 720), dtype="bf16")
 
 
 class CogVideoXGenerator(I2VGenerator):

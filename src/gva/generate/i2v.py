@@ -52,6 +52,7 @@ class I2VFamily(Family):
     fps_arg: Optional[str]       # the call's frame-rate keyword, if the model is conditioned on it
     batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
     native_size: Optional[tuple[int, int]] = None   # (height, width) the default model is fixed to (None: any)
+    dtype: Optional[str] = None  # the svd.dtype the default model is meant for (None: params' svd.dtype)
 
     def generated_frames(self, frames: int) -> int:
         """The smallest frame count the model accepts that is >= ``frames``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from gva.generate.i2v import I2VFamily, I2VGenerator
 
 LTX = I2VFamily(name="ltx", pipeline="LTXImageToVideoPipeline", default_model="Lightricks/LTX-Video",
-                frame_step=8, multiple=32, guidance=3.0, fps_arg="frame_rate")
+                frame_step=8, multiple=32, guidance=3.0, fps_arg="frame_rate", dtype="bf16")
 
 
 class LtxGenerator(I2VGenerator):

@@ -14,7 +14,7 @@ from gva.generate.i2v import I2VFamily, I2VGenerator
 
 WAN = I2VFamily(name="wan", pipeline="WanImageToVideoPipeline",
                 default_model="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", frame_step=4, multiple=16, guidance=5.0,
-                fps_arg=None, fp32_components=("vae", "image_encoder"),
+                fps_arg=None, fp32_components=("vae", "image_encoder"), dtype="bf16",
                 batch_note="WanImageToVideoPipeline conditions every clip of a call on one image")
 
 
