@@ -51,9 +51,10 @@ import functools
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ def naive_vs_batched(pipe, cfg: SvdConfig, n: int, batch_size: int, control_n: i
 # --- full-size builds and gva's generator around them ---------------------------------------------
 
 
-def build_full(name: str, device: str, dtype: str, num_layers: Optional[int] = None):
+def build_full(name: str, device: str, dtype: str, num_layers: int | None = None):
     """NAME's real architecture with random weights on ``device`` (``"meta"``: shapes only)."""
     if name == "svd":
         if num_layers is not None:

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from gva.data.arrays import IndexRow, open_store, write_array, write_index
 from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, make_loader, split_samples, to_model_input
-from gva.models import build_backbone, inflate
 from gva.device import resolve_device
+from gva.models import build_backbone, inflate
 
 
 def _synthetic_stores(root: Path, n: int, frames: int, side: int) -> tuple[Path, Path]:

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| mode | seeds | 2-D top-1 | 3-D top-1 | train time (s) |\n| --- | --- | --- | --- | --- |")
     for mode in modes:
         sel = [r for r in rows if r[1] == mode]
-        fmt = lambda i: (f"{statistics.mean(r[i] for r in sel):.3f} ± {statistics.stdev(r[i] for r in sel):.3f}"
+        fmt = lambda i, sel=sel: (f"{statistics.mean(r[i] for r in sel):.3f} ± {statistics.stdev(r[i] for r in sel):.3f}"
                          if len(sel) > 1 else f"{sel[0][i]:.3f}")
         print(f"| {mode} | {len(sel)} | {fmt(2)} | {fmt(3)} | {statistics.mean(r[4] for r in sel):.0f} |")
     diffs = {k: [f[k] - s[k] for f, s in zip([r for r in rows if r[1] == 'fast'],

@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -54,11 +53,11 @@ CPU = torch.device("cpu")
 LATENCY = {"batch_sizes": (1, 32), "calls": 3 + 20, "budget_s": 120.0}  # evaluate's shipped defaults
 
 
-def _opt_int(text: str) -> Optional[int]:
+def _opt_int(text: str) -> int | None:
     return None if text.lower() in ("null", "none", "all") else int(text)
 
 
-def _opt_name(text: str) -> Optional[str]:
+def _opt_name(text: str) -> str | None:
     return None if text.lower() in ("null", "none") else text
 
 
@@ -66,8 +65,8 @@ def _opt_name(text: str) -> Optional[str]:
 class Case:
     kind: str                    # "2d" | "3d"
     size: int
-    freeze: Optional[str]
-    last_n: Optional[int] = None
+    freeze: str | None
+    last_n: int | None = None
     threads: int = 1
     model: nn.Module = field(default=None, repr=False)
     opt: torch.optim.Optimizer = field(default=None, repr=False)
@@ -136,7 +135,7 @@ def run_round(case: Case, data: list, timed: bool) -> None:
         case.prefix_s.append(t_prefix)
 
 
-def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[Optional[int], float]]:
+def build_cases(args: argparse.Namespace) -> tuple[list[Case], dict[int | None, float]]:
     """Every case's model (frozen as asked) and optimiser; the inflation time per ``last_n``."""
     torch.manual_seed(0)
     torch.set_num_threads(args.threads[0])  # inflation runs at the first thread count
@@ -182,7 +181,7 @@ class Costs:
     cacheable: bool   # something frozen, and no frozen temporal conv (the prefix is per-frame 2-D)
 
     @classmethod
-    def of(cls, case: Case, batch: int) -> "Costs":
+    def of(cls, case: Case, batch: int) -> Costs:
         return cls(batch, statistics.median(case.train_s), statistics.median(case.eval_s),
                    statistics.median(case.prefix_s), case.freeze is not None and not case.frozen_temporal)
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The tests: create .venv if missing, install gva with its test extras, run pytest.
+# The tests: create .venv if missing, install gva with its test extras, lint (ruff), run pytest.
 #   bash scripts/test.sh            # everything (what CI runs)
 #   bash scripts/test.sh -k curate  # any pytest arguments
 set -euo pipefail
 source "$(dirname "$0")/setup-venv.sh" "[test]"
+if [ $# -eq 0 ]; then   # the whole suite (CI) starts with the linter: pyproject.toml [tool.ruff]
+  ruff check src tests benchmarks
+fi
 exec python -m pytest "$@"

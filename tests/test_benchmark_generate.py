@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from conftest import load_script
-
 from gva.config import SvdConfig
 
 torch = pytest.importorskip("torch")

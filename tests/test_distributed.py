@@ -193,7 +193,7 @@ EPOCHS, BATCH, WORLD = 2, 8, 2
 
 
 def _fit_setup(freeze: str | None = None):
-    from tests.test_train import _cfg, _TinyNet, _tiny_dataset
+    from tests.test_train import _cfg, _tiny_dataset, _TinyNet
 
     from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD
 
@@ -213,9 +213,8 @@ def _simulate(world: int, freeze: str | None = None):
     import torch.nn.functional as F
     from torch.utils.data.distributed import DistributedSampler
 
-    from gva.data.loader import KeyedSamples, to_model_input
+    from gva.data.loader import KeyedSamples, make_eval_loader, to_model_input
     from gva.train.loop import evaluate_loader, make_optimizer
-    from gva.data.loader import make_eval_loader
 
     model, train, val, cfg = _fit_setup(freeze)
     frozen = []
@@ -305,9 +304,10 @@ def test_ddp_training_with_a_frozen_prefix(tmp_path, one_thread):
 
 
 def test_processes_must_match_the_launch(tmp_path, monkeypatch):
+    from tests.test_train import _cfg, _write_stores
+
     from gva.data.loader import per_rank_batch
     from gva.train.stage import check_processes, run_train2d
-    from tests.test_train import _cfg, _write_stores
 
     with pytest.raises(ValueError, match="start it with `gva train2d`"):
         check_processes(2, 1, "train2d")

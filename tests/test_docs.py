@@ -268,7 +268,7 @@ def commands() -> list[tuple[str, str]]:
                 logical += line
                 text, inner = _substitutions(logical.strip())
                 for part in [*_split_top(text, ("&&", "||", ";", "|")), *inner]:
-                    part = re.sub(r"__SUBST(\d+)__", lambda m: f"$({inner[int(m.group(1))]})", part)
+                    part = re.sub(r"__SUBST(\d+)__", lambda m, inner=inner: f"$({inner[int(m.group(1))]})", part)
                     part = re.sub(r"^\$\s+", "", part)
                     if re.match(r"(gva|dvc|bash scripts/|scripts/|python benchmarks/|python -m pytest|pytest)\b", part):
                         found.append((f"{path.relative_to(ROOT)}:{start}", part))

@@ -13,8 +13,7 @@ from torch import nn
 
 from gva.evaluate import plots
 from gva.evaluate.cost import count_macs, count_parameters, make_batch, measure_latency
-from gva.evaluate.metrics import (classification_report, confusion_matrix, offdiagonal_mass,
-                                  top_k_accuracy)
+from gva.evaluate.metrics import classification_report, confusion_matrix, offdiagonal_mass, top_k_accuracy
 from gva.stats.paired import holm, mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 
 # --- metrics -------------------------------------------------------------------------------------

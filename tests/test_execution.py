@@ -7,12 +7,12 @@ import logging
 
 import pytest
 import torch
+from tests.test_train import _cfg, _tiny_dataset, _TinyNet
 
 from gva.errors import ConfigError
 from gva.execution import Execution, FastInference
 from gva.models import build_backbone, inflate
 from gva.train.loop import fit
-from tests.test_train import _cfg, _tiny_dataset, _TinyNet
 
 
 def test_fp16_needs_a_gpu_and_names_the_section():

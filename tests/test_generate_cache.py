@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.test_generate import TINY32, make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
 from gva.config import config_from_dict
-from gva.generate import provenance
-from gva.generate import stage
-from gva.generate.registry import GENERATORS
+from gva.generate import provenance, stage
 from gva.generate.factory import class_of, code_files_of
+from gva.generate.registry import GENERATORS
 from gva.generate.stage import clip_key
-from tests.test_generate import TINY32, make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
 MOTION = {"generator": "motion", "chunk_size": 2, "previews_per_class": 0}
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
+from tests.test_generate_resume import kill_after_chunks
 
 from conftest import FAKE_CLASSES, make_tiny_imagenet, run_dag_in
 from gva.config import config_from_dict
@@ -27,8 +29,6 @@ from gva.generate.i2v import I2VGenerator
 from gva.generate.prompts import check_leakage, prompt_record, render, render_prompts, template_fields
 from gva.generate.provenance import PACKAGE_DIR, SCOPE
 from gva.generate.registry import generator_class
-from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
-from tests.test_generate_resume import kill_after_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 #: tiny build -> its smallest canvas (tiny CogVideoX: learned position embeddings fixed to 16 x 16)

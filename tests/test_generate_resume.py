@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
 from gva.config import config_from_dict
 from gva.data.arrays import read_index, write_array, write_index
-from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
 # 32-px generation (upscaled... here downscaled from the 64-px store) keeps the subprocess quick.
 TINY = {"generator": "tiny-svd", "steps": 2, "height": 32, "width": 32, "frames": 3,

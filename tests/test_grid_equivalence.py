@@ -154,7 +154,7 @@ def assert_same_queue(got: list[list[str]], want: list[list[str]], tmp: Path) ->
         assert Counter(gs) == Counter(ws), f"{name(w)}: {sorted((Counter(gs) - Counter(ws)).elements())} vs " \
                                            f"{sorted((Counter(ws) - Counter(gs)).elements())}"
         for key in {s.split("=", 1)[0] for s in ws}:
-            per_key = lambda sets: [s for s in sets if s.split("=", 1)[0] == key]  # noqa: E731
+            per_key = lambda sets, key=key: [s for s in sets if s.split("=", 1)[0] == key]  # noqa: E731
             assert per_key(gs) == per_key(ws), f"{name(w)}: {key}"
         if ws:
             assert _params_yaml(tmp, gs) == _params_yaml(tmp, ws), name(w)

@@ -12,8 +12,7 @@ import torch
 import torch.nn as nn
 
 from gva.errors import GvaError
-from gva.models import (InflationError, build_backbone, inflate, inflate_from_plan,
-                        inflate_with_report)
+from gva.models import InflationError, build_backbone, inflate, inflate_from_plan, inflate_with_report
 from gva.models.fold import is_folded
 from gva.models.inflate import InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame
 

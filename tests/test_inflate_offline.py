@@ -6,12 +6,12 @@ import urllib.error
 
 import pytest
 import torch
+from tests.test_models import _meta
 
 from gva.config import config_from_dict
 from gva.models import PretrainedWeightsError, build_backbone
 from gva.models.checkpoint import save_checkpoint
 from gva.models.stage import run_inflate
-from tests.test_models import _meta
 
 
 def test_offline_imagenet_inflation_blames_inflate_source_not_model_pretrained(tmp_path, monkeypatch):

@@ -14,8 +14,15 @@ import torch.nn.functional as F
 from gva.data.loader import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from gva.errors import CheckpointError, GvaError
 from gva.models import PretrainedWeightsError, build_backbone, inflate_with_report
-from gva.models.checkpoint import (CheckpointMeta, ClassInfo, InflationPlan, TrainingRecord, load_checkpoint,
-                                   read_checkpoint, save_checkpoint)
+from gva.models.checkpoint import (
+    CheckpointMeta,
+    ClassInfo,
+    InflationPlan,
+    TrainingRecord,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 def _meta(kind: str = "2d", **over) -> CheckpointMeta:

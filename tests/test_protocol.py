@@ -15,9 +15,8 @@ from PIL import Image
 from gva import cli, protocol
 from gva.config import Config, ConfigError, SvdConfig, config_from_dict, to_dict
 from gva.generate import build_generator
-from gva.generate.postprocess import (ProtocolGenerator, h264_round_trip, protocol_settings,
-                                      reference_geometry)
 from gva.generate.factory import cache_settings
+from gva.generate.postprocess import ProtocolGenerator, h264_round_trip, protocol_settings, reference_geometry
 
 
 def _smooth_image(seed: int = 0, size: int = 64) -> np.ndarray:

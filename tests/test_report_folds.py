@@ -9,10 +9,10 @@ import pytest
 
 from gva.errors import ReportError
 from gva.evaluate.metrics import classification_report
-from gva.stats import crossed
 from gva.report import Run, aggregate, write_report
 from gva.report.compare import comparisons
 from gva.report.folds import pool_folds, pooled_metrics
+from gva.stats import crossed
 
 POOL = 240   # images in the pool, 10 classes
 K = 3

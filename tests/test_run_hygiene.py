@@ -9,9 +9,10 @@ import os
 import time
 from pathlib import Path
 
+from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
+
 from gva.config import config_from_dict
 from gva.io import atomic_path
-from tests.test_generate import make_curated, one_thread  # noqa: F401  (autouse: 1 torch thread)
 
 
 def test_frames_all_with_one_frame_clips_says_why_nothing_is_added(tmp_path, caplog):

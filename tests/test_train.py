@@ -15,8 +15,15 @@ from torch.utils.data import TensorDataset
 from gva.config import config_from_dict
 from gva.data.arrays import IndexRow, open_clips, open_images, write_array, write_index
 from gva.data.frames import run as run_extra_frames
-from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, KeyedSamples, augment_rng, augment_sample,
-                             make_loader, make_train_loader)
+from gva.data.loader import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KeyedSamples,
+    augment_rng,
+    augment_sample,
+    make_loader,
+    make_train_loader,
+)
 from gva.errors import NonFiniteLossError, PretrainedWeightsError
 from gva.models.checkpoint import load_checkpoint
 from gva.models.inflate import InflatedConv3d

@@ -17,8 +17,15 @@ from gva.errors import ConfigError, PretrainedWeightsError
 from gva.models import build_backbone
 from gva.models.checkpoint import load_checkpoint
 from gva.models.stage import run_inflate
-from gva.models.weights import (IMAGENET_MEAN, IMAGENET_STD, PACKAGED, load_packaged, read_state_dict,
-                                resolve_normalisation, weights_normalisation)
+from gva.models.weights import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PACKAGED,
+    load_packaged,
+    read_state_dict,
+    resolve_normalisation,
+    weights_normalisation,
+)
 from gva.train.stage import run_train3d
 
 LITE0 = "timm:tf_efficientnet_lite0"

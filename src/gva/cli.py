@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from gva.config import Config, load_config
 from gva.errors import ConfigError, GvaError, NoSpaceError

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-import re
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 
@@ -45,8 +45,8 @@ MAX_SEED = 2**32 - 1     # every seed feeds numpy (non-negative) and torch
 class Range:
     """A number's allowed interval; None: unbounded on that side. The error names the interval."""
 
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     low_open: bool = False
     high_open: bool = False
 
@@ -97,17 +97,17 @@ class DataConfig:
     # auto: tinyimagenet when a wnids.txt is found, imagefolder when train/<class>/ folders are,
     # csv when source is a .csv file (gva.data.formats.detect; the choice is logged)
     format: Literal["auto", "tinyimagenet", "imagefolder", "csv"] = "auto"
-    md5: Optional[str] = OFFICIAL_MD5
+    md5: str | None = OFFICIAL_MD5
     # class ids in label order (wnids, class folder names or CSV labels); None or [] = all, sorted
-    classes: Optional[list[str]] = field(default_factory=lambda: list(REFERENCE_CLASSES))
+    classes: list[str] | None = field(default_factory=lambda: list(REFERENCE_CLASSES))
     val_fraction: Fraction = 0.1
     test_fraction: Fraction = 0.1   # held out of train only when the data gives no test split
     seed: Seed = 0
     # cross-fitting: every labelled image (whatever split the data gives) goes to one of `folds`
     # stratified folds drawn from `seed`; fold `fold` is the test split. None: the usual splits
-    folds: Optional[Annotated[int, Range(2, 100)]] = None
+    folds: Annotated[int, Range(2, 100)] | None = None
     fold: NonNegative = 0
-    limit_per_class: Optional[Positive] = None
+    limit_per_class: Positive | None = None
     image_size: Annotated[int, Range(2, MAX_SIDE)] = 64   # generators refuse 1x1 images
     resize: Literal["center_crop", "squash", "pad"] = "center_crop"
 
@@ -134,7 +134,7 @@ class MotionConfig:
 @dataclass(frozen=True)
 class SvdConfig:
     generator: str = "svd"   # a name in gva.generate.registry.GENERATORS (checked when it is built)
-    model: Optional[NonEmpty] = None   # hub id or local directory; None: the generator's default model
+    model: NonEmpty | None = None   # hub id or local directory; None: the generator's default model
     steps: Annotated[int, Range(1, 10_000)] = 12
     frames: Annotated[int, Range(1, MAX_FRAMES)] = 3
     height: Annotated[int, Range(8, MAX_SIDE)] = 224
@@ -151,7 +151,7 @@ class SvdConfig:
     prompt: str = "a short video with natural motion"
     negative_prompt: str = ""
     prompt_label_on_test: bool = False
-    guidance: Optional[NonNegativeFloat] = None   # classifier-free guidance scale; None: the generator's default
+    guidance: NonNegativeFloat | None = None   # classifier-free guidance scale; None: the generator's default
     dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
     device: Device = "auto"
     first_frame: Literal["original", "generated"] = "original"
@@ -177,7 +177,7 @@ class ModelConfig:
     pretrained: bool = True
     # a local weights file (state dict .pth/.pt/.bin or .safetensors), loaded strictly except the
     # classifier head; it is where the pretrained weights come from, so it needs pretrained: true
-    weights: Optional[NonEmpty] = None
+    weights: NonEmpty | None = None
     # new: a freshly initialised head | imagenet: the ImageNet head's rows of the classes (wnids)
     head: Literal["new", "imagenet"] = "new"
 
@@ -205,16 +205,16 @@ class TrainConfig:
     processes: Positive = 1
     # input normalisation; None: what the initial weights expect (gva.models.weights.
     # resolve_normalisation: the packaged lite weights 0.5, timm's pretrained_cfg, else ImageNet's)
-    mean: Optional[list[Annotated[float, Range(0, 1)]]] = None   # inputs are scaled to [0, 1]
-    std: Optional[list[PositiveFloat]] = None
+    mean: list[Annotated[float, Range(0, 1)]] | None = None   # inputs are scaled to [0, 1]
+    std: list[PositiveFloat] | None = None
     select_on: Literal["val", "test"] = "val"   # test: the reference code's protocol, never an estimate
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # autocast; fp16 on CUDA only
     channels_last: bool = False
     compile: bool = False
     # Module name (state_dict prefix, e.g. blocks.3): everything registered before it is frozen
     # (no gradient, BatchNorm statistics fixed), in train2d and train3d alike (gva.train.freeze).
-    freeze: Optional[str] = None
-    threads: Optional[Threads] = None   # torch CPU threads while training; None: torch's default
+    freeze: str | None = None
+    threads: Threads | None = None   # torch CPU threads while training; None: torch's default
 
     def validate(self) -> None:
         _check(self.freeze is None or (bool(self.freeze) and self.freeze.strip() == self.freeze
@@ -235,8 +235,8 @@ class Train2dConfig:
 class Train3dConfig:
     epochs: Positive = 20
     batch_size: Batch = 8
-    lr: Optional[PositiveFloat] = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
-    augment: Optional[bool] = None   # None = train.augment; false: no augmentation (reference code's 3-D)
+    lr: PositiveFloat | None = None   # fine-tuning learning rate; None = train.lr (the reference's rule)
+    augment: bool | None = None   # None = train.augment; false: no augmentation (reference code's 3-D)
 
 
 @dataclass(frozen=True)
@@ -244,9 +244,9 @@ class InflateConfig:
     source: Literal["train2d", "imagenet"] = "train2d"
     time_kernel: Positive = 3
     init: Literal["centre", "mean"] = "centre"
-    last_n: Optional[NonNegative] = None
+    last_n: NonNegative | None = None
     bn_stats: Literal["copy", "drop"] = "copy"   # drop: reset BN running statistics (reference code)
-    threads: Optional[Threads] = None   # torch CPU threads for the probe and check; None: torch's default
+    threads: Threads | None = None   # torch CPU threads for the probe and check; None: torch's default
 
     def validate(self) -> None:
         _check(self.time_kernel % 2 == 1, "inflate.time_kernel", "must be a positive odd number")
@@ -262,11 +262,11 @@ class EvaluateConfig:
     latency_warmup: NonNegative = 3
     extra_protocols: list[Literal["frame0", "frames_mean"]] = field(default_factory=list)
     device: Device = "auto"
-    latency_budget_s: Optional[PositiveFloat] = 120.0
+    latency_budget_s: PositiveFloat | None = 120.0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"   # inference autocast; latency is for this
     channels_last: bool = False
     compile: bool = False
-    threads: Optional[Threads] = None   # torch CPU threads while evaluating; None: torch's default
+    threads: Threads | None = None   # torch CPU threads while evaluating; None: torch's default
 
     def validate(self) -> None:
         _check(len(self.latency_batch_sizes) > 0, "evaluate.latency_batch_sizes",
@@ -289,7 +289,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
-    def num_classes(self) -> Optional[int]:
+    def num_classes(self) -> int | None:
         """The number of classes data.classes lists; None when it is null/empty (all of the data's)."""
         return len(self.data.classes) if self.data.classes else None
 

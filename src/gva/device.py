@@ -9,14 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from typing import Iterator, Optional
+from collections.abc import Iterator
+
+import torch
 
 from gva.errors import DeviceError
-import torch
 
 
 @contextlib.contextmanager
-def cpu_threads(n: Optional[int]) -> Iterator[int]:
+def cpu_threads(n: int | None) -> Iterator[int]:
     """torch's intra-op CPU threads at ``n`` inside the block (None: as they are); yields the count.
 
     A knob because on a CPU shared with other jobs, OpenMP's waiting threads spin while their peers

@@ -20,12 +20,14 @@ import datetime
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
-from gva.errors import DistributedError
 import torch
 import torch.distributed as dist
+
+from gva.errors import DistributedError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ class Dist:
     rank: int = 0
     local_rank: int = 0
     world: int = 1
-    backend: Optional[str] = None     # None: no process group (one process)
-    device: Optional[str] = None      # cuda:<local rank> under nccl, else None
+    backend: str | None = None     # None: no process group (one process)
+    device: str | None = None      # cuda:<local rank> under nccl, else None
     _objects: Any = field(default=None, repr=False)  # gloo group used for Python objects
 
     @property
@@ -86,11 +88,11 @@ class Dist:
         self._call(what, dist.all_gather_object, out, obj, group=self._objects)
         return out
 
-    def gather_object(self, obj: Any, what: str = "gather") -> Optional[list[Any]]:
+    def gather_object(self, obj: Any, what: str = "gather") -> list[Any] | None:
         """Every rank's ``obj`` in rank order on rank 0; None elsewhere."""
         if not self.active:
             return [obj]
-        out: Optional[list[Any]] = [None] * self.world if self.is_main else None
+        out: list[Any] | None = [None] * self.world if self.is_main else None
         self._call(what, dist.gather_object, obj, out, dst=0, group=self._objects)
         return out
 
@@ -163,7 +165,7 @@ def session(device_type: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> I
             dist.destroy_process_group()
 
 
-_CURRENT: Optional[Dist] = None
+_CURRENT: Dist | None = None
 
 
 def current() -> Dist:

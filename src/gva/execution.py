@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -38,7 +38,7 @@ class Execution:
 
     @classmethod
     def resolve(cls, precision: str, channels_last: bool, compile: bool, device: torch.device | str,
-                key: str = "train") -> "Execution":
+                key: str = "train") -> Execution:
         """Check the settings against the device; ``key`` names the params section in errors."""
         device_type = torch.device(device).type
         if precision not in DTYPES:
@@ -61,7 +61,7 @@ class Execution:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
 
-    def memory_format(self, ndim: int) -> Optional[torch.memory_format]:
+    def memory_format(self, ndim: int) -> torch.memory_format | None:
         if not self.channels_last:
             return None
         return torch.channels_last_3d if ndim == 5 else torch.channels_last
@@ -77,7 +77,7 @@ class Execution:
         fmt = self.memory_format(x.dim())
         return x.contiguous(memory_format=fmt) if fmt is not None else x
 
-    def grad_scaler(self) -> Optional[torch.amp.GradScaler]:
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
         """fp16 training on a GPU needs loss scaling; bf16 has fp32's range and needs none."""
         return torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
 
@@ -110,7 +110,7 @@ class FastInference(nn.Module):
         self.execution = execution
         self.net: nn.Module = self.model
 
-    def compile_on(self, example: torch.Tensor, what: str) -> "FastInference":
+    def compile_on(self, example: torch.Tensor, what: str) -> FastInference:
         self.net = self.execution.compiled(self.model, example, what)
         return self
 

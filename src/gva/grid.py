@@ -50,9 +50,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from gva import presets, protocol
 from gva.errors import ConfigError
@@ -131,8 +132,8 @@ def protocol_overrides(preset: str, without: Iterable[str] = (), pretrained: boo
 
 def plan(data_dir: str, *, base: Sequence[str] = (), generators: Sequence[str] = ("repeat", "motion"),
          control: Sequence[str] = ("motion",), first: bool = True, seeds: Sequence[int] = (0, 1, 2),
-         vary_all: bool = False, folds: Optional[int] = None, limit: Optional[int] = None,
-         epochs2d: Optional[int] = None, epochs3d: Optional[int] = None, preset: str = "gva",
+         vary_all: bool = False, folds: int | None = None, limit: int | None = None,
+         epochs2d: int | None = None, epochs3d: int | None = None, preset: str = "gva",
          audit: bool = False, loo: Sequence[str] = LOO, pretrained: bool = False,
          extra: Sequence[str] = ()) -> list[Experiment]:
     """The experiments of a grid, in queue order (seed-major, then generator, then variant, then
@@ -199,7 +200,7 @@ PAPER_RUNS: dict[str, tuple[str, ...]] = {
 
 
 def paper_plan(data_dir: str, clips_dir: str, *, base: Sequence[str] = (), seeds: Sequence[int] = (0, 1, 2, 3, 4),
-               exploratory: Optional[str] = None, extra: Sequence[str] = ()) -> list[Experiment]:
+               exploratory: str | None = None, extra: Sequence[str] = ()) -> list[Experiment]:
     """The paper-table experiment, seed-major: per seed s (train.seed = data.seed = s) every run of
     :data:`PAPER_RUNS` as ``<stem>-s<s>``; ``exploratory=TAG``: not the declared design, only r1,
     as ``x-TAG-r1-svd-s<s>``. ``base``: the regime (``params/paper.yaml``)."""
@@ -216,7 +217,7 @@ def paper_plan(data_dir: str, clips_dir: str, *, base: Sequence[str] = (), seeds
 
 # ---------------------------------------------------------------- queueing ---------------------
 
-def names_from(listed: Mapping[str, Iterable[tuple[Optional[str], Any]]],
+def names_from(listed: Mapping[str, Iterable[tuple[str | None, Any]]],
                status: Iterable[Mapping[str, Any]]) -> set[str]:
     """Existing names from ``Experiments.ls(all_commits=True)`` (baseline -> [(name, rev)]) and
     ``celery_queue.status()`` (dicts with name and status; Failed ones do not count)."""
@@ -260,7 +261,7 @@ def check(experiments: Sequence[Experiment], params: Mapping[str, Any]) -> None:
         presets.check(e.all_overrides(), params, f"experiment {e.name}")
 
 
-def cache_env(jobs: int, env: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None) -> dict[str, str]:
+def cache_env(jobs: int, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> dict[str, str]:
     """The environment for DVC: with one worker, ``GVA_CACHE_DIR`` is this checkout's cache
     (absolute) unless already set, so queued experiments share it; several workers: unchanged."""
     from gva.paths import DEFAULT_CACHE_DIR
@@ -278,8 +279,8 @@ def run_dvc(args: Sequence[str], env: Mapping[str, str]) -> None:
 
 def queue(experiments: Sequence[Experiment], *, jobs: int = 1, start: bool = True, wait: bool = False,
           skip_existing: bool = False, dry_run: bool = False,
-          dvc: Optional[Callable[[Sequence[str], Mapping[str, str]], None]] = None,
-          existing: Optional[Callable[[], set[str]]] = None, busy: Optional[Callable[[], bool]] = None,
+          dvc: Callable[[Sequence[str], Mapping[str, str]], None] | None = None,
+          existing: Callable[[], set[str]] | None = None, busy: Callable[[], bool] | None = None,
           sleep: Callable[[float], None] = time.sleep, out: Callable[[str], None] = print) -> int:
     """Queue ``experiments`` (leaving out existing names with ``skip_existing``), then start the
     queue with ``jobs`` workers unless ``start`` is false, then with ``wait`` block until it is
@@ -335,7 +336,7 @@ def _count(flag: str, low: int) -> Callable[[str], int]:
     return parse
 
 
-def _limit(text: str) -> Optional[int]:
+def _limit(text: str) -> int | None:
     return None if text.lower() in ("null", "none", "") else _count("--limit", 1)(text)
 
 

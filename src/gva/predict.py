@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 import numpy as np
 import torch

@@ -26,8 +26,9 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 

@@ -13,9 +13,9 @@ import json
 import mmap
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def open_images(directory: str | Path = CURATED_DIR) -> Store:
     return open_store(directory, "images.npy", 4)
 
 
-def open_clips(directory: str | Path = CLIPS_DIR, image_size: Optional[int] = None) -> Store:
+def open_clips(directory: str | Path = CLIPS_DIR, image_size: int | None = None) -> Store:
     """The generated clips: uint8 [N,T,H,W,3], checked against the ``generation.json`` beside them
     (the shape the generator recorded) and, when given, the curated side ``image_size``."""
     directory = Path(directory)

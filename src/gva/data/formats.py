@@ -21,13 +21,11 @@ import csv
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
-
 
 from gva.data.images import is_image_name
-from gva.data.sources import (Dataset, DirTree, Item, Tree, ZipTree, is_url, local_path, open_source,
-                              wrapper_folder)
+from gva.data.sources import Dataset, DirTree, Item, Tree, ZipTree, is_url, local_path, open_source, wrapper_folder
 from gva.data.tinyimagenet import TinyImageNet, find_root
 from gva.errors import DatasetError
 
@@ -50,7 +48,7 @@ def _preview(names: list[str], k: int = 8) -> str:
     return ", ".join(names[:k]) + (f" ... ({len(names)} in all)" if len(names) > k else "")
 
 
-def select_classes(available: list[str], classes: Optional[list[str]], missing: Callable[[str], str]) -> list[str]:
+def select_classes(available: list[str], classes: list[str] | None, missing: Callable[[str], str]) -> list[str]:
     """``data.classes`` checked against the classes the data has (``missing(c)``: the error for one
     that is absent), or all of them (:func:`sort_classes`) when it is null or empty."""
     if not classes:
@@ -66,7 +64,7 @@ class ImageFolder(Dataset):
 
     format = "imagefolder"
 
-    def __init__(self, tree: Tree, classes: Optional[list[str]]):
+    def __init__(self, tree: Tree, classes: list[str] | None):
         super().__init__()
         self.tree = tree
         train = self._class_folders("train")
@@ -121,7 +119,7 @@ class CsvManifest(Dataset):
 
     format = "csv"
 
-    def __init__(self, path: Path, classes: Optional[list[str]]):
+    def __init__(self, path: Path, classes: list[str] | None):
         super().__init__()
         self.path, self.tree = path, DirTree(path.parent)
         try:
@@ -199,7 +197,7 @@ def _has_class_folders(tree: Tree, rel: str) -> bool:
     return tree.is_dir(rel) and any(not e.startswith(".") and tree.is_dir(f"{rel}/{e}") for e in tree.listdir(rel))
 
 
-def _folder_root(tree: Tree) -> Optional[str]:
+def _folder_root(tree: Tree) -> str | None:
     """Where an ImageFolder starts: the source itself or its only folder (a zip's ``mydata/``)."""
     wrapper = wrapper_folder(tree)
     for root in ("", *([wrapper + "/"] if wrapper else [])):
@@ -233,8 +231,8 @@ def detect(tree: Tree) -> tuple[str, str]:
                        "file (docs/data.md, \"Your own images\")")
 
 
-def open_dataset(source: str, fmt: str, classes: Optional[list[str]], download_dir: Path,
-                 md5: Optional[str] = None):
+def open_dataset(source: str, fmt: str, classes: list[str] | None, download_dir: Path,
+                 md5: str | None = None):
     """The dataset behind ``data.source`` in ``data.format`` (``auto``: detected and logged)."""
     classes = list(classes) if classes else None
     csv_file = source.lower().endswith(".csv") and not is_url(source)

@@ -19,8 +19,8 @@ with no padding (:func:`make_eval_loader`), so summed metrics cover every sample
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from gva.errors import ConfigError
 from gva.data.arrays import Store, read_array
+from gva.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,14 +80,14 @@ class StoreSamples(Dataset):
     """
 
     def __init__(self, path: str | Path, ndim: int, rows: np.ndarray, labels: np.ndarray,
-                 frames: Optional[np.ndarray] = None) -> None:
+                 frames: np.ndarray | None = None) -> None:
         self.path, self.ndim = Path(path), ndim
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.frames = None if frames is None else np.asarray(frames, dtype=np.int64)
         if len(self.labels) != len(self.rows) or (self.frames is not None and len(self.frames) != len(self.rows)):
             raise ValueError("rows, labels and frames must have the same length")
-        self._array: Optional[np.ndarray] = None
+        self._array: np.ndarray | None = None
 
     @property
     def array(self) -> np.ndarray:
@@ -109,7 +109,7 @@ class StoreSamples(Dataset):
         return torch.from_numpy(np.array(sample)), int(self.labels[i])  # a copy off the mmap
 
 
-def split_samples(store: Store, path: str | Path, ndim: int, split: str) -> Optional[StoreSamples]:
+def split_samples(store: Store, path: str | Path, ndim: int, split: str) -> StoreSamples | None:
     """All rows of ``split`` (None if the split is empty)."""
     idx = store.split_indices(split)
     if len(idx) == 0:
@@ -151,7 +151,7 @@ class EpochKeySampler(DistributedSampler):
         return ((i, self.epoch) for i in super().__iter__())
 
 
-def concat(parts: Sequence[Optional[Dataset]]) -> Optional[Dataset]:
+def concat(parts: Sequence[Dataset | None]) -> Dataset | None:
     """Concatenate the non-empty datasets (None if there are none)."""
     parts = [p for p in parts if p is not None and len(p) > 0]
     if not parts:

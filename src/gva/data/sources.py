@@ -47,7 +47,7 @@ class Tree:
     def is_dir(self, rel: str) -> bool: ...
     def listdir(self, rel: str) -> list[str]: ...
     def walk(self, rel: str) -> list[str]: ...
-    def sub(self, folder: str) -> "Tree": ...
+    def sub(self, folder: str) -> Tree: ...
 
     def where(self, rel: str) -> str:
         """``rel`` as a user finds it: a path on disk, or the zip's path plus the member's."""
@@ -75,12 +75,12 @@ class DirTree(Tree):
         ``rel``, sorted."""
         top = self.root / rel
         out = []
-        for folder, dirs, files in os.walk(top):
+        for folder, _dirs, files in os.walk(top):
             base = Path(folder).relative_to(top).as_posix()
             out += [f if base == "." else f"{base}/{f}" for f in files]
         return sorted(out)
 
-    def sub(self, folder: str) -> "DirTree":
+    def sub(self, folder: str) -> DirTree:
         return DirTree(self.root / folder) if folder.strip("/") else self
 
     def where(self, rel: str) -> str:
@@ -118,7 +118,7 @@ class ZipTree(Tree):
         start = rel.strip("/") + "/" if rel.strip("/") else ""
         return sorted(f[len(start):] for f in self.files if f.startswith(start))
 
-    def sub(self, folder: str) -> "ZipTree":
+    def sub(self, folder: str) -> ZipTree:
         folder = folder.strip("/")
         return ZipTree(self.path, f"{self.prefix}{folder}/", self._names) if folder else self
 

@@ -9,8 +9,8 @@ templates take one value field and cannot group two models' bars per class). PNG
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure

@@ -23,27 +23,27 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from gva.data.loader import to_model_input
-from gva.errors import CheckpointError, StoreError
-from gva.execution import Execution, FastInference
-from gva.models.checkpoint import CheckpointMeta, load_checkpoint
 from gva.config import Config, EvaluateConfig, to_dict
 from gva.data.arrays import Store, open_clips, open_images
+from gva.data.loader import to_model_input
+from gva.device import cpu_threads, device_name, resolve_device
+from gva.errors import CheckpointError, StoreError
 from gva.evaluate import plots
 from gva.evaluate.cost import count_macs, count_parameters, measure_latency
 from gva.evaluate.metrics import ClassificationReport, classification_report
-from gva.stats.paired import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
+from gva.execution import Execution, FastInference
 from gva.io import atomic_path, write_json
-from gva.device import cpu_threads, device_name, resolve_device
-from gva.paths import CURATED_DIR, CLIPS_DIR, MODEL2D, MODEL3D, METRICS_DIR, PLOTS_DIR
+from gva.models.checkpoint import CheckpointMeta, load_checkpoint
+from gva.paths import CLIPS_DIR, CURATED_DIR, METRICS_DIR, MODEL2D, MODEL3D, PLOTS_DIR
+from gva.stats.paired import mcnemar_exact, paired_bootstrap_diff, per_class_mcnemar
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,9 +51,9 @@ class Prompt(NamedTuple):
 
 
 #: One :class:`Prompt` per image, or None (a generator then uses its own settings' prompt).
-Prompts = Optional[Sequence[Prompt]]
+Prompts = Sequence[Prompt] | None
 #: One extra input per image (:meth:`Generator.image_inputs`: a :class:`Prompt`, a matched clip ...).
-Inputs = Optional[Sequence[Any]]
+Inputs = Sequence[Any] | None
 
 
 def check_images(images: Any, seeds: Sequence[int] | None = None) -> np.ndarray:
@@ -105,7 +106,7 @@ class Generator(ABC):
         are added to the key by :mod:`gva.generate.provenance`, not here.
         """
 
-    @classmethod
+    @classmethod  # noqa: B027 -- an optional hook: empty on purpose, not abstract
     def prepare(cls, cfg: SvdConfig, cache_root: str | Path) -> None:
         """One-time work per machine before the ranks build the generator (e.g. write a model
         directory they all load). Called once per node; the default does nothing."""

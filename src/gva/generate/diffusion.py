@@ -21,9 +21,10 @@ text-conditioned image-to-video pipelines: :mod:`~gva.generate.cogvideox`, :mod:
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class DiffusionGenerator(Generator):
     #: :meth:`call_settings` (the cache key's) and describe().
     SETTINGS: ClassVar[tuple[str, ...]]
 
-    def __init__(self, pipe, *, batch_size: int = 4, model_name: str = "?", model_path: Optional[str] = None,
+    def __init__(self, pipe, *, batch_size: int = 4, model_name: str = "?", model_path: str | None = None,
                  **settings: Any):
         unknown = sorted(set(settings) - set(self.SETTINGS))
         if unknown:
@@ -124,7 +125,7 @@ class DiffusionGenerator(Generator):
         return cls.from_pipeline(pipe, cfg, cls.model_id(cfg), path)
 
     @classmethod
-    def from_pipeline(cls, pipe, cfg: SvdConfig, model_name: str, model_path: Optional[str] = None):
+    def from_pipeline(cls, pipe, cfg: SvdConfig, model_name: str, model_path: str | None = None):
         """The generator around an already built ``pipe`` with ``cfg``'s settings and batch size."""
         return cls(pipe, batch_size=cfg.batch_size, model_name=model_name, model_path=model_path,
                    **{k: getattr(cfg, k) for k in cls.SETTINGS})
@@ -165,6 +166,6 @@ class DiffusionGenerator(Generator):
         return np.concatenate(out) if out else np.zeros((0, self.frames) + images.shape[1:], np.float32)
 
     @abstractmethod
-    def _call(self, images: np.ndarray, seeds: list[int], inputs: Optional[list[Any]]) -> np.ndarray:
+    def _call(self, images: np.ndarray, seeds: list[int], inputs: list[Any] | None) -> np.ndarray:
         """One pipeline call on at most ``batch_size`` images, one seed (and input) each ->
         float32 [B,T,H,W,3] in [0,1] at the images' size."""

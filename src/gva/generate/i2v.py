@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,10 +50,10 @@ class I2VFamily(Family):
 
     frame_step: int              # generated frame counts are 1 + k * frame_step (1: any count)
     guidance: float              # classifier-free guidance scale of the model card
-    fps_arg: Optional[str]       # the call's frame-rate keyword, if the model is conditioned on it
-    batch_note: Optional[str] = None   # why a call cannot hold several images (None: it can)
-    native_size: Optional[tuple[int, int]] = None   # (height, width) the default model is fixed to (None: any)
-    dtype: Optional[str] = None  # the svd.dtype the default model is meant for (None: params' svd.dtype)
+    fps_arg: str | None       # the call's frame-rate keyword, if the model is conditioned on it
+    batch_note: str | None = None   # why a call cannot hold several images (None: it can)
+    native_size: tuple[int, int] | None = None   # (height, width) the default model is fixed to (None: any)
+    dtype: str | None = None  # the svd.dtype the default model is meant for (None: params' svd.dtype)
 
     def generated_frames(self, frames: int) -> int:
         """The smallest frame count the model accepts that is >= ``frames``."""
@@ -152,7 +153,7 @@ class I2VGenerator(DiffusionGenerator):
         """A context around the call (a family hook: e.g. a pipeline that draws from torch's global RNG)."""
         return contextlib.nullcontext()
 
-    def _call(self, images: np.ndarray, seeds: list[int], inputs: Optional[list[Any]]) -> np.ndarray:
+    def _call(self, images: np.ndarray, seeds: list[int], inputs: list[Any] | None) -> np.ndarray:
         """One pipeline call: upscale, generate, keep ``frames`` frames, resize back."""
         import torch
         from PIL import Image

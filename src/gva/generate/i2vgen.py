@@ -17,7 +17,8 @@ Two quirks of the (deprecated) diffusers pipeline, handled here:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from gva.generate.base import Prompt
 from gva.generate.i2v import I2VFamily, I2VGenerator

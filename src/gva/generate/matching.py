@@ -25,8 +25,9 @@ content does). This module is that matching, pure numpy/scipy:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

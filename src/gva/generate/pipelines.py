@@ -12,8 +12,9 @@ Shared by every diffusers generator (:mod:`gva.generate.diffusion`) and the refe
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from gva.errors import ConfigError, GenerationError
 

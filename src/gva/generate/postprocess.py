@@ -25,7 +25,8 @@ the cache key through :func:`protocol_settings`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

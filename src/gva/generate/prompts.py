@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import string
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gva.config import SvdConfig
 from gva.data.arrays import IndexRow

@@ -34,8 +34,9 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 #: The gva package directory (src/gva).
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

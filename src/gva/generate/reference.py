@@ -29,17 +29,25 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from gva.config import SvdConfig
 from gva.errors import ConfigError, DatasetError, GenerationError
 from gva.generate.base import Generator, Inputs, check_images
-from gva.generate.matching import (LabelMismatch, Match, frame_features, image_features, match_by_content,
-                                   match_by_order, summary)
+from gva.generate.matching import (
+    LabelMismatch,
+    Match,
+    frame_features,
+    image_features,
+    match_by_content,
+    match_by_order,
+    summary,
+)
 from gva.io import write_json
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,12 @@ The registry only names generators, so it is no part of any generator's cache ke
 from __future__ import annotations
 
 import importlib
-from typing import Union
 
 from gva.errors import ConfigError
 from gva.generate.base import Generator
 
 #: ``svd.generator`` value -> ``"module:Class"`` of its generator (a class itself is accepted too).
-GENERATORS: dict[str, Union[str, type[Generator]]] = {
+GENERATORS: dict[str, str | type[Generator]] = {
     "svd": "gva.generate.svd:SvdGenerator",
     "tiny-svd": "gva.tiny.svd:TinySvdGenerator",
     "cogvideox": "gva.generate.cogvideox:CogVideoXGenerator",

@@ -33,9 +33,9 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class ChunkCache:
     def description_path(self) -> Path:
         return self.directory / "generator.json"
 
-    def read_description(self) -> Optional[dict]:
+    def read_description(self) -> dict | None:
         """The generator description stored with the chunks (None if no rank has written it yet)."""
         try:
             return json.loads(self.description_path.read_text())
@@ -241,7 +241,7 @@ class RunStats:
     generated: int = 0
     resumed: int = 0
     seconds: float = 0.0
-    generator: Optional[dict] = None  # the generator's describe() (built here or read from the cache)
+    generator: dict | None = None  # the generator's describe() (built here or read from the cache)
     chunks: list = field(default_factory=list)
     started: float = 0.0  # perf_counter when generation (not model loading) began
     processes: int = 1
@@ -268,7 +268,7 @@ def _rate(bar, done: int, started: float) -> None:
 
 def run_chunks(spec: GeneratorSpec, images: np.ndarray, seeds: Sequence[int], cache: ChunkCache,
                chunk_size: int, progress: bool = True, generator=None, desc: str = "svd_generate",
-               dist: Optional[Dist] = None, inputs: Inputs = None) -> RunStats:
+               dist: Dist | None = None, inputs: Inputs = None) -> RunStats:
     """Generate every clip missing from ``cache`` (this rank's shard of them); return counts and timing.
 
     ``generator`` (optional) is an already built generator to use (tests, benchmark). ``dist`` is

@@ -26,20 +26,20 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from gva import distributed
 from gva.config import Config
 from gva.data.arrays import SPLITS, IndexRow, open_images, write_index
+from gva.device import device_name
 from gva.errors import GenerationError, StoreError
 from gva.generate.base import SEED_RULE, image_seed
-from gva.generate.provenance import cache_key, key_record
 from gva.generate.factory import cache_settings, class_of, code_files_of, resolve_device
+from gva.generate.provenance import cache_key, key_record
 from gva.generate.registry import generator_class
 from gva.generate.runner import ChunkCache, GeneratorSpec, RunStats, run_chunks
-from gva.device import device_name
 from gva.io import atomic_path, hash_files, write_json
 from gva.paths import CACHE_DIR, CLIPS_DIR, CURATED_DIR, GENERATION_RUN
 
@@ -210,7 +210,7 @@ def _description(cache: ChunkCache, stats: RunStats, spec: GeneratorSpec) -> dic
 
 
 def generation_record(cfg: Config, key: str, record: dict[str, Any], description: dict[str, Any],
-                      shape: tuple[int, ...], inputs: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                      shape: tuple[int, ...], inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """generation.json: content facts only, each a function of what changes the clips.
 
     ``inputs``: the generator's :meth:`~gva.generate.base.Generator.inputs_record`, merged in

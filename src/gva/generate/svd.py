@@ -17,7 +17,7 @@ of ``decode_chunk_size`` frames within the clip, gives exactly what a batch of o
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class SvdGenerator(DiffusionGenerator):
                 "scheduler_step": "float64" if self.precise_scheduler else "stock",
                 "unet_parameters": sum(q.numel() for q in self.pipe.unet.parameters())}
 
-    def _call(self, images: np.ndarray, seeds: list[int], inputs: Optional[list[Any]] = None) -> np.ndarray:
+    def _call(self, images: np.ndarray, seeds: list[int], inputs: list[Any] | None = None) -> np.ndarray:
         """One pipeline call on a batch: upscale, denoise, decode clip by clip, resize back."""
         import torch
         from PIL import Image

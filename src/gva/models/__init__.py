@@ -8,8 +8,7 @@ rebuilds it from ``report.to_dict()``; ``save_checkpoint`` / ``load_checkpoint``
 
 from gva.models.backbones import PretrainedWeightsError, build_backbone
 from gva.models.checkpoint import load_checkpoint, save_checkpoint
-from gva.models.inflate import (InflationError, InflationReport, inflate, inflate_from_plan,
-                               inflate_with_report)
+from gva.models.inflate import InflationError, InflationReport, inflate, inflate_from_plan, inflate_with_report
 
 __all__ = ["build_backbone", "inflate", "inflate_with_report", "inflate_from_plan",
            "save_checkpoint", "load_checkpoint", "InflationError", "InflationReport",

@@ -10,13 +10,20 @@ cache); offline, the last fails with a message saying what to do instead.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch.nn as nn
 
 from gva.errors import ConfigError, PretrainedWeightsError
-from gva.models.weights import (TIMM_PREFIX, check_weights_option, init_head_from_imagenet, load_into,
-                                load_packaged, packaged, read_state_dict)
+from gva.models.weights import (
+    TIMM_PREFIX,
+    check_weights_option,
+    init_head_from_imagenet,
+    load_into,
+    load_packaged,
+    packaged,
+    read_state_dict,
+)
 
 
 def _is_timm(arch: str) -> bool:
@@ -96,8 +103,8 @@ def head_names(model: nn.Module, arch: str) -> list[str]:
     return names[-1:]
 
 
-def build_backbone(arch: str, num_classes: int, pretrained: bool, weights: Optional[str] = None,
-                   head_classes: Optional[Sequence[str]] = None) -> nn.Module:
+def build_backbone(arch: str, num_classes: int, pretrained: bool, weights: str | None = None,
+                   head_classes: Sequence[str] | None = None) -> nn.Module:
     """A 2-D classifier ``[B,3,H,W] -> [B,num_classes]`` named by ``arch``.
 
     ``arch`` is a torchvision classification model name (``vgg11_bn``, ``resnet18`` ...) or

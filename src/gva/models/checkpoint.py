@@ -17,7 +17,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -47,14 +47,14 @@ class TrainingRecord:
     best_epoch: int = 0
     selected_on: str = "none"
     train_time_s: float = 0.0
-    seed: Optional[int] = None
-    lr: Optional[float] = None
-    train_samples: Optional[int] = None
+    seed: int | None = None
+    lr: float | None = None
+    train_samples: int | None = None
     processes: int = 1
-    frames_2d: Optional[str] = None        # train2d.frames of a 2-D model: first | all
+    frames_2d: str | None = None        # train2d.frames of a 2-D model: first | all
     execution: dict = field(default_factory=dict)   # precision / channels_last / compile used
     frozen: dict = field(default_factory=dict)      # train.freeze: what stayed fixed (gva.train.freeze)
-    threads: Optional[int] = None                   # torch CPU threads it trained with (train.threads)
+    threads: int | None = None                   # torch CPU threads it trained with (train.threads)
     history: list[dict] = field(default_factory=list)
 
 
@@ -77,7 +77,7 @@ class InflationPlan:
         return str(self.report["init"])
 
     @property
-    def last_n(self) -> Optional[int]:
+    def last_n(self) -> int | None:
         return self.report.get("last_n")
 
 
@@ -92,12 +92,12 @@ class CheckpointMeta:
     input_size: int                       # train.image_size: the side the model sees
     mean: list[float]
     std: list[float]
-    image_size: Optional[int] = None      # the curated side its training data had (data.image_size)
-    frames: Optional[int] = None          # 3-D: the clip length it was trained on (None: not yet)
-    inflation: Optional[InflationPlan] = None
+    image_size: int | None = None      # the curated side its training data had (data.image_size)
+    frames: int | None = None          # 3-D: the clip length it was trained on (None: not yet)
+    inflation: InflationPlan | None = None
     training: TrainingRecord = field(default_factory=TrainingRecord)
     # where the initial weights came from (gva.models.weights.describe_source); None: random init
-    weights: Optional[str] = None
+    weights: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -111,7 +111,7 @@ class CheckpointMeta:
     def wnids(self) -> list[str]:
         return [c.wnid for c in self.classes]
 
-    def validate(self, where: str) -> "CheckpointMeta":
+    def validate(self, where: str) -> CheckpointMeta:
         problems = []
         if self.kind not in ("2d", "3d"):
             problems.append(f"kind must be '2d' or '3d', got {self.kind!r}")
@@ -133,7 +133,7 @@ class CheckpointMeta:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str) -> "CheckpointMeta":
+    def from_dict(cls, raw: Any, where: str) -> CheckpointMeta:
         try:
             raw = dict(raw)
             raw["classes"] = [ClassInfo(**c) for c in raw["classes"]]

@@ -24,7 +24,7 @@ Everything else is kept as it is; :mod:`gva.models.fold_search` finds what must 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -32,9 +32,19 @@ from torch.nn.modules.utils import _pair
 from torch.nn.utils import skip_init
 
 from gva.errors import InflationError
-from gva.models.fold import (InflatedAdaptiveAvgPool3d, InflatedAdaptiveMaxPool3d,
-                             InflatedAvgPool3d, InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame,
-                             InflatedDropout3d, InflatedMaxPool3d, TimePool, set_forward, time_mean_forward)
+from gva.models.fold import (
+    InflatedAdaptiveAvgPool3d,
+    InflatedAdaptiveMaxPool3d,
+    InflatedAvgPool3d,
+    InflatedBatchNorm3d,
+    InflatedConv3d,
+    InflatedConv3dSame,
+    InflatedDropout3d,
+    InflatedMaxPool3d,
+    TimePool,
+    set_forward,
+    time_mean_forward,
+)
 
 Init = Literal["centre", "mean"]
 ROOT = "<root>"  # the name of the whole model in reports and plans
@@ -51,7 +61,7 @@ class InflationReport:
 
     time_kernel: int
     init: str
-    last_n: Optional[int]
+    last_n: int | None
     converted: dict[str, str] = field(default_factory=dict)
     temporal_convs: list[str] = field(default_factory=list)
     spatial_only_convs: list[str] = field(default_factory=list)
@@ -143,7 +153,7 @@ def _convert_bn(bn: nn.BatchNorm2d) -> InflatedBatchNorm3d:
     return new
 
 
-def _convert_pool(m: nn.Module) -> Optional[nn.Module]:
+def _convert_pool(m: nn.Module) -> nn.Module | None:
     """Local pools keep time (temporal kernel 1); adaptive (global) pools also reduce it to 1."""
     if _plain(m, nn.MaxPool2d) and not m.return_indices:
         k, s, p, d = (_pair(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
@@ -160,7 +170,7 @@ def _convert_pool(m: nn.Module) -> Optional[nn.Module]:
     return None
 
 
-def _convert_leaf(m: nn.Module, kt: int, init: str) -> Optional[nn.Module]:
+def _convert_leaf(m: nn.Module, kt: int, init: str) -> nn.Module | None:
     """The 3-D replacement of ``m``, or None when ``m`` is kept (and recursed into)."""
     if _is_conv(m):
         return _convert_conv(m, kt, init)
@@ -184,7 +194,7 @@ def _describe(old: nn.Module, new: nn.Module) -> str:
 
 
 def convert_tree(root: nn.Module, time_kernel: int, init: str,
-                  last_n: Optional[int]) -> InflationReport:
+                  last_n: int | None) -> InflationReport:
     """Replace, in place, every convertible module of ``root``; report what was converted."""
     report = InflationReport(time_kernel=time_kernel, init=init, last_n=last_n)
     convs = _conv_names(root)

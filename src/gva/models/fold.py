@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -51,7 +52,7 @@ def _stack() -> list[Fold]:
     return stack
 
 
-def current_fold() -> Optional[Fold]:
+def current_fold() -> Fold | None:
     """The innermost live fold of this thread, or None outside folded modules."""
     stack = _stack()
     return stack[-1] if stack else None
@@ -62,7 +63,7 @@ def reset_folds() -> None:
     _stack().clear()
 
 
-def unfold(x: torch.Tensor) -> Optional[tuple[torch.Tensor, Fold]]:
+def unfold(x: torch.Tensor) -> tuple[torch.Tensor, Fold] | None:
     """``[B*T,C,...]`` inside a live fold -> ``([B,C,T,...], fold)``; None if time isn't folded."""
     fold = current_fold()
     if fold is None or fold.collapsed:
@@ -166,7 +167,7 @@ class InflatedConv3dSame(InflatedConv3d):
     -> ``Conv3d``: H and W are padded exactly as the 2-D layer pads each frame, time
     symmetrically by ``kt // 2`` (the conv's own ``padding[0]``; temporal stride is 1)."""
 
-    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         (_, kh, kw), (_, sh, sw), (_, dh, dw) = self.kernel_size, self.stride, self.dilation
         top, bottom = same_padding(x.shape[-2], kh, sh, dh)
         left, right = same_padding(x.shape[-1], kw, sw, dw)

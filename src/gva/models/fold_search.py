@@ -27,7 +27,7 @@ seen)/kt; for T=1 every temporal conv output is divided by ``kt``.
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -47,7 +47,7 @@ _ROOT = "<root>"  # the name of the whole model in reports and plans
 # Finding the modules to fold, on a float64 copy: probe (1), then check (2)
 
 
-def find_folds(model2d: nn.Module, time_kernel: int, last_n: Optional[int], probe_size: int,
+def find_folds(model2d: nn.Module, time_kernel: int, last_n: int | None, probe_size: int,
                 check: bool) -> list[str]:
     """The modules of the inflated ``model2d`` to run time-folded (probe, then check)."""
     # One float64 CPU copy: the check must resolve 1e-9, and the caller's model is never run. It
@@ -104,7 +104,7 @@ def find_folds(model2d: nn.Module, time_kernel: int, last_n: Optional[int], prob
 
 
 def _traced_forward(model: nn.Module, x: torch.Tensor
-                    ) -> tuple[Any, Optional[Exception], list[tuple[str, nn.Module, int]]]:
+                    ) -> tuple[Any, Exception | None, list[tuple[str, nn.Module, int]]]:
     """Run ``model(x)``; on failure also return the chain of modules active when it raised."""
     active: list[tuple[str, nn.Module, int]] = []
     handles = []

@@ -24,23 +24,31 @@ network from it (same conversions, same folded modules), without probe, check or
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from gva.errors import InflationError
-from gva.models.convert import Init, InflationReport, check_args, convert_tree
-from gva.models.fold import (InflatedAdaptiveAvgPool3d, InflatedAdaptiveMaxPool3d, InflatedAvgPool3d,  # noqa: F401
-                             InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame, InflatedDropout3d,
-                             InflatedMaxPool3d)
+from gva.models.convert import InflationReport, Init, check_args, convert_tree
+from gva.models.fold import (  # noqa: F401
+    InflatedAdaptiveAvgPool3d,
+    InflatedAdaptiveMaxPool3d,
+    InflatedAvgPool3d,
+    InflatedBatchNorm3d,
+    InflatedConv3d,
+    InflatedConv3dSame,
+    InflatedDropout3d,
+    InflatedMaxPool3d,
+)
 from gva.models.fold_search import apply_folds, find_folds
 
 # --------------------------------------------------------------------------------------------
 # Building and the public API
 
 
-def _build(model2d: nn.Module, time_kernel: int, init: str, last_n: Optional[int],
+def _build(model2d: nn.Module, time_kernel: int, init: str, last_n: int | None,
            folded: list[str]) -> tuple[nn.Module, InflationReport]:
     """A converted deep copy of ``model2d`` with the ``folded`` modules run time-folded."""
     model3d = copy.deepcopy(model2d)
@@ -70,7 +78,7 @@ def _transfer_check(model2d: nn.Module, model3d: nn.Module, report: InflationRep
 
 
 def inflate_with_report(model2d: nn.Module, time_kernel: int = 3, init: Init = "centre",
-                        last_n: Optional[int] = None, probe_size: int = 64,
+                        last_n: int | None = None, probe_size: int = 64,
                         check: bool = True) -> tuple[nn.Module, InflationReport]:
     """Inflate a copy of ``model2d`` (left untouched) to a clip model; see the module docstring.
 
@@ -84,7 +92,7 @@ def inflate_with_report(model2d: nn.Module, time_kernel: int = 3, init: Init = "
 
 
 def inflate(model2d: nn.Module, time_kernel: int = 3, init: Init = "centre",
-            last_n: Optional[int] = None, probe_size: int = 64) -> nn.Module:
+            last_n: int | None = None, probe_size: int = 64) -> nn.Module:
     """Inflate ``model2d`` ([B,3,H,W]) to a clip model ([B,3,T,H,W]).
 
     The :class:`InflationReport` (incl. untransferred 2-D weights) is ``result.inflation_report``.

@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -118,7 +118,7 @@ PACKAGED: dict[str, PackagedWeights] = {
 }
 
 
-def packaged(arch: str) -> Optional[PackagedWeights]:
+def packaged(arch: str) -> PackagedWeights | None:
     """The packaged ImageNet weights of ``arch``, or None (then the hubs are asked)."""
     return PACKAGED.get(arch)
 
@@ -251,7 +251,7 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def describe_source(arch: str, pretrained: bool, weights: Optional[str]) -> Optional[str]:
+def describe_source(arch: str, pretrained: bool, weights: str | None) -> str | None:
     """Where the initial weights of a backbone come from, for its checkpoint (None: random)."""
     if weights is not None:
         return f"file {weights} (sha256 {file_digest(weights)})"
@@ -283,8 +283,8 @@ def weights_normalisation(arch: str, pretrained: bool) -> tuple[list[float], lis
     return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 
-def resolve_normalisation(arch: str, pretrained: bool, mean: Optional[Sequence[float]],
-                          std: Optional[Sequence[float]]) -> tuple[list[float], list[float]]:
+def resolve_normalisation(arch: str, pretrained: bool, mean: Sequence[float] | None,
+                          std: Sequence[float] | None) -> tuple[list[float], list[float]]:
     """``train.mean``/``train.std`` with null ones replaced by what the weights expect
     (:func:`weights_normalisation`); explicit values win, each on its own."""
     if mean is not None and std is not None:
@@ -294,7 +294,7 @@ def resolve_normalisation(arch: str, pretrained: bool, mean: Optional[Sequence[f
             [float(v) for v in std] if std is not None else w_std)
 
 
-def check_weights_option(pretrained: bool, weights: Optional[str]) -> None:
+def check_weights_option(pretrained: bool, weights: str | None) -> None:
     """``model.weights`` is where the pretrained weights come from: it needs ``pretrained: true``."""
     if weights is not None and not pretrained:
         raise ConfigError(f"model.weights is {weights!r} but model.pretrained is false: set model.pretrained: "

@@ -38,13 +38,41 @@ The package, by job:
 from gva.errors import ReportError
 from gva.report.build import Report, build_report, display_path, display_paths, ignore_params
 from gva.report.cli import main
-from gva.report.collect import (METRICS_FILE, Run, attach_predictions, dvc_exp_show, flatten,
-                                parse_json, read_exp_json, run_from_path, runs_from_exp_show)
-from gva.report.render import (FIXED_KEYS, METRIC_LABELS, MODEL_LABELS, plot_delta, plot_metrics, render_markdown,
-                               results_json, write_report)
-from gva.report.stats import (IGNORED_KEYS, METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary,
-                              aggregate, control_pairs, format_value, lockstep_seeds, metric_value,
-                              varying_keys)
+from gva.report.collect import (
+                                METRICS_FILE,
+                                Run,
+                                attach_predictions,
+                                dvc_exp_show,
+                                flatten,
+                                parse_json,
+                                read_exp_json,
+                                run_from_path,
+                                runs_from_exp_show,
+)
+from gva.report.render import (
+                                FIXED_KEYS,
+                                METRIC_LABELS,
+                                MODEL_LABELS,
+                                plot_delta,
+                                plot_metrics,
+                                render_markdown,
+                                results_json,
+                                write_report,
+)
+from gva.report.stats import (
+                                IGNORED_KEYS,
+                                METRIC_KEYS,
+                                MODELS,
+                                SEED_KEY,
+                                ConfigResult,
+                                Summary,
+                                aggregate,
+                                control_pairs,
+                                format_value,
+                                lockstep_seeds,
+                                metric_value,
+                                varying_keys,
+)
 
 __all__ = [
     "main", "ReportError",

@@ -16,8 +16,9 @@ seed: how much of the reference protocol's Δ that variant's missing knobs carri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from gva.protocol import KNOBS, PROTOCOL_KEYS, applicable_knobs, knobs_on, variant_name
 from gva.report.collect import Run

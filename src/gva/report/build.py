@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from gva.errors import ReportError
 from gva.report.audit import AuditRow, ShiftRow, audit_rows, is_audit, shift_rows
@@ -34,14 +35,14 @@ class Report:
     notes: list[str]                         # runs left out, and why
     ignored: dict[str, list[str]]            # --ignore-param keys and their values
     fold_runs: int                           # fold runs pooled into ``runs``
-    audit: Optional[list[AuditRow]]          # protocol-audit rows, when the runs form an audit
+    audit: list[AuditRow] | None          # protocol-audit rows, when the runs form an audit
     shifts: list[ShiftRow]                   # 3-D gain vs 2-D domain shift, where frame 0 was scored
     controls: list[tuple[ConfigResult, ConfigResult, Summary]]   # 2-D-on-frames controls
     compared: list[Comparison]               # the comparisons (automatic or declared)
     compare_notes: list[str]                 # comparisons left out, and why
     design: Any = None                       # gva.report.design.Design, when declared
     per_class: Any = None                    # gva.report.perclass.PerClassData of the design
-    n_classes: Optional[int] = None
+    n_classes: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

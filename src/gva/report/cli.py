@@ -8,7 +8,14 @@ import subprocess
 import sys
 
 from gva.errors import GvaError
-from gva.report.collect import attach_predictions, dvc_exp_show, parse_json, read_exp_json, run_from_path, runs_from_exp_show
+from gva.report.collect import (
+    attach_predictions,
+    dvc_exp_show,
+    parse_json,
+    read_exp_json,
+    run_from_path,
+    runs_from_exp_show,
+)
 from gva.report.compare import DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR
 from gva.report.render import write_report
 from gva.report.stats import SEED_KEY

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import yaml
 
@@ -32,7 +33,7 @@ class Run:
     metrics: dict[str, Any]
     rev: str = ""
     #: ``metrics/predictions.csv`` as arrays (:func:`gva.report.predictions.read_predictions`), if known
-    predictions: Optional[dict] = field(default=None, compare=False, repr=False)
+    predictions: dict | None = field(default=None, compare=False, repr=False)
 
 
 def flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

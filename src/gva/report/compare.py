@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from gva.errors import ReportError
-from gva.stats import crossed
-from gva.stats.crossed import Crossed
 from gva.report.inference import BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm, verdict
 from gva.report.predictions import align_seeds, paired_seed
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
+from gva.stats import crossed
+from gva.stats.crossed import Crossed
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +217,12 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
             notes.append(f"{c.label}: no predictions.csv for every run, left out of the comparisons")
             continue
         name = f"{c.label}: 3-D − 2-D"
-        pairs = paired(name, lambda: _pairs(c.runs, "pred_2d", "pred_3d"))
+        pairs = paired(name, lambda c=c: _pairs(c.runs, "pred_2d", "pred_3d"))
         if pairs is None:
             continue
         out.append(compare(name, "3-D − 2-D", pairs, c.seeds, margin, n_boot))
         name = f"{c.label}: 3-D − 2-D on frame 0"
-        frame0 = paired(name, lambda: _pairs(c.runs, "pred_2d_frame0", "pred_3d"))
+        frame0 = paired(name, lambda c=c: _pairs(c.runs, "pred_2d_frame0", "pred_3d"))
         if frame0 is not None:
             out.append(compare(name, "3-D − 2-D(frame 0)", frame0, c.seeds, margin, n_boot))
     for base, ctrl, _ in control_pairs(results, seed_key):

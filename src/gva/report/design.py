@@ -26,16 +26,17 @@ A run stem is an experiment name without its ``-s<seed>`` suffix (``scripts/pape
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
 from gva.errors import ReportError
 from gva.report.collect import Run
-from gva.report.compare import Comparison, _pairs, comparison_table, compare, decide
+from gva.report.compare import Comparison, _pairs, compare, comparison_table, decide
 from gva.report.perclass import PerClassData, PerClassSpec, compute, parse_spec, render_per_class
 
 _STEM = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")

@@ -14,15 +14,16 @@ treating the pooled images as one model's outcomes.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from gva.errors import ReportError
-from gva.stats import crossed
 from gva.report.collect import PREDICTIONS_FILE, Run
 from gva.report.inference import model_metric
 from gva.report.stats import IGNORED_KEYS, format_value
+from gva.stats import crossed
 
 FOLDS_KEY = "data.folds"
 FOLD_KEY = "data.fold"

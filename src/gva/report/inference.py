@@ -21,14 +21,15 @@ common to the seeds and does not average out over them. Everything here respects
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import stats
 
 from gva.stats import METRICS
 from gva.stats.paired import holm
+
 _CHUNK = 2000   # bootstrap replicates per batch: memory is O(_CHUNK * n_images)
 
 
@@ -62,8 +63,8 @@ class PairedSeed:
     labels: np.ndarray
     pred_a: np.ndarray
     pred_b: np.ndarray
-    ids: Optional[np.ndarray] = None
-    groups: Optional[np.ndarray] = None
+    ids: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.labels = _as_labels(self.labels, "labels")

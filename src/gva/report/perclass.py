@@ -18,9 +18,10 @@ them, divided by the number of seeds (mean counts per seed); the reference's are
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from gva.errors import ReportError
 from gva.report.inference import PairedSeed
+
 
 def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
     """``metrics/predictions.csv`` (``id,label,class_name,pred_2d,pred_3d[,...][,top3_2d,...]``) ->
@@ -106,7 +107,7 @@ def paired_seed(a: Mapping[str, np.ndarray], col_a: str = "pred_2d",
     return PairedSeed(a["label"], a[col_a], other[col_b], ids=a["id"], groups=groups)
 
 
-def _groups(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+def _groups(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> np.ndarray | None:
     """Which model scored each image in a pair of prediction sets of one seed: the pooled folds'
     ``fold`` column, one group per (fold of a, fold of b) when both were cross-fitted."""
     fa, fb = a.get("fold"), b.get("fold")

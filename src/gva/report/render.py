@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +28,24 @@ from gva.io import save_png
 from gva.report.audit import audit_json, render_audit, render_shift, shift_json
 from gva.report.build import Report, build_report
 from gva.report.collect import Run
-from gva.report.compare import (DEFAULT_BOOTSTRAP, DEFAULT_MARGIN, REFERENCE_GENERATOR, comparisons_json,
-                                render_comparisons)
+from gva.report.compare import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_MARGIN,
+    REFERENCE_GENERATOR,
+    comparisons_json,
+    render_comparisons,
+)
 from gva.report.folds import FOLD_KEY, FOLDS_KEY, is_fold_run
-from gva.report.stats import (METRIC_KEYS, MODELS, SEED_KEY, ConfigResult, Summary, format_value, lockstep_seeds,
-                              metric_value)
+from gva.report.stats import (
+    METRIC_KEYS,
+    MODELS,
+    SEED_KEY,
+    ConfigResult,
+    Summary,
+    format_value,
+    lockstep_seeds,
+    metric_value,
+)
 
 METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
 MODEL_LABELS = {"model2d": "2-D (original test images)", "model3d": "3-D (generated test clips)"}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from scipy import optimize, stats
@@ -72,7 +71,7 @@ class Crossed:
         upper = stats.t.cdf((self.estimate - margin) / self.se, self.df)
         return float(max(lower, upper))
 
-    def se_for(self, n_seeds: Optional[int] = None, n_images: Optional[int] = None) -> float:
+    def se_for(self, n_seeds: int | None = None, n_images: int | None = None) -> float:
         """The standard error this comparison would have with ``n_seeds`` seeds (the same folds
         per seed) and ``n_images`` test images, from the fitted components (planning)."""
         s = self.n_seeds if n_seeds is None else n_seeds
@@ -81,7 +80,7 @@ class Crossed:
         return math.sqrt(self.var_model / (s * folds) + self.var_image / n + self.var_resid / (s * n))
 
     def mde(self, alpha: float = 0.05, power: float = 0.8, n_tests: int = 1,
-            n_seeds: Optional[int] = None, n_images: Optional[int] = None) -> float:
+            n_seeds: int | None = None, n_images: int | None = None) -> float:
         """The smallest true |difference| detected with probability ``power`` by the verdict's
         rule: a two-sided t test at the Holm level that holds whatever the order, alpha /
         ``n_tests`` (``n_tests`` = the comparisons in its Holm family), with this fit's degrees
@@ -101,7 +100,7 @@ class Crossed:
         return float(optimize.brentq(shortfall, 0.0, crit + 20.0, xtol=1e-9) * se)
 
 
-def _planned_df(fit: Crossed, n_seeds: Optional[int], n_images: Optional[int]) -> float:
+def _planned_df(fit: Crossed, n_seeds: int | None, n_images: int | None) -> float:
     """Satterthwaite df of :meth:`Crossed.se_for`, from the mean squares' expectations."""
     s = fit.n_seeds if n_seeds is None else n_seeds
     n = fit.n_images if n_images is None else n_images
@@ -125,7 +124,7 @@ def planned(var_model: float, var_image: float, var_resid: float, n_seeds: int, 
                    var_resid, m, n_seeds, n_images)
 
 
-def fit(d: np.ndarray, models: Optional[np.ndarray] = None) -> Crossed:
+def fit(d: np.ndarray, models: np.ndarray | None = None) -> Crossed:
     """Fit the crossed design to ``d`` (seeds x images) of paired differences.
 
     ``models`` (same shape, ints): which model scored each cell; within a seed the images of one

@@ -10,8 +10,8 @@ to favour either model, so their split is Binomial(b + c, 1/2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.stats import binomtest

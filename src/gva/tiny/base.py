@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from gva.generate.pipelines import is_model_dir, quiet_loading
 from gva.generate.provenance import code_hash, library_versions

@@ -31,8 +31,13 @@ def build(seed: int = 0):
     the real DDIM scheduler."""
     import torch
     from diffusers import AutoencoderKL, I2VGenXLPipeline, I2VGenXLUNet
-    from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig,
-                              CLIPVisionModelWithProjection)
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
 
     torch.manual_seed(seed)
     unet = I2VGenXLUNet(

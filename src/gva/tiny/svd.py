@@ -27,8 +27,12 @@ def build_tiny_pipeline(seed: int = TINY_SVD_SEED):
     The CLIP vision tower takes 224-px input: the pipeline resizes PIL inputs to 224 for CLIP.
     """
     import torch
-    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler,
-                           StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel)
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(seed)

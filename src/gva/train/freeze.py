@@ -28,7 +28,6 @@ says so; keep ``inflate.last_n`` within the trainable part.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import torch.nn as nn
 
@@ -43,7 +42,7 @@ _FROZEN = "_gva_frozen"
 class FreezeReport:
     """What :func:`freeze_before` froze (``before`` None: nothing)."""
 
-    before: Optional[str]
+    before: str | None
     frozen_params: int        # parameter elements with requires_grad False
     trainable_params: int
     frozen_tensors: int
@@ -61,7 +60,7 @@ class FreezeReport:
                 f"({self.frozen_tensors} tensors, {self.frozen_batchnorms} BatchNorm layers in eval mode); "
                 f"{self.trainable_params:,} train")
 
-    def temporal_warning(self) -> Optional[str]:
+    def temporal_warning(self) -> str | None:
         """Why freezing temporally inflated convs wastes time, or None when none are frozen."""
         if not self.frozen_temporal_convs:
             return None
@@ -83,7 +82,7 @@ def _boundary_error(model: nn.Module, name: str, key: str, problem: str) -> Conf
                        f"{', '.join(names)} (or a deeper module name), or null to train every layer")
 
 
-def freeze_before(model: nn.Module, name: Optional[str], key: str = "train.freeze") -> FreezeReport:
+def freeze_before(model: nn.Module, name: str | None, key: str = "train.freeze") -> FreezeReport:
     """Freeze, in place, everything of ``model`` registered before module ``name`` (module docstring).
 
     Raises :class:`ConfigError` naming ``key`` and listing valid names when ``name`` is not a module

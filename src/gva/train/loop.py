@@ -24,9 +24,10 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -36,10 +37,16 @@ from tqdm.auto import tqdm
 
 from gva import distributed
 from gva.config import TrainConfig
-from gva.errors import DeviceError, NonFiniteLossError
-from gva.data.loader import (IMAGENET_MEAN, IMAGENET_STD, make_eval_loader, make_train_loader, per_rank_batch,
-                             to_model_input)
+from gva.data.loader import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    make_eval_loader,
+    make_train_loader,
+    per_rank_batch,
+    to_model_input,
+)
 from gva.device import cpu_threads, resolve_device
+from gva.errors import DeviceError, NonFiniteLossError
 from gva.execution import Execution
 from gva.train.freeze import freeze_before, train_mode
 
@@ -101,7 +108,7 @@ class _Meter:
         return EpochStats(self.loss / n, self.c1 / n, self.c3 / n, self.n)
 
 
-def _bars_off() -> Optional[bool]:
+def _bars_off() -> bool | None:
     """tqdm's ``disable``: automatic (off without a terminal) on rank 0, always off on the others."""
     return None if distributed.env_rank_world()[0] == 0 else True
 
@@ -122,7 +129,7 @@ class _NoLive:
     def __init__(self) -> None:
         self.summary: dict[str, Any] = {}
 
-    def __enter__(self) -> "_NoLive":
+    def __enter__(self) -> _NoLive:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -153,7 +160,7 @@ def _check_finite(loss: torch.Tensor, where: str) -> None:
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, size: int, mean: Sequence[float], std: Sequence[float],
                     epoch: int = 1, desc: str = "train", execution: Execution = FP32,
-                    scaler: Optional[torch.amp.GradScaler] = None) -> EpochStats:
+                    scaler: torch.amp.GradScaler | None = None) -> EpochStats:
     """One pass over ``loader`` in train mode; raises :class:`NonFiniteLossError` on NaN/inf.
 
     ``execution``: autocast precision and input layout; ``scaler``: fp16 loss scaling (GPU).
@@ -198,9 +205,9 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, 
     return meter.stats()
 
 
-def fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
         epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train",
-        dist: Optional[distributed.Dist] = None, select_split: str = "val") -> FitResult:
+        dist: distributed.Dist | None = None, select_split: str = "val") -> FitResult:
     """Train ``model`` in place and leave it holding the selected epoch's weights.
 
     Selection: best val top-1 (earliest epoch on ties) when ``val_set`` is given, else the last
@@ -230,9 +237,9 @@ class _Setup:
     scheduler: Any
 
 
-def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
          epochs: int, batch_size: int, live_dir: str | Path, desc: str,
-         dist: Optional[distributed.Dist], select_split: str) -> FitResult:
+         dist: distributed.Dist | None, select_split: str) -> FitResult:
     """1. resolve normalisation, device, execution, freezing, DDP, compilation, loaders, optimiser
     (:func:`_prepare`); 2. per epoch: train, validate, select, log (:func:`_epoch`); 3. summarise
     in dvclive and restore the selected weights."""
@@ -287,7 +294,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: 
     return FitResult(best_epoch, selected_on, train_time, history, st.execution.describe(), st.frozen.to_dict())
 
 
-def _prepare(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], cfg: TrainConfig,
+def _prepare(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
              batch_size: int, desc: str, dist: distributed.Dist) -> _Setup:
     """Device, execution settings, frozen layers, DDP, compilation, loaders, optimiser, schedule."""
     device = torch.device(dist.device) if dist.device else resolve_device(cfg.device, "train.device")

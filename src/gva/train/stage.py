@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -69,7 +69,7 @@ def _outputs(live_dir: Path, dist: distributed.Dist) -> Iterator[Path]:
 
 
 def _record(result: FitResult, epochs: int, lr: float, seed: int, samples: int, world: int,
-            frames_2d: Optional[str] = None) -> TrainingRecord:
+            frames_2d: str | None = None) -> TrainingRecord:
     return TrainingRecord(epochs=int(epochs), best_epoch=int(result.best_epoch), selected_on=result.selected_on,
                           train_time_s=float(result.train_time_s), seed=seed, lr=lr, train_samples=samples,
                           processes=world, frames_2d=frames_2d, history=result.history,
