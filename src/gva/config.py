@@ -336,7 +336,7 @@ def _coerce(value: Any, tp: Any, key: str, nullable: bool = False) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return _build(tp, value, key)
+        return _build(typing.cast(type, tp), value, key)  # an annotation: a dataclass type
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")

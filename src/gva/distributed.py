@@ -144,7 +144,7 @@ def session(device_type: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> I
         backend, device = "nccl", f"cuda:{local}"
         torch.cuda.set_device(local)
     timeout = datetime.timedelta(seconds=timeout_s)
-    kwargs = {"device_id": torch.device(device)} if device else {}
+    kwargs: dict[str, Any] = {"device_id": torch.device(device)} if device else {}
     dist.init_process_group(backend, timeout=timeout, **kwargs)
     objects = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
     old = signal.signal(signal.SIGTERM, _sigterm_to_error(rank, world))

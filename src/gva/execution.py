@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -88,7 +88,7 @@ class Execution:
             return net
         training = net.training
         try:
-            compiled = torch.compile(net)
+            compiled = cast(nn.Module, torch.compile(net))  # an OptimizedModule
             with torch.no_grad(), self.autocast():  # eval + no_grad: no statistic is updated
                 net.eval()
                 compiled(self.input(example))

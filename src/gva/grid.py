@@ -156,13 +156,17 @@ def plan(data_dir: str, *, base: Sequence[str] = (), generators: Sequence[str] =
         seed_args = [f"train.seed={seed}"] + ([f"svd.seed={seed}", f"data.seed={seed}"] if vary_all else [])
         for gen in generators:
             # (name stem, train2d.frames, protocol preset, knobs set back to gva's)
+            variants: list[tuple[str, str, str, tuple[str, ...]]]
             if audit:
                 variants = [(f"{gen}-gva", "first", "gva", ()), (f"{gen}-ref", "first", "reference", ()),
                             *((f"{gen}-ref-no-{k.replace('_', '-')}", "first", "reference", (k,)) for k in loo)]
             else:
                 tag = "" if preset == "gva" else f"-{preset}"
-                variants = ([(f"{gen}-first{tag}", "first", preset, ())] if first else []) + \
-                           ([(f"{gen}-all{tag}", "all", preset, ())] if gen in control else [])
+                variants = []
+                if first:
+                    variants.append((f"{gen}-first{tag}", "first", preset, ()))
+                if gen in control:
+                    variants.append((f"{gen}-all{tag}", "all", preset, ()))
             for stem, frames, proto, without in variants:
                 overrides = [*common, *protocol_overrides(proto, without, pretrained), f"svd.generator={gen}",
                              *generator_overrides(gen), f"train2d.frames={frames}", *seed_args]

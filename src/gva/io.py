@@ -19,7 +19,7 @@ from typing import Any
 try:
     import fcntl
 except ImportError:   # not POSIX: no locks, so temporaries are never judged stale
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module or None (not POSIX)
 
 log = logging.getLogger(__name__)
 

@@ -150,6 +150,7 @@ def load(name_or_path: str | Path, params: str | Path | Mapping[str, Any] = "par
 
 def main(argv: list[str] | None = None) -> int:
     """``gva preset NAME|FILE [--lines]``: print the ``dvc exp run`` overrides of a preset file."""
+    assert main.__doc__ is not None  # the description
     parser = argparse.ArgumentParser(prog="gva preset", description=main.__doc__.splitlines()[0],
                                      epilog=f"presets in {PRESETS_DIR}/: {', '.join(known()) or 'none'}")
     parser.add_argument("preset", metavar="NAME|FILE", help=f"a name in {PRESETS_DIR}/ or a YAML file")

@@ -145,6 +145,7 @@ def variant_name(on: tuple[str, ...], applicable: tuple[str, ...] = KNOB_NAMES) 
 def main(argv: list[str] | None = None) -> int:
     """``gva protocol {reference,gva,shift} [--without K,...] [--from-scratch] [--lines]``: print
     the ``dvc exp run`` overrides of a protocol preset."""
+    assert main.__doc__ is not None  # the description
     parser = argparse.ArgumentParser(prog="gva protocol", description=main.__doc__.splitlines()[0],
                                      epilog="knobs: " + "; ".join(f"{k.name}: {k.what}" for k in KNOBS))
     parser.add_argument("preset", choices=PRESETS)

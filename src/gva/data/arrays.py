@@ -112,7 +112,8 @@ class RowWriter:
     """Rows of a uint8 ``.npy`` being written through a memory map (see :func:`write_array_rows`)."""
 
     def __init__(self, array: np.memmap, release_every: int):
-        self.array, self.shape = array, array.shape
+        self.array: np.memmap | None = array   # None once closed
+        self.shape = array.shape
         self._release_every, self._since = max(1, release_every), 0
         self._mmap = getattr(array, "_mmap", None)   # numpy's mmap object, if it exposes one
         self._base = int(array.offset) % mmap.ALLOCATIONGRANULARITY   # where row 0 starts in it
@@ -120,6 +121,7 @@ class RowWriter:
         self._released = 0   # bytes of the map already handed back
 
     def __setitem__(self, i: int, row: np.ndarray) -> None:
+        assert self.array is not None, "the writer is closed"
         self.array[i] = row
         self._since += 1
         if self._since >= self._release_every:

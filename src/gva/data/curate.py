@@ -130,7 +130,10 @@ def check_duplicates(dataset, rows: list[tuple[int, Item, str]]) -> dict[str, in
     counted twice) or across train and val (model selection sees training images; the test
     estimate is untouched) are warned about and counted: ``{"same_split": n, "train_val": m}``."""
     first: dict[bytes, tuple[Item, str]] = {}
-    same, train_val, leaks = [], [], []
+    # (file, its split, the copy, its split)
+    same: list[tuple[str, str, str, str]] = []
+    train_val: list[tuple[str, str, str, str]] = []
+    leaks: list[tuple[str, str, str, str]] = []
     for _, item, split in rows:
         try:
             data = dataset.tree.read(item.source)

@@ -248,6 +248,7 @@ def open_dataset(source: str, fmt: str, classes: list[str] | None, download_dir:
     if csv_file and local_path(source, download_dir).is_file():
         raise DatasetError(f"{source}: a .csv manifest, but data.format is {fmt}; set data.format: csv (or auto)")
     tree = open_source(source, download_dir, md5)
+    root: str | None
     if fmt == "auto":
         fmt, root = detect(tree)
         log.info("data.format auto: detected %s in %s%s", fmt, tree.name,

@@ -65,6 +65,7 @@ def run(cfg: Config, curated_dir: str | Path = CURATED_DIR, clips_dir: str | Pat
         array = open_memmap_reserved(tmp / "images.npy", (len(picked), side, side, 3))   # ENOSPC, not SIGBUS
         rows: list[IndexRow] = []
         for k, (i, t) in enumerate(picked):  # one frame at a time: never the whole store in RAM
+            assert clips is not None  # frames are picked only from clips
             array[k] = clips.array[i, t]
             r = clips.rows[i]
             rows.append(IndexRow(r.id, r.split, r.wnid, r.class_name, r.label, f"{r.source}#frame{t}"))

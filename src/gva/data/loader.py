@@ -19,8 +19,9 @@ with no padding (:func:`make_eval_loader`), so summed metrics cover every sample
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -134,7 +135,7 @@ class KeyedSamples(Dataset):
         self.dataset, self.seed, self.augment = dataset, int(seed), bool(augment)
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))
 
     def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, epoch = key
@@ -153,10 +154,10 @@ class EpochKeySampler(DistributedSampler):
 
 def concat(parts: Sequence[Dataset | None]) -> Dataset | None:
     """Concatenate the non-empty datasets (None if there are none)."""
-    parts = [p for p in parts if p is not None and len(p) > 0]
-    if not parts:
+    kept = [p for p in parts if p is not None and len(cast(Sized, p)) > 0]
+    if not kept:
         return None
-    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    return kept[0] if len(kept) == 1 else ConcatDataset(kept)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -178,7 +179,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     gen.manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       generator=gen, worker_init_fn=seed_worker, pin_memory=pin_memory,
-                      drop_last=shuffle and len(dataset) > batch_size,
+                      drop_last=shuffle and len(cast(Sized, dataset)) > batch_size,
                       persistent_workers=False)
 
 
@@ -201,8 +202,8 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
     steps, as DDP needs), and so is the last incomplete batch when there is more than one (a
     one-sample batch would break BatchNorm's batch statistics).
     """
-    if len(dataset) < world:
-        raise ConfigError(f"{len(dataset)} training samples cannot be shared by {world} processes")
+    if len(cast(Sized, dataset)) < world:
+        raise ConfigError(f"{len(cast(Sized, dataset))} training samples cannot be shared by {world} processes")
     per_rank = per_rank_batch(batch_size, world)
     sampler = EpochKeySampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
     return DataLoader(KeyedSamples(dataset, seed, augment), batch_size=per_rank, sampler=sampler,
@@ -213,6 +214,6 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
 def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int = 0, world: int = 1,
                      pin_memory: bool = False) -> DataLoader:
     """In-order loader over samples ``rank, rank + world, ...`` (all of them for one process)."""
-    shard = dataset if world == 1 else Subset(dataset, range(rank, len(dataset), world))
+    shard = dataset if world == 1 else Subset(dataset, range(rank, len(cast(Sized, dataset)), world))
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                       worker_init_fn=seed_worker, pin_memory=pin_memory, persistent_workers=False)

@@ -15,6 +15,7 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,16 +38,22 @@ class Item:
     given: str    # "train" (the pool the val/test hold-outs come from), "val" or "test"
 
 
-class Tree:
+class Tree(ABC):
     """Read-only view of a dataset's files, addressed by POSIX paths relative to its root."""
 
     name: str   # for messages: the directory, or the zip plus the folder inside it
 
+    @abstractmethod
     def read(self, rel: str) -> bytes: ...
+    @abstractmethod
     def is_file(self, rel: str) -> bool: ...
+    @abstractmethod
     def is_dir(self, rel: str) -> bool: ...
+    @abstractmethod
     def listdir(self, rel: str) -> list[str]: ...
+    @abstractmethod
     def walk(self, rel: str) -> list[str]: ...
+    @abstractmethod
     def sub(self, folder: str) -> Tree: ...
 
     def where(self, rel: str) -> str:

@@ -116,6 +116,6 @@ class MotionGenerator(Generator):
         theta = torch.from_numpy(self._thetas(seeds)).float().reshape(B * T, 2, 3)
         grid = F.affine_grid(theta, [B * T, 3, H, W], align_corners=False)
         y = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        y = y.reshape(B, T, 3, H, W).permute(0, 1, 3, 4, 2).clamp(0, 1).numpy().astype(np.float32)
-        y[:, 0] = images.astype(np.float32) / 255.0  # identity transform: keep it exact
-        return np.ascontiguousarray(y)
+        clips = y.reshape(B, T, 3, H, W).permute(0, 1, 3, 4, 2).clamp(0, 1).numpy().astype(np.float32)
+        clips[:, 0] = images.astype(np.float32) / 255.0  # identity transform: keep it exact
+        return np.ascontiguousarray(clips)

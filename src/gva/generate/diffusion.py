@@ -59,6 +59,12 @@ class DiffusionGenerator(Generator):
     #: The ``svd`` params the pipeline call consumes, listed once: constructor keywords,
     #: :meth:`call_settings` (the cache key's) and describe().
     SETTINGS: ClassVar[tuple[str, ...]]
+    # the settings every family's SETTINGS lists (set from them in __init__)
+    steps: int
+    height: int
+    width: int
+    fps: int
+    first_frame_original: bool
 
     def __init__(self, pipe, *, batch_size: int = 4, model_name: str = "?", model_path: str | None = None,
                  **settings: Any):
@@ -76,7 +82,8 @@ class DiffusionGenerator(Generator):
         self.pipe.set_progress_bar_config(disable=True)
         self.batch_size = batch_size
         self.model_name = model_name
-        self.model_path = model_path if model_path is not None else model_name
+        # the loaded path, on the instance, shadows the classmethod model_path(cfg, cache_root)
+        self.model_path = model_path if model_path is not None else model_name  # type: ignore[method-assign,assignment]
         self.setup()
 
     def setup(self) -> None:

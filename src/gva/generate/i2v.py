@@ -32,7 +32,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -75,9 +75,13 @@ I2V_SETTINGS = ("frames", "steps", "height", "width", "fps", "guidance", "first_
 class I2VGenerator(DiffusionGenerator):
     """A diffusers image-to-video pipeline of ``family``, called on ``batch_size`` images at a time."""
 
-    family: I2VFamily
+    family: ClassVar[I2VFamily]
     SETTINGS = I2V_SETTINGS
     takes_inputs = True
+    # its settings beyond the common ones (set in DiffusionGenerator.__init__; guidance resolved in setup)
+    guidance: float | None
+    prompt: str
+    negative_prompt: str
 
     @classmethod
     def image_inputs(cls, cfg: SvdConfig, images: np.ndarray, rows: Sequence[Any], workdir: Path) -> list[Prompt]:
@@ -92,6 +96,7 @@ class I2VGenerator(DiffusionGenerator):
         """generation.json's ``prompts``: the templates and the distinct prompts per split."""
         from gva.generate.prompts import prompt_record
 
+        assert inputs is not None  # the stage records the inputs image_inputs computed
         return {"prompts": prompt_record(cfg, rows, inputs)}
 
     def setup(self) -> None:
@@ -158,8 +163,9 @@ class I2VGenerator(DiffusionGenerator):
         import torch
         from PIL import Image
 
+        assert inputs is not None  # call_inputs gives every image a prompt
         B = images.shape[0]
-        pil = [Image.fromarray(im).resize((self.width, self.height), Image.BICUBIC) for im in images]
+        pil = [Image.fromarray(im).resize((self.width, self.height), Image.Resampling.BICUBIC) for im in images]
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad(), self.rng_scope(seeds):
             video = self.pipe(

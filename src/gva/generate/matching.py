@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -123,8 +123,9 @@ def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cols, _margins(cost, rows, cols)
 
 
-def match_by_content(image_feats: np.ndarray, image_labels: Sequence[int], clip_feats: np.ndarray,
-                     clip_labels: Sequence[int], clip_names: Sequence[str], check_labels: bool = True) -> list[Match]:
+def match_by_content(image_feats: np.ndarray, image_labels: Sequence[int] | np.ndarray, clip_feats: np.ndarray,
+                     clip_labels: Sequence[int] | np.ndarray, clip_names: Sequence[str],
+                     check_labels: bool = True) -> list[Match]:
     """Per label, the assignment of images to clips; then (``check_labels``) :func:`check_labels`."""
     image_labels, clip_labels = np.asarray(image_labels), np.asarray(clip_labels)
     cost = costs(image_feats, clip_feats)
@@ -140,7 +141,7 @@ def match_by_content(image_feats: np.ndarray, image_labels: Sequence[int], clip_
             out[i] = Match(clip_names[c], "content", float(cost[i, c]), float(m), bool(m >= CONFIDENT_MARGIN))
     if check_labels:
         check_label_agreement(cost, image_labels, assigned, clip_labels, clip_names)
-    return out  # type: ignore[return-value]
+    return cast(list[Match], out)  # every image assigned (each label has enough clips)
 
 
 def check_label_agreement(cost: np.ndarray, image_labels: np.ndarray, assigned: np.ndarray,
@@ -163,7 +164,7 @@ def check_label_agreement(cost: np.ndarray, image_labels: np.ndarray, assigned: 
                 "the images disagree")
 
 
-def match_by_order(image_feats: np.ndarray, labels: Sequence[int], clip_feats: np.ndarray,
+def match_by_order(image_feats: np.ndarray, labels: Sequence[int] | np.ndarray, clip_feats: np.ndarray,
                    clip_names: Sequence[str]) -> list[Match]:
     """Image k takes clip k (the caller pairs them, ``labels`` theirs); cost and margin say how well
     the content agrees, and the blind content assignment within each label is run beside it
@@ -173,7 +174,7 @@ def match_by_order(image_feats: np.ndarray, labels: Sequence[int], clip_feats: n
     margins = _margins(cost, idx, idx)
     blind = match_by_content(image_feats, labels, clip_feats, labels, clip_names, check_labels=False)
     return [Match(clip_names[k], "order", float(cost[k, k]), float(margins[k]), bool(margins[k] >= CONFIDENT_MARGIN),
-                  blind[k].clip == clip_names[k]) for k in idx]
+                  blind[k].clip == clip_names[k]) for k in idx.tolist()]
 
 
 def summary(matches: Sequence[Match]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def h264_round_trip(clip: np.ndarray, fps: int, crf: int = H264_CRF) -> np.ndarr
         for packet in stream.encode():
             container.mux(packet)
     buf.seek(0)
-    with av.open(buf) as container:
+    with av.open(buf, mode="r") as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(container.streams.video[0])]
     if len(decoded) != t:  # a codec that drops or adds frames would silently change the clip length
         raise RuntimeError(f"H.264 round trip returned {len(decoded)} frames for {t}")

@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -256,9 +256,9 @@ def match_rows(folder: Path, images: np.ndarray, rows: Sequence[Any]) -> list[Ma
             raise DatasetError(f"{folder}/train.csv: {exc}") from None
         except ValueError as exc:
             raise DatasetError(f"{folder}/train.csv: {exc}") from None
-        for i, m in zip(train_rows, found):
+        for i, m in zip(train_rows.tolist(), found):
             matches[i] = m
-    return matches  # type: ignore[return-value]
+    return cast(list[Match], matches)  # every row matched (or an error raised)
 
 
 def _val_pairs(folder: Path, listing: dict[str, list[tuple[str, int]]], rows: Sequence[Any], labels: np.ndarray,

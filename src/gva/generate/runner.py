@@ -338,6 +338,7 @@ def _collect_on_rank0(cache: ChunkCache, dist: Dist, stats: RunStats) -> None:
     got = dist.gather_object((stats.generated, stats.generator, sent), "collecting the chunks on rank 0")
     if not dist.is_main:
         return
+    assert got is not None  # gathered on rank 0
     stats.generated = sum(g for g, _, _ in got)
     stats.generator = stats.generator or next((d for _, d, _ in got if d is not None), None)
     still = ~cache.covered()

@@ -206,6 +206,7 @@ def _description(cache: ChunkCache, stats: RunStats, spec: GeneratorSpec) -> dic
             description = spec.build().describe()
         cache.write_description(description)
         held = cache.read_description()
+        assert held is not None  # just written
     return held
 
 

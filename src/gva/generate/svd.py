@@ -37,8 +37,8 @@ PIPELINE_SETTINGS = ("frames", "steps", "height", "width", "motion_bucket_id", "
 
 def _precise_euler_class():
     """``EulerDiscreteScheduler`` whose step is computed in float64 (class built lazily: diffusers import)."""
-    from diffusers import EulerDiscreteScheduler
-    from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteSchedulerOutput
+    # from the module itself: the package's lazy import types it as a dummy (the same class at run time)
+    from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler, EulerDiscreteSchedulerOutput
 
     class PreciseEulerDiscreteScheduler(EulerDiscreteScheduler):
         """Same maths, float64 arithmetic in ``step``.
@@ -52,7 +52,8 @@ def _precise_euler_class():
 
         def step(self, model_output, timestep, sample, *args, return_dict: bool = True, **kwargs):
             dtype = model_output.dtype
-            prev, pred = super().step(model_output.double(), timestep, sample.double(), *args,
+            # the caller's positional extras end before return_dict (stock step's last parameter)
+            prev, pred = super().step(model_output.double(), timestep, sample.double(), *args,  # type: ignore[misc]
                                       return_dict=False, **kwargs)
             prev, pred = prev.to(dtype), pred.to(dtype)
             if not return_dict:
@@ -64,7 +65,7 @@ def _precise_euler_class():
 
 def use_precise_scheduler(pipe) -> bool:
     """Swap a stock ``EulerDiscreteScheduler`` for the float64-step one (same config); True if swapped."""
-    from diffusers import EulerDiscreteScheduler
+    from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler
 
     if type(pipe.scheduler) is EulerDiscreteScheduler:
         pipe.scheduler = _precise_euler_class().from_config(pipe.scheduler.config)
@@ -78,6 +79,12 @@ class SvdGenerator(DiffusionGenerator):
 
     family = SVD
     SETTINGS = PIPELINE_SETTINGS
+    # its settings beyond the common ones (set in DiffusionGenerator.__init__)
+    motion_bucket_id: int
+    noise_aug_strength: float
+    min_guidance: float
+    max_guidance: float
+    decode_chunk_size: int
 
     def setup(self) -> None:
         self.precise_scheduler = use_precise_scheduler(self.pipe)
@@ -98,7 +105,7 @@ class SvdGenerator(DiffusionGenerator):
         B = images.shape[0]
         # Upscale as the reference did (PIL bicubic), then hand PIL images to the pipeline so CLIP
         # sees its usual 224-px antialiased resize whatever height/width are.
-        pil = [Image.fromarray(im).resize((self.width, self.height), Image.BICUBIC) for im in images]
+        pil = [Image.fromarray(im).resize((self.width, self.height), Image.Resampling.BICUBIC) for im in images]
         # CPU generators, one per image: same noise on any device, independent of batch composition.
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         latents = self.pipe(

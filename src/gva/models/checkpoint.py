@@ -160,6 +160,7 @@ def build_from_meta(meta: CheckpointMeta) -> nn.Module:
 
     model = build_backbone(meta.arch, meta.num_classes, pretrained=False)
     if meta.kind == "3d":
+        assert meta.inflation is not None  # validated: a 3-D checkpoint has its plan
         model = inflate_from_plan(model, meta.inflation.report)
     return model
 

@@ -24,7 +24,7 @@ Everything else is kept as it is; :mod:`gva.models.fold_search` finds what must 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, TypeVar
 
 import torch
 import torch.nn as nn
@@ -85,7 +85,10 @@ class InflationReport:
 # Conversions (mmaction2-style: one small helper per layer type)
 
 
-def _plain(module: nn.Module, base: type, method: str = "forward") -> bool:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _plain(module: nn.Module, base: type[_M], method: str = "forward") -> TypeGuard[_M]:
     """``module`` is a ``base`` whose ``method`` is the stock one (subclasses may do anything)."""
     return isinstance(module, base) and getattr(type(module), method) is getattr(base, method)
 
@@ -97,7 +100,7 @@ def _is_same_conv(m: nn.Module) -> bool:
             and isinstance(m, nn.Conv2d) and m.padding_mode == "zeros")
 
 
-def _is_conv(m: nn.Module) -> bool:
+def _is_conv(m: nn.Module) -> TypeGuard[nn.Conv2d]:
     return (_plain(m, nn.Conv2d) and _plain(m, nn.Conv2d, "_conv_forward")) or _is_same_conv(m)
 
 
@@ -112,12 +115,13 @@ def _conv_names(model: nn.Module) -> list[str]:
 
 def _convert_conv(conv: nn.Conv2d, kt: int, init: str) -> InflatedConv3d:
     cls = InflatedConv3d
+    padding: Any
     if _is_same_conv(conv):
         # its H/W padding depends on the input size: InflatedConv3dSame pads as Conv2dSame does
         # (its own padding attribute is 0), the conv pads time
         cls, padding = InflatedConv3dSame, (kt // 2, 0, 0)
     elif isinstance(conv.padding, str):
-        padding: Any = conv.padding if conv.padding == "same" else (kt // 2, 0, 0)
+        padding = conv.padding if conv.padding == "same" else (kt // 2, 0, 0)
     else:
         padding = (kt // 2, *conv.padding)
     w = conv.weight

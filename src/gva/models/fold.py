@@ -123,7 +123,7 @@ def time_mean_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
 def set_forward(module: nn.Module, fn: Callable[..., Any], name: str) -> None:
     """Make ``fn`` the instance ``forward`` of ``module`` (``name`` is used in error messages)."""
     module.forward = types.MethodType(fn, module)
-    module._gva_name = name
+    module._gva_name = name  # type: ignore[assignment]  # a plain attribute (nn.Module types tensors, modules)
 
 
 def unset_forward(module: nn.Module) -> None:
@@ -186,6 +186,12 @@ class InflatedBatchNorm3d(nn.BatchNorm3d):
 class InflatedMaxPool3d(nn.MaxPool3d):
     """``nn.MaxPool3d`` with temporal kernel 1."""
 
+    # tuples, as the conversion builds it
+    kernel_size: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    dilation: tuple[int, int, int]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:
             return super().forward(x)
@@ -195,6 +201,11 @@ class InflatedMaxPool3d(nn.MaxPool3d):
 
 class InflatedAvgPool3d(nn.AvgPool3d):
     """``nn.AvgPool3d`` with temporal kernel 1."""
+
+    # tuples, as the conversion builds it
+    kernel_size: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:
@@ -208,11 +219,12 @@ class TimePool:
 
     _reduce_time: str
     _pool2d: Any
+    output_size: Any   # the adaptive pool's (its torch type is wider): (1, h, w) as the conversion builds it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 5:
-            return super().forward(x)  # type: ignore[misc]
-        y = self._pool2d(x, self.output_size[1:])  # type: ignore[attr-defined]
+            return super().forward(x)  # type: ignore[misc]  # the nn pool after this mixin in the MRO
+        y = self._pool2d(x, self.output_size[1:])
         fold = current_fold()
         if fold is None or fold.collapsed:
             return y

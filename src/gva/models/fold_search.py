@@ -56,7 +56,8 @@ def find_folds(model2d: nn.Module, time_kernel: int, last_n: int | None, probe_s
     gen = torch.Generator().manual_seed(0)  # never touch the global RNG (training seeds it)
     frame = torch.randn(1, 3, probe_size, probe_size, generator=gen, dtype=torch.float64)
     clip = frame.unsqueeze(2).expand(-1, -1, 2, -1, -1).contiguous()
-    out2, calls2 = None, {}
+    out2: Any = None
+    calls2: dict[str, list[list[Any]]] = {}
     if check:
         try:
             with torch.no_grad():

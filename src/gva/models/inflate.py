@@ -56,7 +56,8 @@ def _build(model2d: nn.Module, time_kernel: int, init: str, last_n: int | None,
     apply_folds(model3d, folded)
     report.folded = list(folded)
     _transfer_check(model2d, model3d, report)
-    model3d.inflation_report = report  # plain attribute: travels with the module, not state_dict
+    # plain attribute: travels with the module, not state_dict (nn.Module's typing allows tensors, modules)
+    model3d.inflation_report = report  # type: ignore[assignment]
     return model3d, report
 
 
@@ -124,6 +125,7 @@ def inflate_from_plan(model2d: nn.Module, plan: Mapping[str, Any]) -> nn.Module:
         theirs = dict(theirs) if isinstance(ours, dict) else list(theirs)
         if ours != theirs:
             if isinstance(ours, dict):
+                assert isinstance(theirs, dict)  # made a dict above
                 odd = sorted(set(ours) ^ set(theirs)) or [k for k in ours if ours[k] != theirs[k]]
                 what = f"{odd[0]!r}: plan {theirs.get(odd[0])!r}, model {ours.get(odd[0])!r}"
             else:

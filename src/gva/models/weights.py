@@ -25,6 +25,7 @@ import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -52,7 +53,8 @@ def _rename_efficientnet_lite(state: StateDict, model: nn.Module) -> StateDict:
     with an expansion conv (InvertedResidual) ``_bn0/_bn1/_bn2`` follow expand/depthwise/project
     (timm ``bn1/bn2/bn3``); without one (DepthwiseSeparable) ``_bn1/_bn2`` follow depthwise/project
     (timm ``bn1/bn2``)."""
-    blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(model.blocks) for j in range(len(stage))]
+    stages = cast(Sequence[nn.Sequential], model.blocks)   # timm's stages of blocks
+    blocks = [f"blocks.{i}.{j}" for i, stage in enumerate(stages) for j in range(len(stage))]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
            "_fc": "classifier"}
     expanded_names = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
@@ -133,6 +135,7 @@ def read_state_dict(path: str | Path, what: str = "model.weights") -> StateDict:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"{what} {path}: " + ("file not found" if not path.exists() else "not a file"))
+    raw: Any
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -89,8 +89,8 @@ def audit_rows(runs: Sequence[Run], seed_key: str = SEED_KEY) -> list[AuditRow]:
     for run in runs:
         group = ", ".join(f"{k}={format_value(run.params.get(k))}" for k in keys) or "all runs"
         group_order[group] = tuple(sort_key(run.params.get(k)) for k in keys)
-        for obs in observations(run):
-            cells.setdefault((group, obs.on), []).append(obs)
+        for ob in observations(run):
+            cells.setdefault((group, ob.on), []).append(ob)
 
     def seed_of(o: Observation) -> str:
         return format_value(o.run.params.get(seed_key))

@@ -240,8 +240,8 @@ def comparisons(results: Sequence[ConfigResult], margin: float = DEFAULT_MARGIN,
         names = [c.name for c in out]
         if primary not in names:
             raise ReportError(f"--primary {primary!r} names no comparison; they are: {'; '.join(names)}")
-        for c in out:
-            c.primary = c.name == primary
+        for comp in out:
+            comp.primary = comp.name == primary
     decide(out)
     return out, notes
 
@@ -293,6 +293,7 @@ def comparison_table(rows: Sequence[Comparison]) -> list[str]:
              "Δ macro-F1 [95 %, bootstrap] | p | Holm p | MDE | TOST p | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for c in rows:
+        assert c.verdict is not None  # decide() gave every comparison one
         star = "**primary:** " if c.primary else ""
         dup = f" (= {c.duplicate_of})" if c.duplicate_of else ""
         lines.append(

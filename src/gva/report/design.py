@@ -175,6 +175,7 @@ def per_class_data(design: Design, runs: Sequence[Run], reference: str | Path | 
     if not found:
         return None
     first = next(iter(found.values()))
+    assert first.predictions is not None  # kept above
     classes = first.params.get("data.classes")
     n = int(first.predictions["label"].max()) + 1
     names = [str(c) for c in classes] if isinstance(classes, list) and len(classes) >= n else [""] * n
@@ -205,6 +206,7 @@ def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[st
         lines += [""] + comparison_table(members)
         papers = [r for r in members if r.paper is not None]
         for r in papers:
+            assert r.paper is not None  # kept above
             inside = r.low <= r.paper <= r.high
             lines += ["", f"{r.name}: the paper reports {r.paper:+.3f}; gva's 95 % interval "
                           f"[{r.low:+.3f}, {r.high:+.3f}] {'contains' if inside else 'excludes'} it."]

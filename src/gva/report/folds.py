@@ -43,18 +43,24 @@ def pooled_name(runs: Sequence[Run]) -> str:
     return "+".join(sorted(r.name for r in runs))
 
 
+def _predictions(run: Run) -> dict:
+    """A finished run's prediction columns (the runs pooled have them)."""
+    assert run.predictions is not None, run.name
+    return run.predictions
+
+
 def pool_predictions(runs: Sequence[Run]) -> dict[str, np.ndarray]:
     """The runs' prediction columns concatenated and ordered by image id; an image scored by two
     runs, or a column not every run has, is a :class:`ReportError`."""
-    columns = set.intersection(*(set(r.predictions) for r in runs)) - {"fold"}
-    pooled = {c: np.concatenate([r.predictions[c] for r in runs]) for c in sorted(columns)}
+    columns = set.intersection(*(set(_predictions(r)) for r in runs)) - {"fold"}
+    pooled = {c: np.concatenate([_predictions(r)[c] for r in runs]) for c in sorted(columns)}
     # which fold's model scored each image: the comparisons' model level (gva.stats.crossed)
-    pooled["fold"] = np.concatenate([np.full(r.predictions["id"].size, int(r.params.get(FOLD_KEY, 0)))
+    pooled["fold"] = np.concatenate([np.full(_predictions(r)["id"].size, int(r.params.get(FOLD_KEY, 0)))
                                      for r in runs])
     ids, counts = np.unique(pooled["id"], return_counts=True)
     if (counts > 1).any():
         twice = int(ids[counts > 1][0])
-        owners = [r.name for r in runs if twice in set(r.predictions["id"].tolist())]
+        owners = [r.name for r in runs if twice in set(_predictions(r)["id"].tolist())]
         raise ReportError(f"runs {', '.join(owners)} both scored test image id {twice}: they are not folds "
                           f"of one partition ({FOLD_KEY} of the same {FOLDS_KEY} and data.seed)")
     order = np.argsort(pooled["id"], kind="stable")

@@ -190,12 +190,14 @@ def fit(d: np.ndarray, models: np.ndarray | None = None) -> Crossed:
         var = float(c @ clipped)
     var = max(var, floor)
     if var <= 0.0:
-        return Crossed(mean, 0.0, math.inf, *map(float, clipped), m_count, s_count, n_img)
+        return Crossed(mean, 0.0, math.inf, float(clipped[0]), float(clipped[1]), float(clipped[2]),
+                       m_count, s_count, n_img)
     usable = dfs > 0
     den = float((pieces[usable] ** 2 / dfs[usable]).sum())
     df = var ** 2 / den if den > 0 else float(n - 1)
     df = float(min(max(df, 1.0), n - 1))
-    return Crossed(mean, math.sqrt(var), df, *map(float, clipped), m_count, s_count, n_img)
+    return Crossed(mean, math.sqrt(var), df, float(clipped[0]), float(clipped[1]), float(clipped[2]),
+                   m_count, s_count, n_img)
 
 
 def _one_seed(mean: float, q_model: float, q_total: float, n: int, sq: float, c_model: float,

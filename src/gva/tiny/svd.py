@@ -61,7 +61,7 @@ def build_tiny_pipeline(seed: int = TINY_SVD_SEED):
     feature_extractor = CLIPImageProcessor(crop_size=224, size=224)
     pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
                                         feature_extractor=feature_extractor)
-    return pipe.to("cpu")
+    return pipe.to("cpu")  # type: ignore[attr-defined]  # diffusers' lazy top-level import types the class as a dummy
 
 
 

@@ -150,7 +150,8 @@ def clip_tokenizer(model_max_length: int = 77):
     vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    # merges as (a, b) pairs: the tokenizers backend takes them (the annotation says strings only)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)  # type: ignore[arg-type]
 
 
 def t5_encoder(tokenizer, seed: int, umt5: bool = False):

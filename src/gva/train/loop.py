@@ -24,10 +24,10 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -317,7 +317,8 @@ def _prepare(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg:
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)  # broadcasts rank 0's weights
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # per-rank dropout streams
     if execution.compile:
-        example = torch.stack([train_set[i][0] for i in range(min(2, len(train_set)))]).to(device)
+        assert cfg.mean is not None and cfg.std is not None  # fit resolved them
+        example = torch.stack([train_set[i][0] for i in range(min(2, len(cast(Sized, train_set))))]).to(device)
         compiled = execution.compiled(net, to_model_input(example, cfg.image_size, cfg.mean, cfg.std), desc)
         if compiled is net:  # the backend failed (warned): record what actually ran
             execution = dataclasses.replace(execution, compile=False)
@@ -338,6 +339,7 @@ def _epoch(model: nn.Module, st: _Setup, cfg: TrainConfig, epoch: int, desc: str
     """One epoch: train, step the schedule, validate rank 0's model; the logged row and val result."""
     t0 = time.perf_counter()
     size, mean, std = cfg.image_size, cfg.mean, cfg.std
+    assert mean is not None and std is not None  # fit resolved them
     lr = st.optimizer.param_groups[0]["lr"]
     st.train_loader.sampler.set_epoch(epoch)
     tr = train_one_epoch(st.net, st.train_loader, st.optimizer, st.device, size, mean, std, epoch, desc,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -115,7 +116,7 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
     if train_set is None:
         raise StoreError(f"{curated_dir}: no train split")
     val_set = _selection_set(images, curated_dir / "images.npy", 4, t.select_on, "train2d")
-    log.info("train2d: %d train samples (frames: %s), %d val images, %d classes, arch %s", len(train_set),
+    log.info("train2d: %d train samples (frames: %s), %d val images, %d classes, arch %s", len(cast(Sized, train_set)),
              cfg.train2d.frames, 0 if val_set is None else len(val_set), len(classes), cfg.model.arch)
 
     m = cfg.model
@@ -135,11 +136,12 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
         source = f"{source}; head: the ImageNet head's rows of the classes"
 
     def meta(result: FitResult) -> CheckpointMeta:
+        assert t.mean is not None and t.std is not None  # resolved above
         return CheckpointMeta(
             kind="2d", arch=m.arch, pretrained=m.pretrained, classes=classes,
             input_size=t.image_size, mean=list(t.mean), std=list(t.std), weights=source,
             image_size=int(images.array.shape[1]),
-            training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(train_set), dist.world,
+            training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(cast(Sized, train_set)), dist.world,
                              cfg.train2d.frames))
 
     return _fit_and_save("train2d", model, train_set, val_set, cfg.train2d.epochs, cfg.train2d.batch_size, t,
@@ -165,6 +167,7 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
     model, init = load_checkpoint(init_path)
     if init.kind != "3d":
         raise CheckpointError(f"{init_path}: expected a 3d checkpoint, got {init.kind}")
+    assert init.inflation is not None  # validated: a 3-D checkpoint has its plan
     # null train.mean/std: the init checkpoint's (what the 2-D model was trained with, or what the
     # ImageNet weights of inflate.source: imagenet expect)
     t = dataclasses.replace(t, mean=init.mean if t.mean is None else t.mean,
@@ -186,6 +189,7 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
 
     torch.manual_seed(t.seed)
     def meta(result: FitResult) -> CheckpointMeta:
+        assert t.mean is not None and t.std is not None  # resolved above
         return dataclasses.replace(init, frames=frames, input_size=t.image_size, mean=list(t.mean),
                                    std=list(t.std), training=_record(result, cfg.train3d.epochs, t.lr, t.seed,
                                                                      len(train_set), dist.world))
