@@ -15,8 +15,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from gva.errors import GvaError, ReportError
-from gva.report.inference import PairedSeed, _Prepared, hierarchical_bootstrap, holm, model_metric, tost, verdict
+from gva.report.inference import holm, tost, verdict
 from gva.report.predictions import paired_seed, read_predictions
+from gva.stats.bootstrap import PairedSeed, _Prepared, hierarchical_bootstrap, model_metric
 
 # ------------------------------------------------------------------------------------------------
 # A tiny crossed design: 2 seeds x 4 images. Both seeds' per-image differences (b - a) are

@@ -25,4 +25,5 @@ def test_one_holm_and_one_metric_list():
     import gva.stats as floor
     import gva.stats.paired as paired
     assert inference.holm is paired.holm
-    assert report_stats.METRIC_KEYS is floor.METRICS and inference.METRICS is floor.METRICS
+    import gva.stats.bootstrap as bootstrap
+    assert report_stats.METRIC_KEYS is floor.METRICS and bootstrap.METRICS is floor.METRICS

@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report.inference import BootstrapResult, PairedSeed, Verdict, hierarchical_bootstrap, holm, verdict
+from gva.report.inference import Verdict, holm, verdict
 from gva.report.predictions import align_seeds, paired_seed
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
 from gva.stats import crossed
+from gva.stats.bootstrap import BootstrapResult, PairedSeed, hierarchical_bootstrap
 from gva.stats.crossed import Crossed
 
 log = logging.getLogger(__name__)

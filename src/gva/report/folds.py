@@ -21,9 +21,9 @@ import numpy as np
 
 from gva.errors import ReportError
 from gva.report.collect import PREDICTIONS_FILE, Run
-from gva.report.inference import model_metric
 from gva.report.stats import IGNORED_KEYS, format_value
 from gva.stats import crossed
+from gva.stats.bootstrap import model_metric
 
 FOLDS_KEY = "data.folds"
 FOLD_KEY = "data.fold"

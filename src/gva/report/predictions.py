@@ -2,7 +2,7 @@
 
 :func:`read_predictions` / :func:`parse_predictions` read a run's file (errors name it);
 :func:`paired_seed` pairs two models of one seed by image id (a
-:class:`~gva.report.inference.PairedSeed`, with each image's fold model when folds were pooled);
+:class:`~gva.stats.bootstrap.PairedSeed`, with each image's fold model when folds were pooled);
 :func:`align_seeds` puts every seed's images in one order, so a resample draws the same images
 for every seed.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report.inference import PairedSeed
+from gva.stats.bootstrap import PairedSeed
 
 
 def read_predictions(path: str | Path) -> dict[str, np.ndarray]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from gva.stats.bootstrap import PairedSeed, hierarchical_bootstrap
+
 
 @dataclass(frozen=True)
 class BootstrapInterval:
@@ -45,30 +47,21 @@ def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[np.ndarray, n
 
 
 def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10000,
-                          seed: int = 0, confidence: float = 0.95,
-                          chunk: int = 1000) -> BootstrapInterval:
-    """Percentile interval of accuracy(b) - accuracy(a) over ``resamples`` paired resamples.
-
-    Deterministic for a given ``seed`` (``numpy.random.default_rng``); resamples are drawn in
-    chunks so memory stays O(chunk * N) whatever ``resamples`` is.
-    """
+                          seed: int = 0, confidence: float = 0.95) -> BootstrapInterval:
+    """Percentile interval of accuracy(b) - accuracy(a) over ``resamples`` paired resamples of the
+    images: :func:`gva.stats.bootstrap.hierarchical_bootstrap` with one seed (one resampling code
+    for ``evaluate`` and ``report``). Deterministic for a given ``seed``."""
     a, b = _paired(correct_a, correct_b)
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    diff = b.astype(np.float64) - a.astype(np.float64)  # per-pair difference in {-1, 0, 1}
-    n = diff.size
-    rng = np.random.default_rng(seed)
-    stats = np.empty(resamples, dtype=np.float64)
-    for start in range(0, resamples, chunk):
-        m = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(m, n))
-        stats[start:start + m] = diff[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha])
-    return BootstrapInterval(delta=float(diff.mean()), low=float(low), high=float(high),
-                             confidence=confidence, resamples=resamples, seed=seed)
+    # correctness as predictions of the label 1: top-1 of a "model" is then its accuracy
+    ones = np.ones(a.size, dtype=np.int64)
+    res = hierarchical_bootstrap([PairedSeed(ones, a.astype(np.int64), b.astype(np.int64))], "top1",
+                                 max(resamples, 2), seed, confidence)
+    return BootstrapInterval(delta=res.estimate, low=res.low, high=res.high, confidence=confidence,
+                             resamples=resamples, seed=seed)
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
