@@ -55,8 +55,9 @@ def fenced_blocks(text: str) -> list[tuple[str, str, int]]:
     return blocks
 
 
-def prose(text: str) -> str:
-    """The text with fenced blocks blanked (line numbers kept) and inline code removed."""
+def prose(text: str, keep_code_spans: bool = False) -> str:
+    """The text with fenced blocks blanked (line numbers kept) and, unless ``keep_code_spans``,
+    inline code removed (a heading's code counts in its anchor, so anchors keep it)."""
     out, fence = [], None
     for line in text.split("\n"):
         m = re.match(r"^\s*(`{3,}|~{3,})", line)
@@ -68,7 +69,7 @@ def prose(text: str) -> str:
                 fence = None
             out.append("")
         else:
-            out.append(re.sub(r"(`+)(?:(?!\1).)+?\1", "", line))
+            out.append(line if keep_code_spans else re.sub(r"(`+)(?:(?!\1).)+?\1", "", line))
     return "\n".join(out)
 
 
@@ -84,7 +85,7 @@ def slug(heading: str) -> str:
 def anchors(path: Path) -> set[str]:
     seen: dict[str, int] = {}
     out = set()
-    text = prose_keep_code_spans(path.read_text(encoding="utf-8"))
+    text = prose(path.read_text(encoding="utf-8"), keep_code_spans=True)
     for line in text.split("\n"):
         m = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
         if m:
@@ -94,23 +95,6 @@ def anchors(path: Path) -> set[str]:
             out.add(base if n == 0 else f"{base}-{n}")
         out.update(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", line))
     return out
-
-
-def prose_keep_code_spans(text: str) -> str:
-    """Fenced blocks blanked; inline code kept (a heading's code counts in its anchor)."""
-    out, fence = [], None
-    for line in text.split("\n"):
-        m = re.match(r"^\s*(`{3,}|~{3,})", line)
-        if fence is None and m:
-            fence = m.group(1)
-            out.append("")
-        elif fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            out.append("")
-        else:
-            out.append(line)
-    return "\n".join(out)
 
 
 def links(path: Path) -> list[tuple[int, str]]:

@@ -13,8 +13,7 @@ import torch.nn as nn
 
 from gva.errors import GvaError
 from gva.models import InflationError, build_backbone, inflate, inflate_from_plan, inflate_with_report
-from gva.models.fold import is_folded
-from gva.models.inflate import InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame
+from gva.models.fold import InflatedBatchNorm3d, InflatedConv3d, InflatedConv3dSame, is_folded
 
 SIZE = 32
 ARCHS = ["vgg11", "vgg11_bn", "resnet18", "mobilenet_v3_small", "efficientnet_b0",

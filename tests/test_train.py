@@ -26,7 +26,7 @@ from gva.data.loader import (
 )
 from gva.errors import NonFiniteLossError, PretrainedWeightsError
 from gva.models.checkpoint import load_checkpoint
-from gva.models.inflate import InflatedConv3d
+from gva.models.fold import InflatedConv3d
 from gva.models.stage import run_inflate
 from gva.train.loop import evaluate_loader, fit, train_one_epoch
 from gva.train.stage import run_train2d, run_train3d

@@ -32,16 +32,6 @@ import torch.nn as nn
 
 from gva.errors import InflationError
 from gva.models.convert import InflationReport, Init, check_args, convert_tree
-from gva.models.fold import (  # noqa: F401
-    InflatedAdaptiveAvgPool3d,
-    InflatedAdaptiveMaxPool3d,
-    InflatedAvgPool3d,
-    InflatedBatchNorm3d,
-    InflatedConv3d,
-    InflatedConv3dSame,
-    InflatedDropout3d,
-    InflatedMaxPool3d,
-)
 from gva.models.fold_search import apply_folds, find_folds
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +129,4 @@ def inflate_from_plan(model2d: nn.Module, plan: Mapping[str, Any]) -> nn.Module:
 
 
 
-__all__ = ["InflationError", "InflationReport", "Init", "inflate", "inflate_with_report",
-           "inflate_from_plan", "InflatedConv3d", "InflatedConv3dSame", "InflatedBatchNorm3d", "InflatedMaxPool3d",
-           "InflatedAvgPool3d", "InflatedAdaptiveAvgPool3d", "InflatedAdaptiveMaxPool3d",
-           "InflatedDropout3d"]
+__all__ = ["InflationError", "InflationReport", "Init", "inflate", "inflate_with_report", "inflate_from_plan"]
