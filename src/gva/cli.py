@@ -44,7 +44,7 @@ PROCESSES: dict[str, Callable[[Config], int]] = {
 }
 USER_ERROR = 2
 # commands with their own argument parser -> their module (each has main(argv) -> exit code)
-OWN_COMMANDS = {"report": "gva.report", "protocol": "gva.protocol", "preset": "gva.presets", "grid": "gva.grid"}
+OWN_COMMANDS = {"report": "gva.report", "protocol": "gva.protocol", "preset": "gva.presets", "grid": "gva.grid_cli"}
 # stages (and gva predict) that write into the cache directory (gva.paths.CACHE_DIR)
 USES_CACHE = ("curate", "svd_generate", "predict")
 
