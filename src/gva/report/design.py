@@ -233,7 +233,7 @@ def plot_forest(rows: Sequence[Comparison], path: str | Path) -> None:
     from gva.io import save_png
 
     n = max(len(rows), 1)
-    fig = Figure(figsize=(9, 0.45 * n + 1.2))
+    fig = Figure(figsize=(11, 0.45 * n + 1.2))
     ax = fig.subplots()
     ys = np.arange(len(rows))[::-1]
     if rows:
@@ -250,6 +250,7 @@ def plot_forest(rows: Sequence[Comparison], path: str | Path) -> None:
     ax.set_yticklabels([r.name for r in rows], fontsize=7)
     ax.set_xlabel("Δ top-1 (95 % interval; x: the paper's value; grey: ±margin)")
     fig.tight_layout()
+    fig.subplots_adjust(left=max(fig.subplotpars.left, 0.38))   # long declared names
     save_png(fig, path, dpi=110)
 
 
