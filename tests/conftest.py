@@ -91,3 +91,11 @@ def run_dag_in(tmp_path: Path, monkeypatch, params_file: Path, overrides: dict) 
         assert main([stage]) == 0, stage
     return (json.loads((tmp_path / "metrics" / "metrics.json").read_text()),
             json.loads((tmp_path / "data" / "clips" / "generation.json").read_text()))
+
+
+@pytest.fixture(autouse=True)
+def _train_resume_in_tmp(tmp_path_factory, monkeypatch):
+    """Training stages called in-process keep their epoch states (gva.train.resume) out of the checkout."""
+    where = tmp_path_factory.mktemp("train-resume")
+    monkeypatch.setattr("gva.train.resume.root", lambda: where)
+    return where

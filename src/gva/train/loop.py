@@ -49,6 +49,7 @@ from gva.device import cpu_threads, resolve_device
 from gva.errors import DeviceError, NonFiniteLossError
 from gva.execution import Execution
 from gva.train.freeze import freeze_before, train_mode
+from gva.train.resume import EpochState, Resume
 
 FP32 = Execution()
 TEST_SELECTION_WARNING = ("MODEL SELECTED ON THE TEST SET (train.select_on: test, the reference code's protocol): "
@@ -207,7 +208,8 @@ def evaluate_loader(model: nn.Module, loader: DataLoader, device: torch.device, 
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
         epochs: int, batch_size: int, live_dir: str | Path, desc: str = "train",
-        dist: distributed.Dist | None = None, select_split: str = "val") -> FitResult:
+        dist: distributed.Dist | None = None, select_split: str = "val",
+        resume: Resume | None = None) -> FitResult:
     """Train ``model`` in place and leave it holding the selected epoch's weights.
 
     Selection: best val top-1 (earliest epoch on ties) when ``val_set`` is given, else the last
@@ -215,10 +217,13 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Trai
     ``batch_size`` is the global batch; ``dist`` is the process group (default: the one this
     process joined, see :mod:`gva.distributed`); with several ranks the model trains under DDP.
     ``cfg.mean``/``cfg.std`` null: ImageNet's (the stages first resolve them from the weights).
-    ``cfg.threads`` sets torch's CPU threads for the call (restored after).
+    ``cfg.threads`` sets torch's CPU threads for the call (restored after). ``resume``: the run's
+    epoch state file (:mod:`gva.train.resume`): saved after every epoch, and a saved state is
+    continued from (one process only).
     """
     with cpu_threads(cfg.threads) as threads:
-        result = _fit(model, train_set, val_set, cfg, epochs, batch_size, live_dir, desc, dist, select_split)
+        result = _fit(model, train_set, val_set, cfg, epochs, batch_size, live_dir, desc, dist, select_split,
+                      resume)
     return dataclasses.replace(result, threads=threads)
 
 
@@ -239,10 +244,11 @@ class _Setup:
 
 def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,
          epochs: int, batch_size: int, live_dir: str | Path, desc: str,
-         dist: distributed.Dist | None, select_split: str) -> FitResult:
+         dist: distributed.Dist | None, select_split: str, resume: Resume | None) -> FitResult:
     """1. resolve normalisation, device, execution, freezing, DDP, compilation, loaders, optimiser
-    (:func:`_prepare`); 2. per epoch: train, validate, select, log (:func:`_epoch`); 3. summarise
-    in dvclive and restore the selected weights."""
+    (:func:`_prepare`), and continue an interrupted run's saved epochs (:func:`_restore`); 2. per
+    epoch: train, validate, select, log (:func:`_epoch`), save the epoch state; 3. summarise in
+    dvclive and restore the selected weights."""
     from dvclive import Live  # imported here: dvclive pulls in dvc, slow to import
 
     dist = dist or distributed.current()
@@ -251,14 +257,24 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
         cfg = dataclasses.replace(cfg, mean=list(IMAGENET_MEAN) if cfg.mean is None else cfg.mean,
                                   std=list(IMAGENET_STD) if cfg.std is None else cfg.std)
     st = _prepare(model, train_set, val_set, cfg, batch_size, desc, dist)              # 1
-
-    best_top1, best_epoch, best_state = -math.inf, epochs, None
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
+    if resume is not None and dist.active:
+        log.info("%s: no epoch states under %d processes (resuming is one-process only)", desc, dist.world)
+        resume = None
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        _restore(model, st, saved)
+    best_top1, best_epoch, best_state = ((saved.best_top1, saved.best_epoch, saved.best_state) if saved
+                                         else (-math.inf, epochs, None))
+    history: list[dict[str, float]] = list(saved.history) if saved else []
+    done = saved.epoch if saved else 0
+    start = time.perf_counter() - (saved.elapsed_s if saved else 0.0)
     live = (Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) if dist.is_main
             else _NoLive())
     with live:
-        for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=_bars_off()):       # 2
+        for row in history:  # the interrupted run's epochs, logged again into this run's fresh log
+            _log_row(live, row)
+        for epoch in tqdm(range(done + 1, epochs + 1), desc=desc, disable=_bars_off(), initial=done,
+                          total=epochs):                                                # 2
             row, va = _epoch(model, st, cfg, epoch, desc, dist)
             if va is not None:
                 # strictly better: ties keep the earlier epoch; rank 0 decides for all ranks
@@ -267,13 +283,13 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
                     best_top1, best_epoch = va.top1, epoch
                     best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             history.append(row)
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
+            _log_row(live, row)
             if dist.is_main:
                 log.info("%s epoch %d/%d: %s", desc, epoch, epochs,
                          ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            if resume is not None:
+                resume.save(_snapshot(model, st, epoch, best_top1, best_epoch, best_state, history,
+                                      time.perf_counter() - start))
         train_time = time.perf_counter() - start                                       # 3
         selected_on = select_split if st.val_loader is not None else "last_epoch"
         live.summary["best_epoch"] = best_epoch
@@ -292,6 +308,39 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
     elif dist.active:
         _broadcast_buffers(model, dist)  # the last epoch's model: rank 0's running statistics everywhere
     return FitResult(best_epoch, selected_on, train_time, history, st.execution.describe(), st.frozen.to_dict())
+
+
+def _log_row(live: Any, row: dict[str, float]) -> None:
+    for key, value in row.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()
+
+
+def _snapshot(model: nn.Module, st: _Setup, epoch: int, best_top1: float, best_epoch: int,
+              best_state: dict[str, torch.Tensor] | None, history: list[dict[str, float]],
+              elapsed_s: float) -> EpochState:
+    """Everything the next epoch depends on, after ``epoch`` (torch's generator included: dropout
+    and the loaders' base seeds draw from it)."""
+    return EpochState(
+        epoch=epoch, model={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+        optimizer=st.optimizer.state_dict(), scheduler=st.scheduler.state_dict(),
+        scaler=st.scaler.state_dict() if st.scaler is not None else None, rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state_all() if st.device.type == "cuda" else None,
+        best_top1=best_top1, best_epoch=best_epoch, best_state=best_state, history=list(history),
+        elapsed_s=elapsed_s)
+
+
+def _restore(model: nn.Module, st: _Setup, saved: EpochState) -> None:
+    """Put the model, optimiser, schedule, scaler and torch's generators where ``saved`` left them."""
+    model.load_state_dict(saved.model)
+    st.optimizer.load_state_dict(saved.optimizer)
+    st.scheduler.load_state_dict(saved.scheduler)
+    if st.scaler is not None and saved.scaler is not None:
+        st.scaler.load_state_dict(saved.scaler)
+    torch.set_rng_state(saved.rng)
+    if saved.cuda_rng is not None and st.device.type == "cuda":
+        torch.cuda.set_rng_state_all(saved.cuda_rng)
 
 
 def _prepare(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig,

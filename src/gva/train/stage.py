@@ -31,6 +31,7 @@ from gva.models.checkpoint import CheckpointMeta, ClassInfo, TrainingRecord, loa
 from gva.models.weights import describe_source, resolve_normalisation
 from gva.paths import CLIPS_DIR, CURATED_DIR, EXTRA_FRAMES_DIR, LIVE2D, LIVE3D, MODEL2D, MODEL3D, MODEL3D_INIT
 from gva.train.loop import TEST_SELECTION_WARNING, FitResult, fit
+from gva.train.resume import Resume, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,11 @@ def _train2d(cfg: Config, curated_dir: Path, extra_dir: Path, model_path: Path, 
             training=_record(result, cfg.train2d.epochs, t.lr, t.seed, len(cast(Sized, train_set)), dist.world,
                              cfg.train2d.frames))
 
+    inputs = [curated_dir / "images.npy", curated_dir / "index.csv"]
+    if cfg.train2d.frames == "all":
+        inputs += [extra_dir / "images.npy", extra_dir / "index.csv"]
     return _fit_and_save("train2d", model, train_set, val_set, cfg.train2d.epochs, cfg.train2d.batch_size, t,
-                         meta, model_path, live_dir, dist)
+                         meta, model_path, live_dir, dist, inputs)
 
 
 def _selection_set(store: Store, path: Path, ndim: int, split: str, stage: str):
@@ -195,18 +199,24 @@ def _train3d(cfg: Config, init_path: Path, clips_dir: Path, model_path: Path, li
                                                                      len(train_set), dist.world))
 
     return _fit_and_save("train3d", model, train_set, val_set, cfg.train3d.epochs, cfg.train3d.batch_size, t,
-                         meta, model_path, live_dir, dist)
+                         meta, model_path, live_dir, dist, [path, clips_dir / "index.csv"])
 
 
 def _fit_and_save(stage: str, model: torch.nn.Module, train_set, val_set, epochs: int, batch_size: int,
                   t: TrainConfig, make_meta: Callable[[FitResult], CheckpointMeta], model_path: Path,
-                  live_dir: Path, dist: distributed.Dist) -> CheckpointMeta:
-    """Train, then write the checkpoint and swap in the dvclive log together (rank 0)."""
+                  live_dir: Path, dist: distributed.Dist, inputs: list[Path]) -> CheckpointMeta:
+    """Train (continuing an interrupted run of the same inputs and settings: :mod:`gva.train.resume`),
+    then write the checkpoint and swap in the dvclive log together (rank 0)."""
+    resume = (Resume.for_stage(stage, model, inputs, settings_of(t, epochs=epochs, batch_size=batch_size,
+                                                                 processes=dist.world))
+              if not dist.active else None)
     with _outputs(live_dir, dist) as live_tmp:
-        result = fit(model, train_set, val_set, t, epochs, batch_size, live_tmp, stage, dist, t.select_on)
+        result = fit(model, train_set, val_set, t, epochs, batch_size, live_tmp, stage, dist, t.select_on, resume)
         meta = make_meta(result)
         if dist.is_main:
             save_checkpoint(model_path, model, meta)
+    if resume is not None:
+        resume.clear()  # the outputs are whole: nothing left to continue
     dist.barrier(f"{stage}: waiting for rank 0 to write the checkpoint")
     log.info("%s: wrote %s (epoch %d selected on %s, %.1fs)", stage, model_path, result.best_epoch,
              result.selected_on, result.train_time_s)
