@@ -325,6 +325,15 @@ def test_a_new_generator_is_one_class_and_one_registry_line(monkeypatch, tmp_pat
     assert out["generation"]["resolved"] == {"class": "Negative", "frames": 3}
 
 
+def _run_fresh(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter that sees only gva's source, with ``sys.argv[1]`` an (empty)
+    folder of precomputed clips for the importers."""
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
+    return subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(SRC), "PATH": ""})
+
+
 def test_importing_the_registry_stays_light(tmp_path):
     """`gva curate`, `gva predict --model 2d` and the cache key never pay for torch/diffusers."""
     code = ("import sys; import gva.generate, gva.generate.registry as r, gva.generate.factory as f;"
@@ -332,10 +341,7 @@ def test_importing_the_registry_stays_light(tmp_path):
             "[f.cache_settings(config_from_dict({'svd': {'generator': n, 'model': sys.argv[1] if 'reference' in n "
             "else None}}).svd, 'cpu') for n in r.GENERATORS];"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
-    for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
-        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PATH": ""})
+    out = _run_fresh(code, tmp_path)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
@@ -357,10 +363,7 @@ def test_runtime_code_never_imports_the_tiny_builds(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith('gva.tiny')));"
             "f.cache_settings(cfg('tiny-svd'), 'cpu');"
             "print(sorted(m for m in sys.modules if m.startswith('gva.tiny')))")
-    for split in ("train", "val"):  # an (empty) folder of precomputed clips for the importers
-        (tmp_path / f"{split}.csv").write_text("video_path,label\n")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PATH": ""})
+    out = _run_fresh(code, tmp_path)
     lines = out.stdout.split("\n")
     assert lines[:2] == ["[]", "['gva.tiny', 'gva.tiny.base', 'gva.tiny.svd']"], out.stdout + out.stderr
 
