@@ -61,7 +61,7 @@ def folder_of(cfg: SvdConfig) -> Path:
     """``svd.model``: the folder of the clips, checked to be one."""
     if not cfg.model:
         raise ConfigError("svd.model: svd.generator reference needs the folder of the clips "
-                          "(e.g. svd.model=../shared/reference-run/svd_videos; README \"The reference run's clips\")")
+                          "(e.g. svd.model=../shared/reference-run/svd_videos; docs/generators.md, \"The reference run's clips\")")
     folder = Path(cfg.model)
     if not folder.is_dir():
         raise ConfigError(f"svd.model: {folder} is not a directory (svd.generator reference reads "
