@@ -160,6 +160,7 @@ def test_the_paper_design_file_loads():
     assert [f.name for f in design.families] == ["P1", "P2", "S"]
     assert [f.holm for f in design.families] == [False, False, True]
     assert design.families[0].comparisons[0].paper == 0.216
+    assert design.table is not None and [r.stem for r in design.table.rows] == ["r4-ref", "r1-svd", "r1-svd", "r2-repeat"]
 
 
 PER_CLASS = """
@@ -213,3 +214,72 @@ def test_reads_the_reference_runs_own_results():
         f1, confusion = read_reference(REFERENCE_RESULTS, model, 10)
         assert confusion.sum() == 500 and np.trace(confusion) / 500 == pytest.approx(top1)
         assert ((0 < f1) & (f1 < 1)).all()
+
+
+TABLE = """
+table:
+  title: "The paper's table"
+  reference: "the paper"
+  rows:
+    - {name: "A on frame 0", stem: a, model2d: pred_2d_frame0, model3d: pred_3d}
+    - {name: "C, not run", stem: c, model2d: pred_2d, model3d: pred_3d}
+"""
+
+
+def _with_top3(runs: list[Run]) -> list[Run]:
+    """Each pred_* column gets a top3_* column: the prediction, then the two next labels."""
+    for r in runs:
+        assert r.predictions is not None
+        for col in [c for c in r.predictions if c.startswith("pred_")]:
+            p = r.predictions[col]
+            r.predictions["top3_" + col[5:]] = np.stack([p, (p + 1) % 10, (p + 2) % 10], axis=1)
+    return runs
+
+
+def test_paper_table_beside_the_reference(tmp_path):
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN + TABLE)
+    design = load_design(path)
+    runs = _with_top3(_runs(range(3)))
+    folder = _reference_folder(tmp_path)
+    for m, (t1, t3) in {"model2d": (0.542, 0.778), "model3d": (0.758, 0.904)}.items():
+        (folder / f"{m}_metrics.json").write_text(json.dumps({"top1": t1, "top3": t3}))
+    write_report(runs, tmp_path / "out", n_boot=200, design=design, reference_results=folder)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert md.index("## The paper's table") < md.index("## Declared comparisons")
+    assert "| the paper | 1 run | 0.542 | 0.758 | 0.778 | 0.904 |" in md
+    assert "| C, not run | 0 | – | – | – | – |" in md
+    a = [r.predictions for r in runs if r.name.startswith("a-")]
+    top1_2d = np.mean([np.mean(p["pred_2d_frame0"] == p["label"]) for p in a])
+    top3_3d = np.mean([np.mean((p["top3_3d"] == p["label"][:, None]).any(1)) for p in a])
+    row = next(line for line in md.splitlines() if line.startswith("| A on frame 0 |")).split(" | ")
+    assert row[1] == "3" and row[2].startswith(f"{top1_2d:.3f} [") and row[5].startswith(f"{top3_3d:.3f} [")
+    table = json.loads((tmp_path / "out" / "results.json").read_text())["declared"]["table"]
+    cell = table["rows"][0]["model2d_top1"]
+    assert cell["mean"] == pytest.approx(top1_2d) and cell["low"] < cell["mean"] < cell["high"]
+    write_report(runs[:2], tmp_path / "one", n_boot=200, design=design, reference_results=folder)  # one seed
+    single = json.loads((tmp_path / "one" / "results.json").read_text())["declared"]["table"]["rows"][0]
+    assert single["seeds"] == 1 and table["reference"]["model3d_top3"] == 0.904
+    for r in runs:
+        del r.predictions["top3_3d"]
+    with pytest.raises(ReportError, match=r"a-s0: no predictions column 'top3_3d'"):
+        write_report(runs, tmp_path / "x", n_boot=200, design=design)
+
+
+@pytest.mark.parametrize("block, match", [
+    ("table: {rows: []}", "table needs a non-empty 'rows' list"),
+    ("table: {rows: [{name: x, stem: a, model2d: pred_2d}]}", r"table.rows\[0\] needs string"),
+    ("table: {rows: [{name: x, stem: a, model2d: pred_2d, model3d: top3_3d}]}", r"table.rows\[0\]: model2d and model3d must be pred_\* columns"),
+])
+def test_bad_table_blocks_are_clear_errors(tmp_path, block, match):
+    path = tmp_path / "design.yaml"
+    path.write_text(DESIGN + block + "\n")
+    with pytest.raises(ReportError, match=f"design.yaml: {match}"):
+        load_design(path)
+
+
+@pytest.mark.skipif(not REFERENCE_RESULTS.is_dir(), reason="../shared/reference-run is absent")
+def test_reads_the_paper_numbers_from_the_reference_results():
+    from gva.report.papertable import read_reference
+    assert read_reference(REFERENCE_RESULTS) == {("model2d", "top1"): 0.542, ("model3d", "top1"): 0.758,
+                                                 ("model2d", "top3"): 0.778, ("model3d", "top3"): 0.904}

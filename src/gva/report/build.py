@@ -42,6 +42,7 @@ class Report:
     compare_notes: list[str]                 # comparisons left out, and why
     design: Any = None                       # gva.report.design.Design, when declared
     per_class: Any = None                    # gva.report.perclass.PerClassData of the design
+    table: Any = None                        # gva.report.papertable.TableData of the design
     n_classes: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -108,9 +109,10 @@ def build_report(runs: Sequence[Run], notes: Sequence[str] = (), seed_key: str =
                     n_classes=len(classes) if isinstance(classes, list) else None)
     # 4. comparisons
     if design is not None:
-        from gva.report.design import declared_comparisons, per_class_data
+        from gva.report.design import declared_comparisons, per_class_data, table_data
         report.compared, report.compare_notes = declared_comparisons(design, runs, n_boot)
         report.per_class = per_class_data(design, runs, reference_results)
+        report.table = table_data(design, runs, reference_results)
     elif any(r.predictions is not None for r in runs):
         report.compared, report.compare_notes = comparisons(results, margin, n_boot, primary, seed_key,
                                                             reference_generator)

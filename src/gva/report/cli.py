@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                              "forest.png, in place of the automatic comparisons")
     parser.add_argument("--reference-results", metavar="DIR",
                         help="with --design: the reference run's evaluation_results folder, shown beside "
-                             "the design's per-class block")
+                             "the design's per-class block and its paper's table")
     parser.add_argument("--ignore-param", action="append", default=[], metavar="KEY",
                         help="a param that does not tell configurations apart (repeatable), e.g. one a "
                              "later commit added: runs differing only in it count as one configuration")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.primary:
                 parser.error("--primary and --design: the design declares which comparisons are primary")
         elif args.reference_results:
-            parser.error("--reference-results needs --design (its per_class block)")
+            parser.error("--reference-results needs --design (its per_class and table blocks)")
         if args.runs:
             runs = [run_from_path(p) for p in args.runs]
         else:

@@ -37,6 +37,7 @@ import yaml
 from gva.errors import ReportError
 from gva.report.collect import Run
 from gva.report.compare import Comparison, _pairs, compare, comparison_table, decide
+from gva.report.papertable import TableData, TableSpec, parse_table, render_table
 from gva.report.perclass import PerClassData, PerClassSpec, compute, parse_spec, render_per_class
 
 _STEM = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
@@ -73,6 +74,7 @@ class Design:
     margin: float
     families: tuple[Family, ...] = field(default_factory=tuple)
     per_class: PerClassSpec | None = None     # descriptive per-class block (gva.report.perclass)
+    table: TableSpec | None = None            # descriptive paper's-table block (gva.report.papertable)
 
 
 def _side(value: Any, where: str) -> Side:
@@ -121,8 +123,9 @@ def load_design(path: str | Path) -> Design:
         families.append(Family(fam["name"], str(fam.get("title", fam["name"])), bool(fam.get("primary", False)),
                                bool(fam.get("holm", True)), tuple(comps)))
     per_class = parse_spec(data["per_class"], str(path)) if data.get("per_class") is not None else None
+    table = parse_table(data["table"], str(path)) if data.get("table") is not None else None
     return Design(str(path), str(data.get("seed_key", "train.seed")), float(alpha), float(margin),
-                  tuple(families), per_class)
+                  tuple(families), per_class, table)
 
 
 def _by_stem(runs: Sequence[Run], seed_key: str) -> dict[str, dict[Any, Run]]:
@@ -182,11 +185,24 @@ def per_class_data(design: Design, runs: Sequence[Run], reference: str | Path | 
     return compute(design.per_class, found, reference, names)
 
 
+def table_data(design: Design, runs: Sequence[Run], reference: str | Path | None) -> TableData | None:
+    """The design's paper's-table block from the finished runs of its stems (None: no block, or no
+    finished run of any row yet)."""
+    if design.table is None:
+        return None
+    from gva.report.papertable import compute as compute_table
+
+    return compute_table(design.table, _by_stem(runs, design.seed_key), reference)
+
+
 def render_design(design: Design, rows: Sequence[Comparison], notes: Sequence[str],
-                  per_class: Any = None) -> list[str]:
-    """The declared comparisons as Markdown: one table per family, then every comparison's Δ seed
-    by seed, then the design's per-class block (:class:`gva.report.perclass.PerClassData`)."""
-    lines = ["## Declared comparisons", "",
+                  per_class: Any = None, table: Any = None) -> list[str]:
+    """The declared comparisons as Markdown: the design's paper's table
+    (:class:`gva.report.papertable.TableData`) first, then one table per family, every
+    comparison's Δ seed by seed, and the design's per-class block
+    (:class:`gva.report.perclass.PerClassData`)."""
+    lines = [*render_table(table), ""] if table is not None else []
+    lines += ["## Declared comparisons", "",
              f"Declared in `{Path(design.path).as_posix()}` before any run (its git history dates it). "
              f"α {design.alpha}, equivalence margin ±{design.margin:.3f} top-1. The method is the "
              "comparisons section's (below): crossed random effects of models and images, Student t on "
@@ -264,5 +280,5 @@ def design_json(design: Design, rows: Sequence[Comparison]) -> dict[str, Any]:
 
 
 __all__ = ["Design", "Family", "Declared", "Side", "load_design", "declared_comparisons", "per_class_data",
-           "render_design",
+           "table_data", "render_design",
            "plot_forest", "design_json"]

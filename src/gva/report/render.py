@@ -252,6 +252,9 @@ def results_json(report: Report) -> dict[str, Any]:
         if report.per_class is not None:
             from gva.report.perclass import per_class_json
             out["declared"]["per_class"] = per_class_json(report.per_class)
+        if report.table is not None:
+            from gva.report.papertable import table_json
+            out["declared"]["table"] = table_json(report.table)
     elif report.compared:
         out["comparisons"] = comparisons_json(report.compared)
     if report.ignored:
@@ -265,7 +268,7 @@ def design_lines(report: Report) -> list[str]:
     if report.design is None:
         return []
     from gva.report.design import render_design
-    return [*render_design(report.design, report.compared, report.compare_notes, report.per_class),
+    return [*render_design(report.design, report.compared, report.compare_notes, report.per_class, report.table),
             "", "![forest](forest.png)"]
 
 
