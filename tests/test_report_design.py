@@ -109,6 +109,25 @@ def test_missing_seeds_and_runs_are_said(design):
     rows, notes = declared_comparisons(design, [r for r in _runs() if r.name.startswith("a-")], n_boot=200)
     assert "3-D of A − 3-D of B" not in {r.name for r in rows}
     assert any("no finished seed with predictions for both b and a" in n for n in notes)
+    # B's comparison is declared in S but not computable yet: it still counts in S's Holm family
+    a = {r.name: r for r in rows}["A: 3-D − 2-D"]
+    assert a.n_tests == 2 and a.p_holm == pytest.approx(min(1.0, 2 * a.p))
+
+
+def test_equal_counts_on_other_images_are_not_duplicates():
+    from gva.report.compare import compare, decide
+    from gva.stats.bootstrap import PairedSeed
+    labels = np.zeros(60, dtype=np.int64)
+    right_a = np.r_[np.ones(30), np.zeros(30)].astype(bool)
+    right_b = np.r_[np.ones(40), np.zeros(20)].astype(bool)
+    rows = []
+    for name, shift in (("first", 0), ("second", 3)):   # the same differences, on other images
+        a, b = np.roll(right_a, shift), np.roll(right_b, shift)
+        pair = PairedSeed(labels, np.where(a, 0, 1), np.where(b, 0, 1))
+        rows.append(compare(name, name, [pair], [0], 0.02, n_boot=50))
+    assert rows[0].fit.estimate == rows[1].fit.estimate
+    decide(rows)
+    assert rows[1].duplicate_of is None and rows[0].n_tests == rows[1].n_tests == 2
 
 
 def test_report_with_a_design_is_reproducible(tmp_path, design):
@@ -135,7 +154,7 @@ def test_report_with_a_design_is_reproducible(tmp_path, design):
     ("families:\n  - name: X\n    comparisons:\n      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}\n"
      "      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}", "declared twice"),
     ("alpha: 2\nfamilies:\n  - name: X\n    comparisons:\n      - {name: c, a: 'a:pred_2d', b: 'a:pred_3d'}",
-     "alpha must be in"),
+     "alpha must be 0.05"),
     (":\n  - [", "not YAML"),
 ])
 def test_bad_design_files_are_clear_errors(tmp_path, text, match):

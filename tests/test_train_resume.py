@@ -145,3 +145,16 @@ def test_the_state_is_only_picked_up_by_the_same_run(tmp_path, monkeypatch):
     assert _key(model, [data]) != same                         # the input's bytes
     monkeypatch.setenv(ENV, "0")
     assert Resume.for_stage("train2d", model, [data], {}) is None
+
+
+def test_a_state_that_cannot_be_saved_warns_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg()
+    reference, _ = _fit(cfg, "live-ref", None)
+    (tmp_path / "blocked").write_text("a file where the state directory would be")
+    resume = Resume(tmp_path / "blocked" / "train-x.pt", "train")
+    with caplog.at_level(logging.WARNING, logger="gva.train.resume"):
+        model, result = _fit(cfg, "live", resume)
+    assert caplog.text.count("cannot save the epoch state") == 1 and len(result.history) == 4
+    for k, v in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k

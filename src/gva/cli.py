@@ -46,7 +46,7 @@ USER_ERROR = 2
 # commands with their own argument parser -> their module (each has main(argv) -> exit code)
 OWN_COMMANDS = {"report": "gva.report", "protocol": "gva.protocol", "preset": "gva.presets", "grid": "gva.grid_cli"}
 # stages (and gva predict) that write into the cache directory (gva.paths.CACHE_DIR)
-USES_CACHE = ("curate", "svd_generate", "predict")
+USES_CACHE = ("curate", "svd_generate", "train2d", "train3d", "predict")   # training: its epoch states
 
 
 def check_cache_dir() -> None:

@@ -22,7 +22,16 @@ from typing import Any
 
 from gva.protocol import KNOBS, PROTOCOL_KEYS, applicable_knobs, knobs_on, variant_name
 from gva.report.collect import Run
-from gva.report.stats import SEED_KEY, Summary, format_value, metric_value, sort_key, varying_keys
+from gva.report.stats import (
+    POOLED_NOTE,
+    SEED_KEY,
+    Summary,
+    format_value,
+    metric_value,
+    pooled_mark,
+    sort_key,
+    varying_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -127,12 +136,17 @@ def render_audit(rows: Sequence[AuditRow]) -> list[str]:
              "| group | protocol variant | seeds | 2-D top-1 | 3-D top-1 | Δ top-1 | 95 % t (seeds) | "
              "per seed Δ [bootstrap 95 %] | share of the reference Δ | 95 % t (seeds) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    pooled = False
     for r in rows:
-        per_seed = "; ".join(f"s{format_value(s)}: {o.delta:+.3f} [{o.ci[0]:+.3f}, {o.ci[1]:+.3f}]"
-                             for s, o in zip(r.seeds, r.observations))
+        marks = [pooled_mark(o.run, "delta_frame0" if "frame0" in o.on else "delta") for o in r.observations]
+        pooled = pooled or any(marks)
+        per_seed = "; ".join(f"s{format_value(s)}: {o.delta:+.3f} [{o.ci[0]:+.3f}, {o.ci[1]:+.3f}]{m}"
+                             for s, o, m in zip(r.seeds, r.observations, marks))
         share = ("–", "–") if r.share is None else (r.share.pm(signed=True), r.share.interval_text())
         lines.append(f"| {r.group} | {r.variant} | {len(r.seeds)} | {r.top1_2d.pm()} | {r.top1_3d.pm()} | "
                      f"{r.delta.pm(signed=True)} | {r.delta.interval_text()} | {per_seed} | {share[0]} | {share[1]} |")
+    if pooled:
+        lines += ["", POOLED_NOTE]
     return lines
 
 

@@ -25,9 +25,10 @@ configurations without them are left out, and said so.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,7 @@ class Comparison:
     verdict: Verdict | None = None
     primary: bool = False
     paper: float | None = None   # the published value of this Δ, when the design names one
+    data_key: bytes = b""     # hash of the per-image differences and their model labels (duplicates)
 
     @property
     def low(self) -> float:
@@ -116,18 +118,24 @@ def compare(name: str, short: str, pairs: Sequence[PairedSeed], seeds: list[Any]
     ranked = all(p.pred_a.ndim == 2 and p.pred_b.ndim == 2 and p.pred_a.shape[1] >= 3 for p in pairs)
     top3 = hierarchical_bootstrap(pairs, "top3", n_boot, seed) if ranked else None
     f1 = hierarchical_bootstrap(pairs, "f1_macro", n_boot, seed)
+    key = hashlib.sha256(repr((seeds, d.shape)).encode() + d.tobytes()
+                         + (b"" if models is None else np.ascontiguousarray(models, np.int64).tobytes()))
     return Comparison(name=name, short=short, seeds=seeds, n_images=pairs[0].n_images, fit=result,
                       top1=top1, top3=top3, f1=f1, per_seed=[float(x) for x in d.mean(axis=1)],
-                      discordance=float(np.mean(d != 0)), margin=margin)
+                      discordance=float(np.mean(d != 0)), margin=margin, data_key=key.digest())
 
 
-def decide(rows: Sequence[Comparison], alpha: float = 0.05, power: float = 0.8) -> None:
+def decide(rows: Sequence[Comparison], alpha: float = 0.05, power: float = 0.8,
+           missing: Mapping[str, int] | None = None) -> None:
     """Holm within each family, MDE and verdict of every row (in place).
 
     A row whose per-image differences equal an earlier row's of the same family (e.g. two
     configurations whose predictions are identical) is marked ``duplicate_of`` it and not counted
-    again in the family: Holm adjusts over distinct tests. The MDE is for the Holm level that
-    holds whatever the order of the p-values, alpha / (distinct tests in the family)."""
+    again in the family: Holm adjusts over distinct tests. ``missing``: per family, declared tests
+    that could not be computed yet; they count in the family as p = 1, so an interim report is
+    never adjusted less than the declared design will be. The MDE is for the Holm level that
+    holds whatever the order of the p-values, alpha / (tests in the family)."""
+    missing = missing or {}
     families: dict[str, list[Comparison]] = {}
     for c in rows:
         families.setdefault(c.family, []).append(c)
@@ -141,11 +149,13 @@ def decide(rows: Sequence[Comparison], alpha: float = 0.05, power: float = 0.8) 
             else:
                 seen[key] = c
                 distinct.append(c)
-        adjust = members[0].holm and len(distinct) > 1
-        p_adj = holm([c.p for c in distinct]) if adjust else [c.p for c in distinct]
+        n_tests = len(distinct) + missing.get(members[0].family, 0)
+        adjust = members[0].holm and n_tests > 1
+        p_adj = (holm([c.p for c in distinct] + [1.0] * (n_tests - len(distinct)))[:len(distinct)] if adjust
+                 else [c.p for c in distinct])
         by_name = {c.name: p for c, p in zip(distinct, p_adj)}
         for c in members:
-            c.n_tests = len(distinct) if adjust else 1
+            c.n_tests = n_tests if adjust else 1
             c.p_holm = by_name[c.duplicate_of or c.name]
             c.mde = c.fit.mde(alpha, power, c.n_tests)
             c.verdict = verdict(c.fit.estimate, c.low, c.high, c.p_holm, c.mde, c.margin, c.p_tost,
@@ -153,10 +163,11 @@ def decide(rows: Sequence[Comparison], alpha: float = 0.05, power: float = 0.8) 
 
 
 def _fingerprint(c: Comparison) -> bytes:
-    """Identity of a comparison's data: its seeds and per-seed Δ and fit (identical predictions give
-    identical values)."""
-    f = c.fit
-    return repr((c.seeds, c.per_seed, f.estimate, f.se, f.var_model, f.var_image, c.n_images)).encode()
+    """Identity of a comparison's data: the per-image differences of every seed and which model
+    scored each image (:func:`compare` hashes them); equal counts on other images differ."""
+    if not c.data_key:
+        raise ValueError(f"{c.name}: no data_key (made outside compare())")
+    return c.data_key
 
 
 def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
@@ -172,15 +183,12 @@ def _pairs(runs, col_a: str, col_b: str, other=None) -> list[PairedSeed] | None:
         return None
     if any(r.predictions is None or col_b not in r.predictions for r in (other or runs)):
         return None
-    if other is None:
-        pairs = [paired_seed(r.predictions, col_a, None, col_b) for r in runs]
-    else:
-        pairs = []
-        for a, b in zip(runs, other):
-            try:
-                pairs.append(paired_seed(a.predictions, col_a, b.predictions, col_b))
-            except ReportError as exc:
-                raise ReportError(f"{a.name} vs {b.name}: {exc}") from None
+    pairs = []
+    for a, b in zip(runs, other or runs):
+        try:
+            pairs.append(paired_seed(a.predictions, col_a, None if other is None else b.predictions, col_b))
+        except ReportError as exc:
+            raise ReportError(f"{a.name}: {exc}" if other is None else f"{a.name} vs {b.name}: {exc}") from None
     return align_seeds(pairs, [r.name for r in runs])
 
 

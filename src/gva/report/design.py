@@ -99,8 +99,10 @@ def load_design(path: str | Path) -> Design:
     if not isinstance(data, dict) or not isinstance(data.get("families"), list) or not data["families"]:
         raise ReportError(f"{path}: expected a mapping with a non-empty 'families' list")
     alpha, margin = data.get("alpha", 0.05), data.get("margin", 0.02)
-    if not (isinstance(alpha, float) and 0 < alpha < 1) or not (isinstance(margin, (int, float)) and margin > 0):
-        raise ReportError(f"{path}: alpha must be in (0, 1) and margin > 0, got {alpha!r} and {margin!r}")
+    if alpha != 0.05 or not (isinstance(margin, (int, float)) and margin > 0):
+        # the intervals, the bootstrap columns and the wording are 95 %: another level would be half-applied
+        raise ReportError(f"{path}: alpha must be 0.05 (gva report's intervals are 95 %) and margin > 0, "
+                          f"got {alpha!r} and {margin!r}")
     families, names = [], set()
     for i, fam in enumerate(data["families"]):
         where = f"{path}: families[{i}]"
@@ -143,28 +145,38 @@ def declared_comparisons(design: Design, runs: Sequence[Run], n_boot: int) -> tu
     decided within its family; and notes on what is missing (a seed, a stem, a column)."""
     stems = _by_stem(runs, design.seed_key)
     out, notes = [], []
+    missing: dict[str, int] = {}
     for fam in design.families:
         for c in fam.comparisons:
+            missing[fam.name] = missing.get(fam.name, 0) + 1   # until computed below
             a_runs, b_runs = stems.get(c.a.stem, {}), stems.get(c.b.stem, {})
             seeds = sorted(set(a_runs) & set(b_runs), key=lambda s: (str(type(s)), s))
+            no_pred = [str(s) for s in seeds if a_runs[s].predictions is None or b_runs[s].predictions is None]
             seeds = [s for s in seeds if a_runs[s].predictions is not None and b_runs[s].predictions is not None]
             lacking = sorted({str(s) for s in set(a_runs) ^ set(b_runs)})
             if lacking:
                 notes.append(f"{c.name}: seeds {', '.join(lacking)} finished on one side only (left out)")
+            if no_pred:
+                notes.append(f"{c.name}: seeds {', '.join(no_pred)} have no predictions.csv (left out)")
             if not seeds:
                 sides = c.a.stem if c.a.stem == c.b.stem else f"both {c.a.stem} and {c.b.stem}"
                 notes.append(f"{c.name}: no finished seed with predictions for {sides}")
                 continue
             a_list, b_list = [a_runs[s] for s in seeds], [b_runs[s] for s in seeds]
             same = c.a.stem == c.b.stem
-            pairs = _pairs(a_list, c.a.column, c.b.column, other=None if same else b_list)
+            try:
+                pairs = _pairs(a_list, c.a.column, c.b.column, other=None if same else b_list)
+            except ReportError as exc:   # runs that cannot be paired: this comparison only
+                notes.append(f"{c.name}: {exc}")
+                continue
             if pairs is None:
                 notes.append(f"{c.name}: a run lacks column {c.a.column} or {c.b.column}")
                 continue
             row = compare(c.name, c.name.split(": ", 1)[-1], pairs, seeds, design.margin, n_boot)
             row.family, row.holm, row.primary, row.paper = fam.name, fam.holm, fam.primary, c.paper
             out.append(row)
-    decide(out, design.alpha)
+            missing[fam.name] -= 1
+    decide(out, design.alpha, missing=missing)
     return out, notes
 
 

@@ -77,6 +77,9 @@ def gva_per_class(runs: Sequence[Any], column: str, n_classes: int) -> tuple[np.
         if pred is None or column not in pred:
             raise ReportError(f"{run.name}: no predictions column {column!r} for the per-class table")
         top1 = pred[column] if pred[column].ndim == 1 else pred[column][:, 0]
+        if top1.size and (top1.min() < 0 or top1.max() >= n_classes or pred["label"].max() >= n_classes):
+            raise ReportError(f"{run.name}: {column} holds a class outside 0..{n_classes - 1} (the run's "
+                              "data.classes has fewer classes than its predictions)")
         f1s.append(_f1(pred["label"], top1, n_classes))
         confs.append(_confusion(pred["label"], top1, n_classes))
     return np.mean(f1s, axis=0), np.mean(confs, axis=0)

@@ -39,12 +39,14 @@ from gva.report.folds import FOLD_KEY, FOLDS_KEY, is_fold_run
 from gva.report.stats import (
     METRIC_KEYS,
     MODELS,
+    POOLED_NOTE,
     SEED_KEY,
     ConfigResult,
     Summary,
     format_value,
     lockstep_seeds,
     metric_value,
+    pooled_mark,
 )
 
 METRIC_LABELS = {"top1": "top-1", "top3": "top-3", "f1_macro": "macro-F1"}
@@ -178,16 +180,21 @@ def _tables(report: Report) -> list[str]:
               "| configuration | seeds | Δ top-1 | 95 % t-interval (seeds) | Δ top-3 | Δ macro-F1 | "
               "per seed: Δ top-1 [bootstrap 95 %] | per seed: McNemar p (2-D only / 3-D only) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    pooled = False
     for c in results:
         d3 = Summary([metric_value(r, "delta.top3") for r in c.runs])
         df1 = Summary([metric_value(r, "delta.f1_macro") for r in c.runs])
-        per_seed = "; ".join(f"s{format_value(s)}: {d:+.3f} [{a:+.3f}, {b:+.3f}]" for s, d, (a, b)
-                             in zip(c.seeds, c.delta_top1.values, c.delta_ci))
-        mc = "; ".join(f"s{format_value(s)}: {_p(p)} ({x}/{y})" for s, p, (x, y)
-                       in zip(c.seeds, c.mcnemar_p, c.discordant))
+        marks = [pooled_mark(r) for r in c.runs]
+        pooled = pooled or any(marks)
+        per_seed = "; ".join(f"s{format_value(s)}: {d:+.3f} [{a:+.3f}, {b:+.3f}]{m}" for s, d, (a, b), m
+                             in zip(c.seeds, c.delta_top1.values, c.delta_ci, marks))
+        mc = "; ".join(f"s{format_value(s)}: {_p(p)}{m} ({x}/{y})" for s, p, (x, y), m
+                       in zip(c.seeds, c.mcnemar_p, c.discordant, marks))
         lines.append(f"| {c.label} | {len(c.runs)} | {c.delta_top1.pm(signed=True)} | "
                      f"{c.delta_top1.interval_text()} | "
                      f"{d3.mean:+.3f} | {df1.mean:+.3f} | {per_seed} | {mc} |")
+    if pooled:
+        lines += ["", POOLED_NOTE]
     pairs = report.controls
     if pairs:
         lines += ["", "## Control: 2-D trained with the generated frames as extra images", "",
@@ -236,6 +243,8 @@ def results_json(report: Report) -> dict[str, Any]:
                            "t95_low": None if math.isnan(lo) else lo,
                            "t95_high": None if math.isnan(hi) else hi,
                            "bootstrap95": [list(ci) for ci in c.delta_ci],
+                           "per_seed_method": ["crossed t over fold models" if pooled_mark(r) else
+                                               "paired bootstrap, McNemar" for r in c.runs],
                            "mcnemar_p": c.mcnemar_p,
                            "discordant_2d_only_3d_only": [list(d) for d in c.discordant]},
         })

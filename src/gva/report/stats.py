@@ -147,6 +147,17 @@ def metric_value(run: Run, dotted: str) -> float:
         raise ReportError(f"run {run.name}: {METRICS_FILE} has no number at {dotted!r}") from exc
 
 
+POOLED_NOTE = ("†: cross-fitted runs (folds pooled per seed): the per-seed interval and p are the crossed "
+               "model's over that seed's fold models (Student t, `gva.report.folds`), not a bootstrap or McNemar.")
+
+
+def pooled_mark(run: Run, delta: str = "delta") -> str:
+    """"†" when the run's per-seed interval and p of ``delta`` come from pooled folds' crossed model
+    (``p_method`` in its metrics), else ""."""
+    d = run.metrics.get(delta)
+    return "†" if isinstance(d, dict) and "p_method" in d else ""
+
+
 def _count(run: Run, key: str) -> int:
     """``delta.<key>`` as an int, 0 when absent (older metrics files)."""
     delta = run.metrics.get("delta")

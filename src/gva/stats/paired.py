@@ -58,10 +58,11 @@ def paired_bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, resample
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     # correctness as predictions of the label 1: top-1 of a "model" is then its accuracy
     ones = np.ones(a.size, dtype=np.int64)
+    drawn = max(resamples, 2)   # a percentile interval needs two resamples; the record says what was drawn
     res = hierarchical_bootstrap([PairedSeed(ones, a.astype(np.int64), b.astype(np.int64))], "top1",
-                                 max(resamples, 2), seed, confidence)
+                                 drawn, seed, confidence)
     return BootstrapInterval(delta=res.estimate, low=res.low, high=res.high, confidence=confidence,
-                             resamples=resamples, seed=seed)
+                             resamples=drawn, seed=seed)
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult:
@@ -97,7 +98,8 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 def per_class_mcnemar(labels: np.ndarray, correct_a: np.ndarray, correct_b: np.ndarray,
                       n_classes: int) -> list[dict]:
     """Per true class 0..n_classes-1: ``{"n", "only_a", "only_b", "p", "p_holm"}``: McNemar's exact
-    test on that class's images, Holm-adjusted over the classes (a class without images: p = 1)."""
+    test on that class's images, Holm-adjusted over the classes that have images (a class without
+    images: p = p_holm = 1, not counted in the family)."""
     labels = np.asarray(labels)
     a, b = _paired(correct_a, correct_b)
     rows = []
@@ -108,6 +110,9 @@ def per_class_mcnemar(labels: np.ndarray, correct_a: np.ndarray, correct_b: np.n
             continue
         res = mcnemar_exact(a[mask], b[mask])
         rows.append({"n": int(mask.sum()), "only_a": res.only_a, "only_b": res.only_b, "p": res.p_value})
-    for row, p_adj in zip(rows, holm([r["p"] for r in rows])):
+    tested = [r for r in rows if r["n"] > 0]
+    for row, p_adj in zip(tested, holm([r["p"] for r in tested])):
         row["p_holm"] = p_adj
+    for row in rows:
+        row.setdefault("p_holm", 1.0)
     return rows

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from gva import paths
+from gva.errors import GvaError
 from gva.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Resume:
     def __init__(self, path: Path, stage: str) -> None:
         self.path = path
         self.stage = stage
+        self.saving = True
 
     @classmethod
     def for_stage(cls, stage: str, model: nn.Module, inputs: Iterable[Path], settings: Mapping[str, Any],
@@ -137,8 +139,17 @@ class Resume:
         return state
 
     def save(self, state: EpochState) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save({f.name: getattr(state, f.name) for f in fields(state)}, tmp)  # no deep copy
+        """Write ``state`` (write-then-rename); a failure (a full disk) warns and stops saving: the
+        run goes on, it only cannot be resumed."""
+        if not self.saving:
+            return
+        try:
+            with atomic_path(self.path) as tmp:
+                torch.save({f.name: getattr(state, f.name) for f in fields(state)}, tmp)  # no deep copy
+        except (OSError, GvaError) as exc:
+            self.saving = False
+            log.warning("%s: cannot save the epoch state to %s (%s); the run goes on without it and cannot "
+                        "be resumed if it is killed", self.stage, self.path, exc)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
