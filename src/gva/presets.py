@@ -87,8 +87,15 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def lines(values: Mapping[str, Any]) -> list[str]:
-    """Flattened values -> ``key=value`` strings, as ``dvc exp run -S`` takes them."""
-    return [f"{key}={format_value(value)}" for key, value in values.items()]
+    """Flattened values -> ``key=value`` strings, as ``dvc exp run -S`` takes them (a value that
+    has no such spelling, a non-finite float: a :class:`ConfigError` naming the key)."""
+    out = []
+    for key, value in values.items():
+        try:
+            out.append(f"{key}={format_value(value)}")
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    return out
 
 
 def apply(params: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -143,7 +150,10 @@ def load(name_or_path: str | Path, params: str | Path | Mapping[str, Any] = "par
     for key in ARGUMENT_KEYS:
         if key in values:
             raise ConfigError(f"{path}: {key} is set: a path to data is an argument, not part of a preset")
-    out = lines(values)
+    try:
+        out = lines(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     check(out, params if isinstance(params, Mapping) else read_params(params), str(path))
     return out
 
