@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from gva.config import config_from_dict
+from gva.config import config_from_dict, load_yaml
 from gva.errors import ConfigError
 from gva.protocol import format_value
 
@@ -59,7 +59,7 @@ def read(name_or_path: str | Path) -> dict[str, Any]:
     """The preset's mapping as written (nested), checked to be one; not yet validated."""
     path = path_of(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         names = ", ".join(known()) or "none"
         raise ConfigError(f"{path}: no such preset (presets in {PRESETS_DIR}/: {names})") from None
@@ -107,7 +107,7 @@ def apply(params: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]
         if not sep or not key:
             raise ConfigError(f"{item!r}: an override is key=value")
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = load_yaml(text) if text else ""
         except yaml.YAMLError:
             value = text
         node = out
@@ -126,7 +126,7 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         return {}
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path.read_text(encoding="utf-8"))
     return raw if isinstance(raw, dict) else {}
 
 
