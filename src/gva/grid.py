@@ -32,8 +32,8 @@ a grid that was cut short or reorder one.
 Caching: queued experiments run in temporary workspaces; with one worker (``--jobs 1``) they share
 this checkout's generation cache (``GVA_CACHE_DIR`` is set to ``$PWD/data/.cache`` unless set), so
 the folds of a seed and every configuration with the same clips generate them once. Several
-workers keep a cache each: a worker removes another's unfinished chunk files once they are 10
-minutes old. While a grid runs, leave ``src/`` alone: queued experiments import gva from this
+workers keep a cache each (or share the one ``GVA_CACHE_DIR`` names: a run removes only the
+unfinished chunk files of killed runs, never one a live run is writing). While a grid runs, leave ``src/`` alone: queued experiments import gva from this
 checkout (an editable install), while DVC hashes the code snapshot they were queued with.
 
 Afterwards: ``dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports``.
