@@ -144,3 +144,32 @@ def test_ranges_that_passed_validation_and_crashed_later(raw, match):
     checked by one validator; the message names the key, the allowed range and the value."""
     with pytest.raises(ConfigError, match=match):
         config_from_dict(raw)
+
+
+def test_floats_as_dvc_writes_them_read_as_floats(tmp_path):
+    """`dvc exp run -S train.lr=1.0e-05` rewrites params.yaml with ruamel (YAML 1.2) as `lr: 1e-05`,
+    which PyYAML alone reads as the string '1e-05': the stage failed with "expected a number"."""
+    import yaml
+
+    from gva.config import load_yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 1e-05\n  weight_decay: 5E+1\n  momentum: 1.5e-1\n")
+    cfg = load_config(path)
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.momentum) == (1e-5, 50.0, 0.15)
+    assert load_yaml("[1e5, -2e-3, 1_0e1, 3, 0.5, 1.0e-05, .inf, 1e, e5, 1e-05x, '1e-05']") == \
+        [1e5, -2e-3, 100.0, 3, 0.5, 1e-5, float("inf"), "1e", "e5", "1e-05x", "1e-05"]
+    assert yaml.safe_load("1e-05") == "1e-05"  # PyYAML's own loader is left as it is
+
+
+def test_a_float_set_through_dvc_reaches_the_stage(tmp_path):
+    """format_value's spelling, through DVC's own -S code (Hydra, then a ruamel rewrite), then the
+    stage's load_config: the same float."""
+    hydra = pytest.importorskip("dvc.utils.hydra")
+    from gva.protocol import format_value
+
+    path = tmp_path / "params.yaml"
+    for value in (1e-5, 3e-4, 2.5e-7, 1e16, 0.01):
+        path.write_text("train:\n  lr: 0.1\n")
+        hydra.apply_overrides(path, [f"train.lr={format_value(value)}"])
+        assert load_config(path).train.lr == value, path.read_text()

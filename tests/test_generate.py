@@ -477,7 +477,7 @@ def test_stage_end_to_end_tiny_svd(tmp_path, cache_root):
     assert meta == result["generation"]
     assert meta["generator"] == "tiny-svd" and meta["clip_settings"]["steps"] == 2
     assert meta["shape"] == [6, 3, 64, 64, 3] and meta["frames"] == 3 and meta["images"] == 6
-    assert {"torch", "diffusers", "transformers", "numpy", "pillow"} <= set(meta["provenance"]["versions"])
+    assert {"torch", "diffusers", "transformers", "numpy", "pillow", "av", "scipy"} <= set(meta["provenance"]["versions"])
     assert meta["resolved"]["class"] == "TinySvdGenerator" and meta["resolved"]["scheduler_step"] == "float64"
     assert Path(cache_root, "svd", meta["cache_key"]).is_dir()
     facts = json.loads((tmp_path / "metrics" / "svd_generate.json").read_text())

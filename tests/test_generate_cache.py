@@ -56,10 +56,43 @@ def _copy_sources(tmp_path: Path) -> list[Path]:
 def test_code_files_cover_the_generation_package_and_what_reads_the_data():
     names = [p.relative_to(provenance.PACKAGE_DIR.parent).as_posix() for p in provenance.code_files()]
     assert {"gva/generate/base.py", "gva/generate/svd.py", "gva/generate/controls.py", "gva/generate/stage.py",
-            "gva/generate/runner.py", "gva/generate/factory.py", "gva/tiny/svd.py", "gva/data/arrays.py"} <= set(names)
+            "gva/generate/runner.py", "gva/generate/factory.py", "gva/tiny/svd.py", "gva/data/arrays.py",
+            "gva/data/video.py"} <= set(names)
     assert all(p.is_file() for p in provenance.code_files())
     # what only names generators is in no key
     assert not {"gva/generate/registry.py", "gva/generate/__init__.py"} & set(names)
+
+
+#: gva modules outside the SCOPE packages that generation code imports but that cannot change a
+#: clip's bytes: settings parsing (the settings themselves are keyed), errors, paths, atomic writes
+#: and hashing, rank coordination.
+NEUTRAL = {"config.py", "errors.py", "paths.py", "io.py", "distributed.py"}
+
+
+def test_every_gva_module_the_generation_code_imports_is_counted_or_declared_neutral():
+    """A module outside gva.generate and gva.tiny that generation code imports (gva.data.video:
+    the reference run's MP4 decoding) is in every key (EXTRA_CODE) unless it cannot change clips."""
+    outside = set()
+    for path in provenance.scope_modules():
+        for name in provenance.imported_names(path, provenance.module_name(path)):
+            parts = name.split(".")
+            if parts[0] != "gva" or len(parts) < 2 or parts[1] in provenance.SCOPE:
+                continue
+            for i in range(2, len(parts) + 1):
+                base = provenance.PACKAGE_DIR.joinpath(*parts[1:i])
+                for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+                    if candidate.is_file() and candidate.name != "__init__.py":
+                        outside.add(candidate.relative_to(provenance.PACKAGE_DIR).as_posix())
+    assert "data/video.py" in outside
+    assert outside - NEUTRAL <= set(provenance.EXTRA_CODE), sorted(outside - NEUTRAL - set(provenance.EXTRA_CODE))
+
+
+def test_versions_cover_the_codec_and_the_assignment_libraries():
+    """PyAV (with its bundled FFmpeg/libx264: the h264 round trip, the reference MP4s) and scipy
+    (the reference importer's assignment) can change clip bytes."""
+    versions = provenance.library_versions()
+    assert {"torch", "torch_cuda", "diffusers", "transformers", "numpy", "pillow", "av", "scipy"} <= set(versions)
+    assert versions["av"] is not None and versions["scipy"] is not None
 
 
 def test_code_hash_follows_code_not_comments_or_docstrings(tmp_path):
@@ -162,6 +195,18 @@ def _code_keys(names) -> dict[str, str]:
 def test_every_generation_module_is_in_the_edit_table():
     modules = {p.relative_to(provenance.PACKAGE_DIR).as_posix() for p in provenance.scope_modules()}
     assert modules == set(EDITS)
+
+
+@pytest.mark.parametrize("module", provenance.EXTRA_CODE)
+def test_editing_code_outside_the_generation_packages_changes_every_key(tmp_path, monkeypatch, module):
+    """data/arrays.py (the curated store), data/video.py (MP4 decoding and writing), device.py:
+    every generator's key."""
+    copy = _package_copy(tmp_path, monkeypatch)
+    before = _code_keys(GENERATORS)
+    with open(copy / module, "a") as f:
+        f.write("\n\ndef _an_edit():\n    return 1\n")
+    after = _code_keys(GENERATORS)
+    assert {n for n in GENERATORS if after[n] != before[n]} == set(GENERATORS)
 
 
 @pytest.mark.parametrize("module", sorted(EDITS))

@@ -211,6 +211,42 @@ def test_batch_behaviour_is_as_documented(name, cache_root, images, caplog):
         assert "generates one image per call" in caplog.text
 
 
+def test_i2vgen_image_latent_noise_is_not_the_initial_noise(cache_root, images, monkeypatch):
+    """I2VGen-XL draws the image latents' noise from torch's global RNG: seeded with the image's own
+    seed, on the CPU it drew the same numbers as the start of the initial noise (the call's
+    generator, seeded with that seed too). The global RNG now gets a seed of its own."""
+    import torch
+    from diffusers.models.autoencoders import vae
+    from diffusers.pipelines.deprecated.i2vgen_xl import pipeline_i2vgen_xl
+
+    from gva.generate.i2vgen import latent_seed
+
+    drawn: dict[str, list] = {"image": [], "initial": []}
+
+    def recording(module, what):
+        real = module.randn_tensor
+
+        def randn_tensor(*args, **kwargs):
+            out = real(*args, **kwargs)
+            drawn[what].append(out.detach().flatten().clone())
+            return out
+        monkeypatch.setattr(module, "randn_tensor", randn_tensor)
+
+    recording(vae, "image")
+    recording(pipeline_i2vgen_xl, "initial")
+    gen = built("tiny-i2vgen", cache_root)
+    state = torch.random.get_rng_state()
+    clip = gen.generate(images[:1], SEEDS[:1])
+    assert torch.equal(torch.random.get_rng_state(), state)   # the caller's RNG is left as it was
+    image, initial = drawn["image"][0], drawn["initial"][0]
+    n = min(len(image), len(initial))
+    assert n >= 4 and not torch.allclose(image[:n], initial[:n])
+    assert torch.equal(initial, torch.randn(initial.shape, generator=torch.Generator().manual_seed(SEEDS[0])))
+    assert torch.equal(image, torch.randn(image.shape, generator=torch.Generator().manual_seed(latent_seed(SEEDS[0]))))
+    np.testing.assert_array_equal(gen.generate(images[:1], SEEDS[:1]), clip)   # a function of image and seed
+    assert latent_seed(SEEDS[0]) != SEEDS[0] and latent_seed(SEEDS[0]) == latent_seed(SEEDS[0]) < 2 ** 63
+
+
 @pytest.mark.parametrize("name", NEW)
 def test_the_prompt_conditions_the_clip(name, cache_root, images):
     gen = built(name, cache_root)

@@ -236,6 +236,34 @@ def test_gva_grid_plans_checks_and_queues(tmp_path, monkeypatch, capsys):
     assert rc == 0 and [c[4] for c in calls] == [f"{s}-s2" for s in grid.PAPER_RUNS]
 
 
+def _limits(args: list[str]) -> list[str]:
+    return [a for a in args if a.startswith("data.limit_per_class=")]
+
+
+def test_an_explicit_limit_wins_over_the_base_presets(tmp_path, monkeypatch):
+    """`--base offline --limit 100` queued data.limit_per_class=100 then the preset's 40: 40 won."""
+    offline = presets.load("offline")
+    assert "data.limit_per_class=40" in offline
+    for limit, effective in ((100, "100"), (None, "null"), (grid.FROM_BASE, "40")):
+        runs = grid.plan("/d", base=offline, generators=["repeat"], control=[], seeds=[0], limit=limit)
+        assert _sets(runs[0])["data.limit_per_class"] == effective, limit
+        assert len(_limits(runs[0].all_overrides())) == (2 if limit is grid.FROM_BASE else 1)
+    # a base without a limit: as before, the given one (or null) in second place
+    scratch = presets.load("grid-scratch")
+    for limit, effective in ((100, "100"), (None, "null"), (grid.FROM_BASE, "null")):
+        run = grid.plan("/d", base=scratch, seeds=[0], limit=limit)[0]
+        assert run.overrides[1] == f"data.limit_per_class={effective}" and len(_limits(run.overrides)) == 1
+    rc, calls = _main(monkeypatch, ["grid", str(tmp_path), "--base", "offline", "--limit", "100", "--generators",
+                                    "repeat", "--control", "", "--seeds", "0", "--no-start"])
+    assert rc == 0 and _limits(calls[0]) == ["data.limit_per_class=100"]
+    rc, calls = _main(monkeypatch, ["grid", str(tmp_path), "--base", "offline", "--limit", "null", "--generators",
+                                    "repeat", "--control", "", "--seeds", "0", "--no-start"])
+    assert rc == 0 and _limits(calls[0]) == ["data.limit_per_class=null"]
+    rc, calls = _main(monkeypatch, ["grid", str(tmp_path), "--base", "offline", "--generators", "repeat",
+                                    "--control", "", "--seeds", "0", "--no-start"])
+    assert rc == 0 and _limits(calls[0])[-1] == "data.limit_per_class=40"
+
+
 def test_gva_grid_fails_before_queueing_anything(tmp_path, monkeypatch, capsys):
     rc, calls = _main(monkeypatch, ["grid", str(tmp_path), "--", "-S", "train.lrr=1"])
     assert rc == 2 and calls == []

@@ -66,6 +66,16 @@ def test_a_bad_value_names_the_file_and_the_key(tmp_path):
         presets.load(_write(tmp_path, "model:\n  head: imagenet\n  pretrained: false\n"))
 
 
+def test_a_small_float_loads_and_checks(tmp_path):
+    """``lr: 0.00001`` was spelled ``train.lr=1e-05``, which the check (and PyYAML) read as a string:
+    "train.lr: expected a number, got '1e-05'"."""
+    out = presets.load(_write(tmp_path, "train:\n  lr: 0.00001\n  weight_decay: 5.0e-5\n"))
+    assert out == ["train.lr=1.0e-05", "train.weight_decay=5.0e-05"]
+    assert presets.apply({}, out) == {"train": {"lr": 1e-5, "weight_decay": 5e-5}}
+    with pytest.raises(ConfigError, match=r"q\.yaml: train\.lr: .*non-finite"):
+        presets.load(_write(tmp_path, "train:\n  lr: .inf\n", "q.yaml"))
+
+
 def test_a_path_to_data_is_an_argument_not_a_preset(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.source is set: a path to data is an argument"):
         presets.load(_write(tmp_path, "data:\n  source: /somewhere\n"))

@@ -324,6 +324,33 @@ def test_set_args_and_format_value():
         assert yaml.safe_load(protocol.format_value(value)) == value
 
 
+FLOATS = [0.00001, 1e-5, 3e-4, 2.5e-7, -1e-06, 1e16, 1.5e20, 1e-300, 5e-324, 0.1, 0.01, 1.0, -2.0, 0.0, -0.0,
+          100.0, 123456789.125, 1 / 3, 0.1 + 0.2, 2.0 ** 70]
+
+
+@pytest.mark.parametrize("value", FLOATS)
+def test_a_float_reads_back_as_the_same_float_in_yaml_1_1_and_dvcs_set_param(value):
+    """``1e-05`` is a string to PyYAML (YAML 1.1 needs a dot): a preset with ``lr: 0.00001`` failed
+    its check with "expected a number, got '1e-05'". The spelling is exact (repr's digits)."""
+    text = protocol.format_value(value)
+    back = yaml.safe_load(text)
+    assert isinstance(back, float) and back == value and str(back) == str(value), text
+    assert protocol.format_value([value, 1]) == f"[{text},1]"
+    assert yaml.safe_load(protocol.format_value([value])) == [value]
+    # dvc exp run -S parses with Hydra's override grammar
+    parser = pytest.importorskip("hydra.core.override_parser.overrides_parser").OverridesParser.create()
+    parsed = parser.parse_overrides([f"train.lr={text}"])[0].value()
+    assert isinstance(parsed, float) and parsed == value and str(parsed) == str(value), text
+
+
+def test_format_value_spellings_and_non_finite_floats():
+    assert [protocol.format_value(v) for v in (1e-05, 1.5e-07, 1e16, 0.01, 3, True)] == \
+        ["1.0e-05", "1.5e-07", "1.0e+16", "0.01", "3", "true"]
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(ValueError, match="non-finite"):
+            protocol.format_value(bad)
+
+
 # --- gva protocol ----------------------------------------------------------------------------------
 
 def _parse_lines(text: str) -> dict:

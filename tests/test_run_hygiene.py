@@ -71,3 +71,28 @@ def test_the_next_run_removes_temporaries_a_killed_run_left_but_not_a_live_runs(
     with atomic_path(data / "curated") as tmp:   # the live run has ended (its lock is gone)
         tmp.write_text("x")
     assert not live.exists()
+
+
+def test_the_chunk_cache_removes_killed_runs_temporaries_never_a_live_runs(tmp_path):
+    """svd_generate's chunk cache cleared every temporary over 10 minutes old, by age alone: a
+    concurrent run's chunk in flight (another rank, another experiment sharing GVA_CACHE_DIR) was
+    removed if its write took that long. Now a held temporary stays, however old."""
+    from gva.generate.runner import ChunkCache
+
+    cache = ChunkCache(tmp_path / "key", n=4, clip_shape=(2, 4, 4, 3))
+    chunk = cache.chunk_path(0, 2).name
+    stale = _temporary(cache.directory, chunk, age_s=3600)
+    stale_hash = _temporary(cache.directory, chunk + ".blake2b", age_s=3600)
+    live = _temporary(cache.directory, cache.chunk_path(2, 4).name, age_s=3600)
+    young = _temporary(cache.directory, chunk, age_s=0)
+    kept = cache.directory / "clips_000000000_000000002.npy"
+    kept.write_bytes(b"a committed chunk")
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # a live run still writing it
+    try:
+        assert cache.remove_stale_temporaries() == 2
+        assert not stale.exists() and not stale_hash.exists()
+        assert live.exists() and young.exists() and kept.exists()
+    finally:
+        os.close(fd)
+    assert cache.remove_stale_temporaries() == 1 and not live.exists()   # its run has ended

@@ -28,6 +28,26 @@ REFERENCE_CLASSES = [
 #: md5 of the official Tiny ImageNet zip (data.dvc downloads it): data.md5's default.
 OFFICIAL_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading YAML 1.2's floats without a dot (``1e-05``) as floats.
+
+    ``dvc exp run -S train.lr=1.0e-05`` rewrites params.yaml with ruamel (YAML 1.2), which spells
+    that float ``1e-05``; PyYAML (YAML 1.1) alone reads it as the string ``'1e-05'``, and the stage
+    would fail with "expected a number". Every other value reads as with ``yaml.safe_load``."""
+
+
+ParamsLoader.add_implicit_resolver(  # copies SafeLoader's resolvers first: yaml.safe_load is unchanged
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """A params or preset file's text, parsed as :class:`ParamsLoader` reads it."""
+    return yaml.load(text, Loader=ParamsLoader)  # a SafeLoader: no arbitrary objects
+
+
 # Upper bounds on sizes: a typo such as `svd.frames=1e9` must fail here, with the key named, not
 # deep inside torch's allocator.
 MAX_SIDE = 4096          # pixels of any image side (curated, model input, SVD canvas)
@@ -382,7 +402,7 @@ def load_config(path: str | Path = "params.yaml") -> Config:
     """Read and validate a params file; errors name the file and the key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
     except IsADirectoryError:

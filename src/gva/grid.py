@@ -13,7 +13,8 @@ What an experiment is made of, in order (the later ``-S`` wins):
 
 * ``gva grid``: ``data.source`` (absolute: queued experiments run in ``.dvc/tmp/exps/<tmp>``) and
   ``data.limit_per_class``; the ``--base`` preset (``params/grid-scratch.yaml``: resnet18 from
-  scratch; :mod:`gva.presets`), with ``--epochs2d`` / ``--epochs3d`` replacing its epochs; the
+  scratch; :mod:`gva.presets`), with ``--limit``, ``--epochs2d`` / ``--epochs3d`` replacing its
+  values when given (without ``--limit``: the base's limit, else null); the
   protocol preset's overrides (:mod:`gva.protocol`; the knobs that need ImageNet weights left out
   when the base trains from scratch); ``svd.generator`` and what its default model needs
   (:func:`generator_overrides`: ``Family.native_size``, ``Family.dtype``); ``train2d.frames``;
@@ -31,8 +32,8 @@ a grid that was cut short or reorder one.
 Caching: queued experiments run in temporary workspaces; with one worker (``--jobs 1``) they share
 this checkout's generation cache (``GVA_CACHE_DIR`` is set to ``$PWD/data/.cache`` unless set), so
 the folds of a seed and every configuration with the same clips generate them once. Several
-workers keep a cache each: a worker removes another's unfinished chunk files once they are 10
-minutes old. While a grid runs, leave ``src/`` alone: queued experiments import gva from this
+workers keep a cache each (or share the one ``GVA_CACHE_DIR`` names: a run removes only the
+unfinished chunk files of killed runs, never one a live run is writing). While a grid runs, leave ``src/`` alone: queued experiments import gva from this
 checkout (an editable install), while DVC hashes the code snapshot they were queued with.
 
 Afterwards: ``dvc exp show --json > exps.json && gva report --exp-json exps.json --out reports``.
@@ -49,8 +50,9 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gva import presets, protocol
 from gva.errors import ConfigError
@@ -62,6 +64,14 @@ EXISTING_STATES = ("Queued", "Running", "Success")
 TARGET = "dvc.yaml"   # leaves out data.dvc (the official download): data.source is local
 #: The paragraphs of this docstring that ``gva grid --help`` shows.
 NOTES = ("Names:", "Caching:", "Afterwards:", "Stopping:")
+
+
+class _FromBase(Enum):
+    TOKEN = "the base preset's"
+
+
+#: :func:`plan`'s ``limit`` when none was given: the base preset's ``data.limit_per_class``, else null.
+FROM_BASE: Final = _FromBase.TOKEN
 
 
 @dataclass(frozen=True)
@@ -129,12 +139,14 @@ def protocol_overrides(preset: str, without: Iterable[str] = (), pretrained: boo
 
 def plan(data_dir: str, *, base: Sequence[str] = (), generators: Sequence[str] = ("repeat", "motion"),
          control: Sequence[str] = ("motion",), first: bool = True, seeds: Sequence[int] = (0, 1, 2),
-         vary_all: bool = False, folds: int | None = None, limit: int | None = None,
+         vary_all: bool = False, folds: int | None = None, limit: int | None | _FromBase = FROM_BASE,
          epochs2d: int | None = None, epochs3d: int | None = None, preset: str = "gva",
          audit: bool = False, loo: Sequence[str] = LOO, pretrained: bool = False,
          extra: Sequence[str] = ()) -> list[Experiment]:
     """The experiments of a grid, in queue order (seed-major, then generator, then variant, then
-    fold). ``base``: the base preset's overrides (:func:`gva.presets.load`); ``pretrained``: whether
+    fold). ``base``: the base preset's overrides (:func:`gva.presets.load`); ``limit``, ``epochs2d``,
+    ``epochs3d``: replace the base's values (``limit`` None: the whole split; :data:`FROM_BASE`, the
+    default: the base's limit, else null); ``pretrained``: whether
     it starts from ImageNet weights (else the protocol knobs that need them are left out);
     ``control``: generators that also get the ``train2d.frames=all`` control; ``first=False``:
     only those controls; ``audit``: per generator and seed, gva's protocol, the reference protocol
@@ -142,7 +154,11 @@ def plan(data_dir: str, *, base: Sequence[str] = (), generators: Sequence[str] =
     ``folds``: every experiment as ``folds`` runs, ``data.fold`` 0..K-1 (``-f<k>``). ``generators``,
     ``control`` and ``loo`` may be space-separated strings, as the command line takes them."""
     generators, control, loo = (x.split() if isinstance(x, str) else x for x in (generators, control, loo))
-    common = [f"data.source={data_dir}", f"data.limit_per_class={protocol.format_value(limit)}", *base]
+    if isinstance(limit, _FromBase):   # the base's limit wins over the leading null
+        common = [f"data.source={data_dir}", "data.limit_per_class=null", *base]
+    else:                              # an explicit limit replaces the base's
+        common = [f"data.source={data_dir}", f"data.limit_per_class={protocol.format_value(limit)}",
+                  *(o for o in base if o.partition("=")[0] != "data.limit_per_class")]
     if epochs2d is not None:
         common = _set(common, "train2d.epochs", epochs2d)
     if epochs3d is not None:

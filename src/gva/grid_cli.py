@@ -107,8 +107,9 @@ def grid_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=_count("--folds", 2), metavar="K",
                    help="cross-fitting: every experiment runs as K, data.fold 0..K-1 of data.folds=K (named "
                         "<name>-f<k>); `gva report` pools them, so every image is a test image")
-    p.add_argument("--limit", type=_limit, default=None, metavar="N|null",
-                   help="data.limit_per_class (default null: the whole split)")
+    p.add_argument("--limit", type=_limit, default=grid.FROM_BASE, metavar="N|null",
+                   help="data.limit_per_class, replacing the base's (null: the whole split; default: the "
+                        "base's, else null)")
     p.add_argument("--epochs2d", type=_count("--epochs2d", 1), help="train2d.epochs (default: the base's, 10)")
     p.add_argument("--epochs3d", type=_count("--epochs3d", 1), help="train3d.epochs (default: the base's, 2)")
     p.add_argument("--preset", choices=protocol.PRESETS, default="gva",

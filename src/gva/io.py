@@ -56,15 +56,31 @@ def _hold(directory: Path) -> int | None:
     return fd
 
 
+#: An :func:`atomic_path` temporary's name: ``.<the output's name>.<8 chars>.tmp`` (tempfile.mkdtemp).
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
 def remove_stale_temporaries(path: str | Path, keep: Path | None = None) -> int:
     """Remove the :func:`atomic_path` temporaries of ``path`` that killed runs left behind: its
     siblings ``.<name>.<8 chars>.tmp`` that no live process holds (each run holds its own with a
     ``flock`` while it writes) and that are over 2 s old (one just made may not be held yet).
     Returns how many were removed; where locks are not available nothing is removed."""
     path = Path(path)
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    return _remove_unheld(path.parent, path.name, keep, str(path))
+
+
+def remove_stale_temporaries_in(directory: str | Path) -> int:
+    """:func:`remove_stale_temporaries` for every output in ``directory``: the temporaries there
+    that killed runs left (none a live run holds, however old)."""
+    return _remove_unheld(Path(directory), None, None, f"outputs in {directory}")
+
+
+def _remove_unheld(directory: Path, name: str | None, keep: Path | None, what: str) -> int:
+    """Remove the temporaries in ``directory`` (of output ``name``; None: of any) that no live
+    process holds and that are over 2 s old, ``keep`` aside."""
     try:
-        entries = [e for e in os.scandir(path.parent) if pattern.match(e.name)]
+        entries = [e for e in os.scandir(directory)
+                   if (m := _TEMPORARY.match(e.name)) and (name is None or m.group("name") == name)]
     except OSError:
         return 0
     removed, now = 0, time.time()
@@ -85,7 +101,7 @@ def remove_stale_temporaries(path: str | Path, keep: Path | None = None) -> int:
         finally:
             os.close(fd)
     if removed:
-        log.info("removed %d temporary(ies) of %s that a killed run left", removed, path)
+        log.info("removed %d temporary(ies) of %s that a killed run left", removed, what)
     return removed
 
 

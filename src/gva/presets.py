@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from gva.config import config_from_dict
+from gva.config import config_from_dict, load_yaml
 from gva.errors import ConfigError
 from gva.protocol import format_value
 
@@ -59,7 +59,7 @@ def read(name_or_path: str | Path) -> dict[str, Any]:
     """The preset's mapping as written (nested), checked to be one; not yet validated."""
     path = path_of(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         names = ", ".join(known()) or "none"
         raise ConfigError(f"{path}: no such preset (presets in {PRESETS_DIR}/: {names})") from None
@@ -87,8 +87,15 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def lines(values: Mapping[str, Any]) -> list[str]:
-    """Flattened values -> ``key=value`` strings, as ``dvc exp run -S`` takes them."""
-    return [f"{key}={format_value(value)}" for key, value in values.items()]
+    """Flattened values -> ``key=value`` strings, as ``dvc exp run -S`` takes them (a value that
+    has no such spelling, a non-finite float: a :class:`ConfigError` naming the key)."""
+    out = []
+    for key, value in values.items():
+        try:
+            out.append(f"{key}={format_value(value)}")
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    return out
 
 
 def apply(params: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def apply(params: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]
         if not sep or not key:
             raise ConfigError(f"{item!r}: an override is key=value")
         try:
-            value = yaml.safe_load(text) if text else ""
+            value = load_yaml(text) if text else ""
         except yaml.YAMLError:
             value = text
         node = out
@@ -119,7 +126,7 @@ def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         return {}
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path.read_text(encoding="utf-8"))
     return raw if isinstance(raw, dict) else {}
 
 
@@ -143,7 +150,10 @@ def load(name_or_path: str | Path, params: str | Path | Mapping[str, Any] = "par
     for key in ARGUMENT_KEYS:
         if key in values:
             raise ConfigError(f"{path}: {key} is set: a path to data is an argument, not part of a preset")
-    out = lines(values)
+    try:
+        out = lines(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     check(out, params if isinstance(params, Mapping) else read_params(params), str(path))
     return out
 

@@ -16,6 +16,7 @@ from the same models, so a run with it yields two variants, with and without it.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -95,12 +96,30 @@ def overrides(preset: str, without: tuple[str, ...] = (), pretrained: bool = Tru
     return out
 
 
+def format_float(value: float) -> str:
+    """A finite float spelled so that PyYAML (YAML 1.1), YAML 1.2 and ``dvc exp run -S`` (Hydra's
+    override grammar) all read it back as the same float: the shortest round-trip digits
+    (``repr``), with a ``.0`` in an exponent form's mantissa (``1e-05`` -> ``1.0e-05``), since YAML
+    1.1 reads a float only with a dot (``1e-05`` would be the string ``'1e-05'``). Not finite:
+    a ``ValueError`` (no spelling is a float to all three: YAML ``.inf``, Hydra ``inf``)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r}: a non-finite float has no spelling both YAML and dvc exp run -S read")
+    text = repr(float(value))
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
 def format_value(value: Any) -> str:
-    """A value as ``dvc exp run -S`` parses it (YAML flow style)."""
+    """A value as ``dvc exp run -S`` parses it (YAML flow style); a float as :func:`format_float`
+    spells it, so that it reads back as the same float."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return format_float(value)
     if isinstance(value, list):
         return "[" + ",".join(format_value(v) for v in value) + "]"
     return str(value)

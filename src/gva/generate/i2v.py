@@ -11,7 +11,9 @@ settings, cache key, batches, one CPU ``torch.Generator`` per image):
 * **prompts** -- one :class:`~gva.generate.base.Prompt` per image (rendered and leak-checked by
   :mod:`gva.generate.prompts`), with ``svd.guidance`` (null: the family's default);
 * **frames** -- ``svd.frames`` is the clip length gva stores. Models whose VAE compresses time
-  accept only ``1 + k * step`` frames (CogVideoX and Wan: 4k+1, LTX: 8k+1): the smallest such count
+  accept only ``1 + k * step`` frames (``I2VFamily.frame_step``; Wan: 4k+1, LTX and CogVideoX:
+  8k+1 -- CogVideoX's pipeline takes 4k+1 but only 8k+1 decode exact, :mod:`~gva.generate.cogvideox`;
+  I2VGen-XL: any count): the smallest such count
   >= ``svd.frames`` is generated and ``svd.frames`` evenly spaced frames are kept, first and last
   included (both recorded in ``generation.json``); frame 0 is the image itself with
   ``svd.first_frame: original``;

@@ -7,8 +7,10 @@ Two quirks of the (deprecated) diffusers pipeline, handled here:
 
 * it samples the image latents from torch's *global* RNG (``latent_dist.sample()`` without the
   call's generators), so a clip would depend on what ran before it. Each call therefore holds one
-  image and runs under a forked global RNG seeded with that image's seed: the clip depends on the
-  image and its seed only, and the caller's RNG state is left as it was;
+  image and runs under a forked global RNG seeded from that image's seed (:func:`latent_seed`: a
+  seed of its own, since on the CPU a global RNG seeded with the call generator's seed would draw
+  the image-latent noise equal to the start of the initial noise): the clip depends on the image
+  and its seed only, and the caller's RNG state is left as it was;
 * its default ``clip_skip=1`` reads ``text_encoder.text_model``, which transformers 5's
   ``CLIPTextModel`` no longer has: the prompt embeddings are computed as the pipeline would
   (:func:`i2vgen_prompt_embeds`) and passed in.
@@ -17,6 +19,7 @@ Two quirks of the (deprecated) diffusers pipeline, handled here:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +29,13 @@ from gva.generate.i2v import I2VFamily, I2VGenerator
 I2VGEN = I2VFamily(name="i2vgen", pipeline="I2VGenXLPipeline", default_model="ali-vilab/i2vgen-xl",
                    frame_step=1, multiple=8, guidance=9.0, fps_arg="target_fps",
                    batch_note="I2VGenXLPipeline samples image latents from torch's global RNG, seeded per image")
+
+
+def latent_seed(seed: int) -> int:
+    """The global RNG's seed for an image of seed ``seed``: a 63-bit hash of it, so the image-latent
+    noise is not the call generator's stream (seeded with ``seed`` itself) again."""
+    digest = hashlib.blake2b(f"gva-i2vgen-image-latents:{int(seed)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 class I2VGenXLGenerator(I2VGenerator):
@@ -44,7 +54,7 @@ class I2VGenXLGenerator(I2VGenerator):
         (seed,) = seeds  # one image per call (batch_note)
         device = self.pipe.device  # the latents are sampled where the VAE runs
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            torch.manual_seed(int(seed))  # seeds the CPU and every CUDA device
+            torch.manual_seed(latent_seed(seed))  # seeds the CPU and every CUDA device
             yield
 
 

@@ -9,7 +9,8 @@ The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key
 * ``code_hash`` -- the code that can change this generator's clips (:func:`generator_code_files`):
   the stage (``stage.py``) and the generator's class hierarchy, every module of ``gva.generate``
   and ``gva.tiny`` those import -- transitively, imports inside functions included -- and
-  ``gva/data/arrays.py`` (reads the curated store) and ``gva/device.py`` (which CUDA kernels run).
+  ``gva/data/arrays.py`` (reads the curated store), ``gva/data/video.py`` (decodes the reference
+  run's MP4s, writes the previews) and ``gva/device.py`` (which CUDA kernels run).
   So the runner, the base class, the factory and the protocol wrapper count for every generator,
   ``pipelines.py`` for the diffusers ones and the importer, ``i2v.py`` and ``prompts.py`` for the
   text-conditioned ones, a family module and its tiny build only for their own generators. What only names or lists
@@ -20,7 +21,9 @@ The resume cache (``data/.cache/svd/<key>``) keys committed chunks by :func:`key
   edit changes it;
 * ``versions`` -- Python (major.minor: the syntax-tree format follows it) and the libraries whose
   version can change a clip: torch (with its build tag and CUDA version), diffusers,
-  transformers, numpy, pillow (the same set for every generator).
+  transformers, numpy, pillow, av (PyAV with its bundled FFmpeg and libx264: the ``svd.codec:
+  h264`` round trip, the reference run's MP4 decoding) and scipy (the reference importer's
+  assignment) -- the same set for every generator.
 
 A code or library change therefore gives a new key and regeneration, never a resume from chunks
 another code made. The chunks under a key were all made under that key's code and versions, so
@@ -48,9 +51,10 @@ NAMING = ("generate/__init__.py", "generate/registry.py")
 #: The stage, which every generator's clips go through (with what it imports).
 STAGE = "generate/stage.py"
 #: gva modules outside SCOPE whose code can change clip bytes (relative to PACKAGE_DIR).
-EXTRA_CODE = ("data/arrays.py", "device.py")
-#: Distributions whose versions can change clip bytes (importlib.metadata names).
-LIBRARIES = ("torch", "diffusers", "transformers", "numpy", "pillow")
+EXTRA_CODE = ("data/arrays.py", "data/video.py", "device.py")
+#: Distributions whose versions can change clip bytes (importlib.metadata names): ``av`` is PyAV,
+#: whose wheels bundle the FFmpeg and libx264 that encode and decode the MP4s.
+LIBRARIES = ("torch", "diffusers", "transformers", "numpy", "pillow", "av", "scipy")
 
 
 def scope_modules() -> list[Path]:

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,12 +43,11 @@ from gva.data.arrays import open_memmap_reserved
 from gva.distributed import Dist
 from gva.generate import factory
 from gva.generate.base import Generator, Inputs
-from gva.io import atomic_path, hash_files, write_json
+from gva.io import atomic_path, hash_files, remove_stale_temporaries_in, write_json
 
 log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^clips_(\d+)_(\d+)\.npy$")
-_STALE_TMP_S = 600  # atomic_path temporaries older than this are left-overs of a killed run
 _HASH_SUFFIX = ".blake2b"  # beside each chunk: the hex blake2b-128 of its file, recorded at commit
 
 
@@ -185,17 +183,11 @@ class ChunkCache:
         st = path.stat()  # hashed just now: not again in this run
         self._verified[path.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
 
-    def remove_stale_temporaries(self, max_age_s: float = _STALE_TMP_S) -> int:
-        """Delete atomic_path temporaries a killed run left behind (old enough not to be in use)."""
-        removed, now = 0, time.time()
-        for p in self.directory.glob(".*.tmp"):
-            try:
-                if now - p.stat().st_mtime > max_age_s:
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed += 1
-            except FileNotFoundError:
-                pass
-        return removed
+    def remove_stale_temporaries(self) -> int:
+        """Delete the atomic_path temporaries killed runs left behind: those no live process holds
+        (:func:`gva.io.remove_stale_temporaries_in`), so a concurrent run's chunk in flight (another
+        rank, another experiment sharing ``GVA_CACHE_DIR``) is never removed, however long it takes."""
+        return remove_stale_temporaries_in(self.directory)
 
     def assemble(self, path: str | Path) -> None:
         """Write all N clips, in row order, to ``path`` (.npy, memory-mappable), atomically."""

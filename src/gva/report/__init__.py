@@ -27,7 +27,8 @@ The package, by job:
 * :mod:`gva.report.audit` — protocol-audit rows and the 3-D gain vs 2-D domain shift split;
 * :mod:`gva.stats.crossed` — seeds (or seed x fold models) and images as crossed random effects:
   Δ's interval, p, TOST and MDE with Satterthwaite's degrees of freedom (what verdicts use);
-* :mod:`gva.report.inference` — two-level bootstrap (a cross-check), TOST, Holm, verdicts;
+* :mod:`gva.stats.bootstrap` — the two-level bootstrap over seeds and test images (a cross-check);
+* :mod:`gva.report.inference` — TOST, Holm (re-exported from :mod:`gva.stats.paired`), verdicts;
 * :mod:`gva.report.compare` — the comparisons section built from the runs' predictions;
 * :mod:`gva.report.design` — comparisons declared in a design file (``--design``), by family;
 * :mod:`gva.report.build` — the :class:`~gva.report.build.Report` value: everything computed once;

@@ -15,7 +15,7 @@ test images (:mod:`gva.stats.crossed`): its Student-t interval and p, Holm-adjus
 family (:func:`decide`; duplicates counted once), the MDE of the same model and decision rule,
 TOST against the declared equivalence margin, and the verdict whose wording follows from those
 numbers (:func:`gva.report.inference.verdict`). The two-level bootstrap over seeds and test
-images (:mod:`gva.report.inference`) gives Δ top-3 (with the ranked ``top3_*`` columns), Δ
+images (:mod:`gva.stats.bootstrap`) gives Δ top-3 (with the ranked ``top3_*`` columns), Δ
 macro-F1 and a cross-check of Δ top-1. One comparison may be declared primary (``gva report
 --primary NAME``); a design file declares families of them (:mod:`gva.report.design`).
 
