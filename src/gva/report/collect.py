@@ -282,8 +282,10 @@ def _read(path: Path, kind: str) -> Any:
     :class:`ReportError` naming it."""
     if kind == "JSON":
         return parse_json(path.read_text(), str(path))
+    from gva.config import load_yaml  # YAML 1.2 floats: DVC writes -S lr=1.0e-05 as `lr: 1e-05`
+
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ReportError(f"{path}: not valid {kind}: {exc}") from exc
 
