@@ -302,3 +302,10 @@ def test_reads_the_paper_numbers_from_the_reference_results():
     from gva.report.papertable import read_reference
     assert read_reference(REFERENCE_RESULTS) == {("model2d", "top1"): 0.542, ("model3d", "top1"): 0.758,
                                                  ("model2d", "top3"): 0.778, ("model3d", "top3"): 0.904}
+
+
+def test_an_mde_of_one_or_more_reads_none_detectable():
+    from gva.report.inference import mde_text, verdict
+    assert mde_text(0.0614) == "±0.061" and mde_text(3.188) == "≥ 1: none detectable"
+    v = verdict(0.016, -0.610, 0.642, 0.803, 3.188, 0.02, 0.475, label="R1 − R3")
+    assert v.kind == "inconclusive" and v.text.endswith("no detectable difference (MDE ≥ 1: none detectable)")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gva.errors import ReportError
-from gva.report.inference import Verdict, holm, verdict
+from gva.report.inference import Verdict, holm, mde_text, verdict
 from gva.report.predictions import align_seeds, paired_seed
 from gva.report.stats import SEED_KEY, ConfigResult, by_seed, control_pairs, twins
 from gva.stats import crossed
@@ -309,7 +309,7 @@ def comparison_table(rows: Sequence[Comparison]) -> list[str]:
             f"| {star}{c.name}{dup} | {len(c.seeds)}{' (images only)' if len(c.seeds) < 2 else ''} | "
             f"{c.fit.estimate:+.3f} [{c.low:+.3f}, {c.high:+.3f}] | "
             f"{c.fit.df:.1f} | {_ci(c.top1)} | {_ci(c.top3)} | {_ci(c.f1)} | "
-            f"{_p(c.p)} | {_p(c.p_holm)} | ±{c.mde:.3f} | {_p(c.p_tost)} | {c.verdict.text} |")
+            f"{_p(c.p)} | {_p(c.p_holm)} | {mde_text(c.mde)} | {_p(c.p_tost)} | {c.verdict.text} |")
     return lines
 
 

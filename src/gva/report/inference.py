@@ -64,8 +64,14 @@ def verdict(estimate: float, low: float, high: float, p_adjusted: float, mde: fl
     if margin is not None and p_tost is not None and p_tost < alpha:
         return Verdict("equivalent",
                        f"{head}: equivalent within ±{margin:.3f} (TOST p {_p_text(p_tost)})")
-    tail = f" (MDE ±{mde:.3f})" if mde is not None else ""
+    tail = f" (MDE {mde_text(mde)})" if mde is not None else ""
     return Verdict("inconclusive", f"{head}: no detectable difference{tail}")
+
+
+def mde_text(mde: float) -> str:
+    """``±0.061``; at 1 or more (a top-1 difference cannot exceed 1: with a few seeds the t reference
+    can have about one degree of freedom), ``≥ 1: none detectable``."""
+    return f"±{mde:.3f}" if mde < 1 else "≥ 1: none detectable"
 
 
 def _p_text(p: float) -> str:
@@ -73,4 +79,4 @@ def _p_text(p: float) -> str:
     return f"= {p:.3f}" if p >= 0.001 else "< 0.001"
 
 
-__all__ = ["tost", "holm", "Verdict", "verdict"]
+__all__ = ["tost", "holm", "Verdict", "verdict", "mde_text"]
